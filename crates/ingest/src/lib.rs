@@ -1,0 +1,138 @@
+//! Decoders and correlators: bytes in, [`MessageRecord`]s and [`Reject`]s out.
+//!
+//! Every format is one module with no I/O of its own beyond reading the
+//! reader it is handed; all of them report to a [`Sink`]. Line-oriented logs
+//! (Postfix, Sendmail, Exim) go through a correlator that holds the open
+//! messages of a log (by host and queue id) and emits one record per message
+//! when its life ends (or when the input ends). Message files (eml, mbox,
+//! Maildir) go through [`mime`], which emits one record per message.
+//!
+//! Nothing here panics on input: malformed input becomes a [`Reject`] with
+//! the file and line (or byte offset), which the caller counts, reports and
+//! keeps in quarantine. The whole decode of one message is additionally
+//! wrapped in `catch_unwind` at the boundary (see [`mime::parse_message`]),
+//! because a parser bug must cost one message, never the import.
+
+use chrono::{DateTime, Utc};
+use mailtrail_model::{MessageRecord, Reject};
+
+pub mod detect;
+pub mod exim;
+pub mod lines;
+pub mod maildir;
+pub mod mbox;
+pub mod mime;
+pub mod postfix;
+pub mod sendmail;
+pub mod syslog;
+
+/// Where decoded records and rejects go (the store, a test's vector, ...).
+pub trait Sink {
+    /// A correlated message. An error stops the import (e.g. the store failed).
+    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError>;
+    /// Input that could not be decoded; the import goes on.
+    fn reject(&mut self, reject: Reject) -> Result<(), SinkError>;
+    /// Bytes of input consumed so far in the current file (for progress bars).
+    fn progress(&mut self, _bytes: u64) {}
+}
+
+/// A sink failure: the destination could not take the record. Aborts the import.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// Errors that stop an import of one input (I/O, a sink failure). Malformed
+/// *content* is never an error: it is a [`Reject`].
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("{path}: cannot tell the format; name it with --format ({hint})")]
+    UnknownFormat { path: String, hint: String },
+}
+
+/// Input formats `mailtrail import` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A syslog file carrying Postfix, Sendmail and/or Exim lines (RFC 3164,
+    /// RFC 3339 stamps or RFC 5424). Each line goes to the decoder of its program.
+    Syslog,
+    /// Exim's own main log (`YYYY-MM-DD HH:MM:SS id <= ...`).
+    EximMainlog,
+    /// One RFC 5322 message per file.
+    Eml,
+    /// A Unix mbox (mboxo/mboxrd, `From ` separators).
+    Mbox,
+    /// A Maildir tree (`cur/`, `new/`; sub-folders are walked).
+    Maildir,
+}
+
+impl Format {
+    pub const NAMES: &'static [(&'static str, Format)] = &[
+        ("syslog", Format::Syslog),
+        ("postfix", Format::Syslog),
+        ("sendmail", Format::Syslog),
+        ("exim", Format::EximMainlog),
+        ("exim-mainlog", Format::EximMainlog),
+        ("eml", Format::Eml),
+        ("mbox", Format::Mbox),
+        ("maildir", Format::Maildir),
+    ];
+
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, f)| *f)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Syslog => "syslog",
+            Format::EximMainlog => "exim-mainlog",
+            Format::Eml => "eml",
+            Format::Mbox => "mbox",
+            Format::Maildir => "maildir",
+        }
+    }
+}
+
+/// Settings every decoder may need.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Time zone of log stamps that carry none (RFC 3164, Exim mainlog).
+    pub timezone: chrono_tz::Tz,
+    /// A time known to be at or after the last line of the input (the file's
+    /// modification time): RFC 3164 stamps have no year, and the year is
+    /// inferred so that the input ends no later than this, with New-Year
+    /// rollovers inside the file handled.
+    pub reference_time: DateTime<Utc>,
+    /// Force the year of the first RFC 3164 line instead of inferring it.
+    pub year: Option<i32>,
+    /// The longest line or header block kept; longer input is rejected (and
+    /// its first bytes quarantined) instead of being buffered without limit.
+    pub max_line_bytes: usize,
+    /// The largest single message read from a mailbox; larger ones are rejected.
+    pub max_message_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            timezone: chrono_tz::UTC,
+            reference_time: Utc::now(),
+            year: None,
+            max_line_bytes: 64 * 1024,
+            max_message_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The most bytes of a rejected input kept in quarantine.
+pub const QUARANTINE_EXCERPT_BYTES: usize = 64 * 1024;

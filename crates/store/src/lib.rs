@@ -1,0 +1,1 @@
+//! mailtrail storage (being written).
