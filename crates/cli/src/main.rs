@@ -1,1 +1,564 @@
-fn main() {}
+//! `mailtrail`: the one binary. Each subcommand wires the library crates
+//! together; no mail logic lives here beyond presentation.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mailtrail_ingest::{DecodeOptions, Format};
+use mailtrail_model::OrgDomains;
+use mailtrail_store::query::{self, QueryContext};
+use mailtrail_store::sqlite::SqliteOptions;
+use mailtrail_store::{Page, SqliteStore, Store, StoredMessage};
+
+mod config;
+mod demo;
+mod generate;
+mod import;
+mod output;
+
+use config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "mailtrail",
+    version,
+    about = "Unified mail-log management: every message your organisation sends or receives, in one searchable place",
+    long_about = "Unified mail-log management: every message your organisation sends or receives, \
+from mail-server logs and mailboxes, in one searchable place.\n\n\
+Start with `mailtrail demo` to see it work on a generated company's mail, then \
+`mailtrail import /var/log/mail.log` and `mailtrail search 'from:someone@example.co.jp'`.",
+    after_help = "Configuration: mailtrail.toml in the current directory (or --config FILE) with \
+data_dir, timezone and org_domains; every setting can also be given as a flag or MAILTRAIL_* variable."
+)]
+struct Cli {
+    /// Data directory (database, blobs, quarantine). Default: ./mailtrail-data
+    #[arg(long, global = true, env = "MAILTRAIL_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file. Default: ./mailtrail.toml when it exists
+    #[arg(long, global = true, env = "MAILTRAIL_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Time zone for log stamps without one and for display (IANA name, e.g. Asia/Tokyo)
+    #[arg(long, global = true, env = "MAILTRAIL_TIMEZONE", value_name = "ZONE")]
+    timezone: Option<String>,
+    /// The organisation's own mail domain; repeat or separate with commas. Decides the direction
+    #[arg(
+        long = "org-domain",
+        global = true,
+        env = "MAILTRAIL_ORG_DOMAINS",
+        value_name = "DOMAIN",
+        value_delimiter = ','
+    )]
+    org_domains: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import mail logs and mailboxes (format detected from content)
+    #[command(
+        long_about = "Import mail logs and mailboxes. Each PATH may be a file (Postfix, \
+Sendmail or Exim syslog file, Exim main log, .eml, mbox) or a folder (a Maildir, or a folder whose \
+files are imported one by one). Importing the same input again adds nothing; the same email seen \
+in a log and in a mailbox becomes one message. Malformed input never stops the import: it is \
+counted, reported with its file and line, and kept in the quarantine (see `mailtrail quarantine`)."
+    )]
+    Import(ImportArgs),
+    /// Search messages with the query language
+    #[command(long_about = QUERY_HELP)]
+    Search(SearchArgs),
+    /// Show one message: headers, decoded body, attachments and deliveries
+    Show(ShowArgs),
+    /// Totals: messages, and deliveries by status
+    Stats(FormatArgs),
+    /// List rejected input kept in the quarantine
+    Quarantine(QuarantineArgs),
+    /// Generate a small company's mail, import it, and show example searches
+    Demo(DemoArgs),
+    /// Generate synthetic Postfix logs and Maildirs (for tests and benchmarks)
+    Generate(GenerateArgs),
+}
+
+const QUERY_HELP: &str = "Search messages. Words and \"quoted phrases\" search subject, body, \
+attachment names and addresses; Japanese text matches as an exact substring (社外秘, 機密), \
+full-width/half-width and upper/lower case are the same.\n\n\
+Operators:\n  from: to: cc: bcc:      address or name (to: also matches envelope recipients)\n  \
+subject: body: filename: text in one field\n  has:attachment\n  \
+direction:inbound|outbound|internal|relayed\n  \
+status:delivered|sent|deferred|bounced|expired|rejected|received\n  \
+system:postfix|sendmail|exim|mailbox (or postfix@HOST)\n  \
+after:2026-11-01  before:2026-11-27  (dates in the configured time zone)\n  \
+newer_than:7d  older_than:2w  (h d w m y)\n  larger:5M  smaller:100K\n  \
+-term  NOT;  a OR b;  ( ... ) grouping; terms side by side must all match.\n\n\
+Examples:\n  mailtrail search '社外秘 direction:outbound newer_than:30d'\n  \
+mailtrail search --count 'from:taro.yamada@example.co.jp has:attachment'\n  \
+mailtrail search --format json 'filename:顧客リスト OR subject:confidential'";
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Files or folders to import
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Input format instead of detection: syslog (Postfix/Sendmail/Exim via syslog), exim-mainlog, eml, mbox, maildir
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<Format>,
+    /// Year of the first line of syslog files whose stamps have none (default: inferred from the file's modification time)
+    #[arg(long)]
+    year: Option<i32>,
+    /// No progress bar
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s)
+        .ok_or_else(|| format!("unknown format {s:?}; known: {}", import::format_names()))
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// The query (quote it for the shell); empty matches everything
+    #[arg(value_name = "QUERY", default_value = "")]
+    query: Vec<String>,
+    /// Print only the number of matching messages
+    #[arg(long)]
+    count: bool,
+    /// Most messages to print
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Skip this many messages first (for paging)
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+    /// Output: table for people, json (one object per line) or csv for tools
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// Message id (the ID column of `search`) or Message-ID
+    #[arg(value_name = "ID")]
+    id: String,
+    /// Write the original message bytes to standard output
+    #[arg(long)]
+    raw: bool,
+    /// json prints the search record plus the decoded body
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Args)]
+struct FormatArgs {
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Args)]
+struct QuarantineArgs {
+    /// Most entries to list, newest first
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Lines of Postfix log to generate
+    #[arg(long, default_value_t = 30_000)]
+    pub log_lines: u64,
+    /// Messages to put in the demo Maildir
+    #[arg(long, default_value_t = 800)]
+    pub messages: u64,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Output folder (maillog and Maildir/ are written inside)
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
+    /// Approximate number of Postfix log lines (0 for none)
+    #[arg(long, default_value_t = 0)]
+    pub postfix_lines: u64,
+    /// Number of Maildir messages (0 for none)
+    #[arg(long, default_value_t = 0)]
+    pub maildir_messages: u64,
+    /// Employees of the generated company (its domain is the first --org-domain, else example.co.jp)
+    #[arg(long, default_value_t = 200)]
+    pub employees: usize,
+    /// Days of mail, ending now
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Seed: the same seed gives the same data
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mailtrail: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let overrides = Overrides {
+        config: cli.config,
+        data_dir: cli.data_dir,
+        timezone: cli.timezone,
+        org_domains: cli.org_domains,
+    };
+    let config = Config::load(&overrides)?;
+    match cli.command {
+        Command::Import(args) => cmd_import(&config, args),
+        Command::Search(args) => cmd_search(&config, args),
+        Command::Show(args) => cmd_show(&config, args),
+        Command::Stats(args) => cmd_stats(&config, args),
+        Command::Quarantine(args) => cmd_quarantine(&config, args),
+        Command::Demo(args) => demo::run(&config, &args).map(|()| ExitCode::SUCCESS),
+        Command::Generate(args) => demo::generate_cmd(&config, &args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+pub fn open_store(config: &Config) -> Result<SqliteStore> {
+    SqliteStore::open(
+        &config.data_dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(&config.org_domains),
+            durable: true,
+        },
+    )
+    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+fn cmd_import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
+    if config.org_domains.is_empty() {
+        eprintln!(
+            "note: no organisation domains configured (org_domains / --org-domain): \
+             directions will all be `relayed`"
+        );
+    }
+    let mut store = open_store(config)?;
+    let options = import::ImportOptions {
+        format: args.format,
+        data_dir: config.data_dir.clone(),
+        timezone: config.timezone,
+        year: args.year,
+        quiet: args.quiet,
+    };
+    let (report, elapsed) = import::timed(|| import::run(&mut store, &args.paths, &options))?;
+    import::print_report(&report, elapsed);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn parse_query(config: &Config, text: &str) -> Result<query::Expr> {
+    let ctx = QueryContext {
+        now: Utc::now(),
+        timezone: config.timezone,
+    };
+    query::parse(text, &ctx).map_err(|e| anyhow::anyhow!("query: {e}"))
+}
+
+fn cmd_search(config: &Config, args: SearchArgs) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let text = args.query.join(" ");
+    let expr = parse_query(config, &text)?;
+    if args.count {
+        println!("{}", store.count(&expr)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let messages = store.search(
+        &expr,
+        Page {
+            limit: args.limit,
+            offset: args.offset,
+        },
+    )?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        OutputFormat::Json => {
+            for m in &messages {
+                writeln!(out, "{}", output::message_json(m, config.timezone))?;
+            }
+        }
+        OutputFormat::Csv => {
+            writeln!(out, "{}", output::CSV_HEADER)?;
+            for m in &messages {
+                writeln!(out, "{}", output::csv_row(m, config.timezone))?;
+            }
+        }
+        OutputFormat::Table => {
+            let total = store.count(&expr)?;
+            writeln!(out, "{}", output::table_header())?;
+            for m in &messages {
+                writeln!(out, "{}", output::table_row(m, config.timezone))?;
+            }
+            let shown = messages.len() as u64;
+            writeln!(
+                out,
+                "{total} message(s) match; showing {}–{}",
+                if shown == 0 { 0 } else { args.offset + 1 },
+                args.offset + shown
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find_message(store: &SqliteStore, id: &str) -> Result<StoredMessage> {
+    let found = match id.parse::<i64>() {
+        Ok(n) => store.message(n)?,
+        Err(_) => match mailtrail_model::normalize_message_id(id) {
+            Some(mid) => store.message_by_message_id(&mid)?,
+            None => None,
+        },
+    };
+    found.with_context(|| {
+        format!("no message {id:?} (use the ID column of `mailtrail search` or a Message-ID)")
+    })
+}
+
+fn cmd_show(config: &Config, args: ShowArgs) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let m = find_message(&store, &args.id)?;
+    let raw = match &m.content_hash {
+        Some(hash) => store.raw_message(hash)?,
+        None => None,
+    };
+    if args.raw {
+        let Some(raw) = raw else {
+            bail!(
+                "message {} was seen only in logs ({}): no content was captured",
+                m.id,
+                m.systems.join(", ")
+            );
+        };
+        std::io::stdout().lock().write_all(&raw)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let body = raw.and_then(|raw| {
+        mailtrail_ingest::mime::parse_message(raw, &DecodeOptions::default())
+            .ok()
+            .and_then(|r| r.body_text)
+    });
+    let tz = config.timezone;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.format == OutputFormat::Json {
+        let mut v = output::message_json(&m, tz);
+        v["body"] = serde_json::Value::from(body);
+        writeln!(out, "{v}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let line = |out: &mut dyn Write, k: &str, v: &str| writeln!(out, "{k:<14} {v}");
+    line(&mut out, "ID:", &m.id.to_string())?;
+    line(
+        &mut out,
+        "Message-ID:",
+        m.message_id.as_deref().unwrap_or("-"),
+    )?;
+    if let Some(t) = m.date {
+        line(&mut out, "Date:", &output::local(t, tz))?;
+    }
+    if let Some(t) = m.first_seen {
+        line(&mut out, "First seen:", &output::local(t, tz))?;
+    }
+    line(&mut out, "Direction:", m.direction.as_str())?;
+    let from = match &m.from {
+        Some(f) => match &f.display_name {
+            Some(n) => format!("{n} <{}>", f.address),
+            None => f.address.clone(),
+        },
+        None => "-".into(),
+    };
+    line(&mut out, "From:", &from)?;
+    if let Some(env) = &m.envelope_from {
+        line(&mut out, "Envelope from:", env)?;
+    }
+    for (label, kind) in [
+        ("To:", mailtrail_model::RecipientKind::To),
+        ("Cc:", mailtrail_model::RecipientKind::Cc),
+        ("Bcc:", mailtrail_model::RecipientKind::Bcc),
+        ("Envelope to:", mailtrail_model::RecipientKind::Envelope),
+    ] {
+        let list: Vec<String> = m
+            .recipients
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| match &r.display_name {
+                Some(n) => format!("{n} <{}>", r.address),
+                None => r.address.clone(),
+            })
+            .collect();
+        if !list.is_empty() {
+            line(&mut out, label, &list.join(", "))?;
+        }
+    }
+    line(&mut out, "Subject:", m.subject.as_deref().unwrap_or(""))?;
+    if let Some(size) = m.size {
+        line(&mut out, "Size:", &format!("{size} bytes"))?;
+    }
+    line(&mut out, "Systems:", &m.systems.join(", "))?;
+    if !m.auth.is_empty() {
+        line(
+            &mut out,
+            "Auth:",
+            &format!(
+                "spf={} dkim={} dmarc={}",
+                m.auth.spf.as_deref().unwrap_or("-"),
+                m.auth.dkim.as_deref().unwrap_or("-"),
+                m.auth.dmarc.as_deref().unwrap_or("-")
+            ),
+        )?;
+    }
+    if !m.attachments.is_empty() {
+        writeln!(out, "\nAttachments:")?;
+        for a in &m.attachments {
+            writeln!(
+                out,
+                "  {}  {} bytes  {}{}  blake3:{}",
+                a.filename.as_deref().unwrap_or("(no name)"),
+                a.size,
+                a.content_type,
+                if a.encrypted { "  [encrypted]" } else { "" },
+                a.blake3
+            )?;
+            for inner in &a.inner_names {
+                writeln!(out, "      └ {inner}")?;
+            }
+        }
+    }
+    if !m.deliveries.is_empty() {
+        writeln!(out, "\nDeliveries:")?;
+        for d in &m.deliveries {
+            writeln!(
+                out,
+                "  {}  {:<10} {:<32} {:<20} {}",
+                output::local(d.time, tz),
+                d.status.as_str(),
+                if d.recipient.is_empty() {
+                    "(message)"
+                } else {
+                    &d.recipient
+                },
+                d.system,
+                d.detail.as_deref().or(d.relay.as_deref()).unwrap_or("")
+            )?;
+        }
+    }
+    writeln!(out)?;
+    match body {
+        Some(body) => writeln!(out, "{body}")?,
+        None if m.content_hash.is_none() => {
+            writeln!(out, "(seen only in logs: no content was captured)")?
+        }
+        None => writeln!(out, "(no text body)")?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_stats(config: &Config, args: FormatArgs) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let stats = store.stats()?;
+    if args.format == OutputFormat::Json {
+        let deliveries: serde_json::Map<String, serde_json::Value> =
+            mailtrail_model::DeliveryStatus::ALL
+                .iter()
+                .map(|s| {
+                    let n = stats
+                        .deliveries
+                        .iter()
+                        .find(|(k, _)| k == s)
+                        .map_or(0, |(_, n)| *n);
+                    (s.as_str().to_string(), n.into())
+                })
+                .collect();
+        let directions: serde_json::Map<String, serde_json::Value> = stats
+            .by_direction
+            .iter()
+            .map(|(d, n)| (d.as_str().to_string(), (*n).into()))
+            .collect();
+        let systems: serde_json::Map<String, serde_json::Value> = stats
+            .by_system
+            .iter()
+            .map(|(s, n)| (s.clone(), (*n).into()))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "messages": stats.messages,
+                "deliveries": deliveries,
+                "directions": directions,
+                "systems": systems,
+                "rejects": stats.rejects,
+                "blobs": stats.blobs,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("messages     {}", stats.messages);
+    for status in mailtrail_model::DeliveryStatus::ALL {
+        let n = stats
+            .deliveries
+            .iter()
+            .find(|(k, _)| *k == status)
+            .map_or(0, |(_, n)| *n);
+        if n > 0
+            || matches!(
+                status.as_str(),
+                "received" | "delivered" | "deferred" | "bounced" | "rejected"
+            )
+        {
+            println!("{:<12} {n}", status.as_str());
+        }
+    }
+    for (d, n) in &stats.by_direction {
+        println!("direction {:<9} {n}", d.as_str());
+    }
+    for (s, n) in &stats.by_system {
+        println!("system {s:<20} {n} message(s)");
+    }
+    println!("quarantined  {}", stats.rejects);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_quarantine(config: &Config, args: QuarantineArgs) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let entries = store.quarantine(args.limit)?;
+    if entries.is_empty() {
+        println!("the quarantine is empty");
+    }
+    for e in entries {
+        println!(
+            "{}: {}: {} [{}]\n    kept in {}",
+            e.source, e.position, e.reason, e.code, e.file
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

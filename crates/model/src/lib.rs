@@ -227,7 +227,11 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    pub fn new(address: &str, display_name: Option<&str>, kind: RecipientKind) -> Option<Recipient> {
+    pub fn new(
+        address: &str,
+        display_name: Option<&str>,
+        kind: RecipientKind,
+    ) -> Option<Recipient> {
         let mailbox = Mailbox::new(address, display_name)?;
         Some(Recipient {
             address: mailbox.address,
@@ -254,7 +258,10 @@ pub fn normalize_address(raw: &str) -> Option<String> {
 
 /// The domain part of a normalised address, if it has one.
 pub fn domain_of(address: &str) -> Option<&str> {
-    address.rsplit_once('@').map(|(_, d)| d).filter(|d| !d.is_empty())
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
 }
 
 /// Normalise a Message-ID: surrounding white space and angle brackets removed.
@@ -283,7 +290,13 @@ impl OrgDomains {
     {
         let mut domains: Vec<String> = domains
             .into_iter()
-            .map(|d| d.as_ref().trim().trim_start_matches('@').trim_end_matches('.').to_lowercase())
+            .map(|d| {
+                d.as_ref()
+                    .trim()
+                    .trim_start_matches('@')
+                    .trim_end_matches('.')
+                    .to_lowercase()
+            })
             .filter(|d| !d.is_empty())
             .collect();
         domains.sort();
@@ -479,10 +492,12 @@ impl MessageRecord {
         org.direction(self.sender(), self.recipient_addresses())
     }
 
-    /// The time used to order results: header date, else first seen, else the earliest delivery.
+    /// The time used to order results and for `after:`/`before:`: when a
+    /// system first saw the message (a `Date:` header can be anything the
+    /// sender's client claims), else the header date, else the earliest delivery.
     pub fn sort_time(&self) -> Option<DateTime<Utc>> {
-        self.date
-            .or(self.first_seen)
+        self.first_seen
+            .or(self.date)
             .or_else(|| self.deliveries.iter().map(|d| d.time).min())
     }
 
@@ -664,8 +679,14 @@ mod tests {
 
     #[test]
     fn status_aliases() {
-        assert_eq!("sent".parse::<DeliveryStatus>(), Ok(DeliveryStatus::Delivered));
-        assert_eq!("BOUNCED".parse::<DeliveryStatus>(), Ok(DeliveryStatus::Bounced));
+        assert_eq!(
+            "sent".parse::<DeliveryStatus>(),
+            Ok(DeliveryStatus::Delivered)
+        );
+        assert_eq!(
+            "BOUNCED".parse::<DeliveryStatus>(),
+            Ok(DeliveryStatus::Bounced)
+        );
         assert!("nope".parse::<DeliveryStatus>().is_err());
     }
 }

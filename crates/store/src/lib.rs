@@ -1,1 +1,185 @@
-//! mailtrail storage (being written).
+//! mailtrail storage: the [`Store`] trait and its embedded SQLite backend.
+//!
+//! All SQL of mailtrail lives in this crate, behind [`Store`], so that the
+//! PostgreSQL backend (DESIGN.md §3) can follow without touching callers. The
+//! pieces every backend shares are backend-neutral modules here:
+//!
+//! - [`tokenize`]: the one tokenizer (NFKC, case folding, CJK bigrams) whose
+//!   output every backend's full-text index is fed;
+//! - [`query`]: the query language, parsed to an AST that each backend
+//!   compiles to its own SQL;
+//! - [`blob`]: the content-addressed blob store for raw messages and
+//!   attachments (BLAKE3 names, zstd, identical attachments kept once).
+//!
+//! Records are merged here, not in the decoders: a record finds its message by
+//! Message-ID, else by a source-local key (e.g. `postfix@mx1:4F9D1`) seen
+//! recently enough (queue ids are reused over time), and is folded in with
+//! [`MessageRecord::merge`]. Every write is idempotent, which is what makes
+//! re-imports and restarts after `kill -9` safe: the same input produces the
+//! same rows, never new ones.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use mailtrail_model::{
+    Attachment, AuthResults, Delivery, DeliveryStatus, Direction, Mailbox, MessageRecord,
+    Recipient, Reject,
+};
+use serde::Serialize;
+
+pub mod blob;
+pub mod query;
+pub mod sqlite;
+pub mod tokenize;
+
+pub use sqlite::SqliteStore;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("blob store {path}: {source}")]
+    Blob {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob {hash} is damaged: {reason}")]
+    Corrupt { hash: String, reason: String },
+    #[error("the data directory {path} was written by a newer mailtrail (schema {found}, this build knows up to {known})")]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A page of results: newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// A message as stored, with everything known about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub date: Option<DateTime<Utc>>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub direction: Direction,
+    pub envelope_from: Option<String>,
+    pub from: Option<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+    pub recipients: Vec<Recipient>,
+    pub subject: Option<String>,
+    pub size: Option<u64>,
+    pub attachments: Vec<Attachment>,
+    pub auth: AuthResults,
+    pub client_ip: Option<String>,
+    pub systems: Vec<String>,
+    pub deliveries: Vec<Delivery>,
+    /// BLAKE3 of the raw message, when content was captured.
+    pub content_hash: Option<String>,
+    /// The first characters of the body text, when content was captured.
+    pub preview: Option<String>,
+}
+
+/// What one batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchOutcome {
+    pub new_messages: u64,
+    pub updated_messages: u64,
+    /// Records that added nothing (already stored).
+    pub unchanged: u64,
+    /// Newly stored deliveries, by status.
+    pub new_deliveries: Vec<(DeliveryStatus, u64)>,
+    /// Rejects newly quarantined (a reject already quarantined is not counted again).
+    pub new_rejects: u64,
+}
+
+impl BatchOutcome {
+    pub fn add(&mut self, other: &BatchOutcome) {
+        self.new_messages += other.new_messages;
+        self.updated_messages += other.updated_messages;
+        self.unchanged += other.unchanged;
+        self.new_rejects += other.new_rejects;
+        for (status, n) in &other.new_deliveries {
+            add_count(&mut self.new_deliveries, *status, *n);
+        }
+    }
+}
+
+pub(crate) fn add_count(list: &mut Vec<(DeliveryStatus, u64)>, status: DeliveryStatus, n: u64) {
+    match list.iter_mut().find(|(s, _)| *s == status) {
+        Some((_, c)) => *c += n,
+        None => {
+            list.push((status, n));
+            list.sort();
+        }
+    }
+}
+
+/// Totals for `mailtrail stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub messages: u64,
+    pub deliveries: Vec<(DeliveryStatus, u64)>,
+    pub by_direction: Vec<(Direction, u64)>,
+    pub by_system: Vec<(String, u64)>,
+    pub rejects: u64,
+    pub blobs: u64,
+}
+
+/// A quarantined reject as listed back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantineEntry {
+    pub source: String,
+    pub position: String,
+    pub code: String,
+    pub reason: String,
+    pub file: String,
+}
+
+/// The storage contract every backend fulfils.
+pub trait Store {
+    /// Store a batch of records and rejects atomically: after a crash either
+    /// the whole batch is there (searchable) or none of it is.
+    fn write_batch(
+        &mut self,
+        records: Vec<MessageRecord>,
+        rejects: Vec<Reject>,
+    ) -> Result<BatchOutcome, StoreError>;
+
+    /// Exact number of messages matching a query.
+    fn count(&self, query: &query::Expr) -> Result<u64, StoreError>;
+
+    /// Messages matching a query, newest first, stable order (time, then id).
+    fn search(&self, query: &query::Expr, page: Page) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// One message by internal id.
+    fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// One message by its (normalised) Message-ID.
+    fn message_by_message_id(&self, message_id: &str) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// The original bytes of a captured message.
+    fn raw_message(&self, content_hash: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    fn stats(&self) -> Result<Stats, StoreError>;
+
+    fn quarantine(&self, limit: u32) -> Result<Vec<QuarantineEntry>, StoreError>;
+}

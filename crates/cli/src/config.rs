@@ -1,0 +1,202 @@
+//! Configuration: `mailtrail.toml`, overridden by `MAILTRAIL_*` variables, overridden by flags.
+//!
+//! Precedence follows what administrators expect from daemons they already
+//! run: the file is the baseline, the environment adapts it per host or
+//! container, and a flag wins for one invocation. A config file the user
+//! *named* (`--config` / `MAILTRAIL_CONFIG`) must exist and parse — a typo in a
+//! path must never silently fall back to defaults. Without one, `mailtrail.toml`
+//! in the current directory is read if present.
+//!
+//! ```toml
+//! # mailtrail.toml
+//! data_dir = "/var/lib/mailtrail"      # where the database, blobs and quarantine live
+//! timezone = "Asia/Tokyo"              # for log stamps without a zone and for display
+//! org_domains = ["example.co.jp", "example.com"]   # decides inbound/outbound/internal
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The settings file, as written by an administrator. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory: the SQLite database, the blob store and the quarantine.
+    pub data_dir: Option<PathBuf>,
+    /// IANA time zone name (`Asia/Tokyo`) for zone-less log stamps and for display.
+    pub timezone: Option<String>,
+    /// The organisation's own mail domains (sub-domains included).
+    pub org_domains: Option<Vec<String>>,
+}
+
+/// Settings after file, environment and flags are combined.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub timezone: chrono_tz::Tz,
+    pub org_domains: Vec<String>,
+    /// The file that was read, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// Values given on the command line or in the environment (clap reads both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub timezone: Option<String>,
+    pub org_domains: Vec<String>,
+}
+
+pub const DEFAULT_CONFIG_FILE: &str = "mailtrail.toml";
+pub const DEFAULT_DATA_DIR: &str = "mailtrail-data";
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> Result<Config> {
+        let (file, source) = match &overrides.config {
+            Some(path) => (read_file(path)?, Some(path.clone())),
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.exists() {
+                    (read_file(default)?, Some(default.to_path_buf()))
+                } else {
+                    (FileConfig::default(), None)
+                }
+            }
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let tz_name = overrides
+            .timezone
+            .clone()
+            .or(file.timezone)
+            .unwrap_or_else(system_timezone);
+        let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "unknown time zone {tz_name:?}: use an IANA name such as Asia/Tokyo or UTC"
+            )
+        })?;
+        let org_domains = if overrides.org_domains.is_empty() {
+            file.org_domains.unwrap_or_default()
+        } else {
+            overrides
+                .org_domains
+                .iter()
+                .flat_map(|d| d.split(','))
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        for d in &org_domains {
+            if d.contains(char::is_whitespace) || !d.contains('.') {
+                bail!("organisation domain {d:?} does not look like a domain (e.g. example.co.jp)");
+            }
+        }
+        Ok(Config {
+            data_dir,
+            timezone,
+            org_domains,
+            source,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// The machine's zone: `TZ`, then /etc/timezone, then the /etc/localtime link, else UTC.
+fn system_timezone() -> String {
+    if let Ok(tz) = std::env::var("TZ") {
+        let tz = tz.trim_start_matches(':').trim();
+        if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_ok() {
+            return tz.to_string();
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string("/etc/timezone") {
+        let tz = text.trim();
+        if tz.parse::<chrono_tz::Tz>().is_ok() {
+            return tz.to_string();
+        }
+    }
+    if let Ok(target) = std::fs::read_link("/etc/localtime") {
+        let target = target.to_string_lossy();
+        if let Some((_, name)) = target.split_once("zoneinfo/") {
+            if name.parse::<chrono_tz::Tz>().is_ok() {
+                return name.to_string();
+            }
+        }
+    }
+    "UTC".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_missing_file_is_an_error() {
+        let err = Config::load(&Overrides {
+            config: Some("/nonexistent/mailtrail.toml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read the config file"));
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/mt\"\ntimezone = \"Asia/Tokyo\"\norg_domains = [\"example.co.jp\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&Overrides {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/mt"));
+        assert_eq!(c.timezone, chrono_tz::Asia::Tokyo);
+        assert_eq!(c.org_domains, vec!["example.co.jp"]);
+        let c = Config::load(&Overrides {
+            config: Some(path),
+            data_dir: Some("/tmp/x".into()),
+            org_domains: vec!["a.example,b.example".into()],
+            timezone: Some("UTC".into()),
+        })
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.org_domains, vec!["a.example", "b.example"]);
+        assert_eq!(c.timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "data_dri = \"/srv/mt\"\n").unwrap();
+        let err = Config::load(&Overrides {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("data_dri"), "{err:#}");
+        std::fs::write(&path, "timezone = \"Mars/Olympus\"\n").unwrap();
+        assert!(Config::load(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .is_err());
+    }
+}

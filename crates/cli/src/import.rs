@@ -1,0 +1,407 @@
+//! `mailtrail import`: files and folders in, store batches out.
+//!
+//! The decoders report to a [`Sink`]; this module's sink gathers records and
+//! rejects into batches and writes each batch in one store transaction. The
+//! batch is the unit of durability: after `kill -9` every committed batch is
+//! there and the rest is not, and because every store write is idempotent,
+//! running the same import again completes it without duplicating anything.
+//! Batches are bounded by count and by raw bytes, so memory stays flat
+//! however large the input.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mailtrail_ingest::{detect, DecodeOptions, Format, IngestError, Sink, SinkError};
+use mailtrail_model::{MessageRecord, Position, Reject};
+use mailtrail_store::{BatchOutcome, Store};
+
+const BATCH_RECORDS: usize = 5000;
+const BATCH_RAW_BYTES: usize = 64 * 1024 * 1024;
+
+/// Totals of one `mailtrail import` run.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub files: u64,
+    pub records: u64,
+    pub rejects: u64,
+    pub stored: BatchOutcome,
+    /// The first rejects, for the summary (file, position, reason).
+    pub reject_samples: Vec<String>,
+}
+
+struct BatchSink<'a> {
+    store: &'a mut dyn Store,
+    records: Vec<MessageRecord>,
+    rejects: Vec<Reject>,
+    raw_bytes: usize,
+    report: ImportReport,
+    progress: &'a ProgressBar,
+    progress_base: u64,
+}
+
+impl BatchSink<'_> {
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if self.records.is_empty() && self.rejects.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.records);
+        let rejects = std::mem::take(&mut self.rejects);
+        self.raw_bytes = 0;
+        let outcome = self
+            .store
+            .write_batch(records, rejects)
+            .map_err(|e| SinkError(format!("storing a batch failed: {e}")))?;
+        self.report.stored.add(&outcome);
+        Ok(())
+    }
+}
+
+impl Sink for BatchSink<'_> {
+    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
+        if record.sort_time().is_none() {
+            // A record with no time at all cannot be ordered or searched by
+            // period; keep it in quarantine rather than lose it.
+            return self.reject(Reject {
+                source: record
+                    .keys
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".into()),
+                position: Position::Offset(0),
+                code: "record.no_time".into(),
+                reason: "message without any date or time".into(),
+                input: record.raw.clone().unwrap_or_default(),
+            });
+        }
+        self.report.records += 1;
+        self.raw_bytes += record.raw.as_ref().map_or(0, Vec::len);
+        self.records.push(record);
+        if self.records.len() >= BATCH_RECORDS || self.raw_bytes >= BATCH_RAW_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
+        self.report.rejects += 1;
+        if self.report.reject_samples.len() < 10 {
+            self.report.reject_samples.push(format!(
+                "{}: {}: {} ({})",
+                reject.source, reject.position, reject.reason, reject.code
+            ));
+        }
+        self.rejects.push(reject);
+        if self.rejects.len() >= BATCH_RECORDS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.progress.set_position(self.progress_base + bytes);
+    }
+}
+
+/// One input to import, after walking folders and detecting formats.
+struct Input {
+    path: PathBuf,
+    /// `None`: the content is no format we know; it is reported and quarantined.
+    format: Option<Format>,
+    size: u64,
+}
+
+/// Expand the paths given on the command line into inputs with formats.
+/// The store's own files (database, blobs, quarantine) are never inputs, so
+/// `mailtrail import .` from inside the data directory is harmless.
+fn plan(paths: &[PathBuf], forced: Option<Format>, data_dir: &Path) -> Result<Vec<Input>> {
+    let own: Vec<PathBuf> = match data_dir.canonicalize() {
+        Ok(d) => vec![
+            d.join("mailtrail.db"),
+            d.join("mailtrail.db-wal"),
+            d.join("mailtrail.db-shm"),
+            d.join("blobs"),
+            d.join("quarantine"),
+        ],
+        Err(_) => Vec::new(),
+    };
+    let inside_data = |p: &Path| {
+        p.canonicalize()
+            .is_ok_and(|p| own.iter().any(|o| p.starts_with(o)))
+    };
+    let mut inputs = Vec::new();
+    for path in paths {
+        if inside_data(path) {
+            eprintln!(
+                "skipping {}: it is part of mailtrail's own store",
+                path.display()
+            );
+            continue;
+        }
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.is_dir() {
+            if forced == Some(Format::Maildir)
+                || (forced.is_none() && mailtrail_ingest::maildir::is_maildir(path))
+            {
+                inputs.push(Input {
+                    path: path.clone(),
+                    format: Some(Format::Maildir),
+                    size: 0,
+                });
+                continue;
+            }
+            let mut files = Vec::new();
+            walk(path, &mut files)?;
+            files.sort();
+            files.retain(|f| !inside_data(f));
+            for file in files {
+                inputs.push(plan_file(&file, forced)?);
+            }
+        } else {
+            inputs.push(plan_file(path, forced)?);
+        }
+    }
+    Ok(inputs)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if mailtrail_ingest::maildir::is_maildir(&path) {
+                out.push(path);
+            } else {
+                walk(&path, out)?;
+            }
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn plan_file(path: &Path, forced: Option<Format>) -> Result<Input> {
+    if path.is_dir() {
+        return Ok(Input {
+            path: path.to_path_buf(),
+            format: Some(Format::Maildir),
+            size: 0,
+        });
+    }
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let format = match forced {
+        Some(f) => Some(f),
+        None => {
+            let mut head = vec![0u8; detect::HEAD_BYTES];
+            let mut file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let n = read_up_to(&mut file, &mut head)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            head.truncate(n);
+            detect::detect(&head)
+        }
+    };
+    Ok(Input {
+        path: path.to_path_buf(),
+        format,
+        size,
+    })
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+pub fn format_names() -> String {
+    let mut names: Vec<&str> = Format::NAMES.iter().map(|(n, _)| *n).collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// Settings of an import run.
+pub struct ImportOptions {
+    pub format: Option<Format>,
+    /// The store's data directory, never read as input.
+    pub data_dir: PathBuf,
+    pub timezone: chrono_tz::Tz,
+    pub year: Option<i32>,
+    pub quiet: bool,
+}
+
+pub fn run(
+    store: &mut dyn Store,
+    paths: &[PathBuf],
+    options: &ImportOptions,
+) -> Result<ImportReport> {
+    let inputs = plan(paths, options.format, &options.data_dir)?;
+    let total: u64 = inputs.iter().map(|i| i.size).sum();
+    let progress = if options.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    };
+    let mut sink = BatchSink {
+        store,
+        records: Vec::new(),
+        rejects: Vec::new(),
+        raw_bytes: 0,
+        report: ImportReport::default(),
+        progress: &progress,
+        progress_base: 0,
+    };
+    for input in &inputs {
+        let name = input.path.display().to_string();
+        progress.set_message(name.clone());
+        let reference_time = std::fs::metadata(&input.path)
+            .and_then(|m| m.modified())
+            .map(DateTime::<Utc>::from)
+            .unwrap_or_else(|_| Utc::now());
+        let opts = DecodeOptions {
+            timezone: options.timezone,
+            reference_time,
+            year: options.year,
+            ..DecodeOptions::default()
+        };
+        let result = import_one(input, &name, &opts, &mut sink);
+        match result {
+            Ok(()) => {}
+            Err(IngestError::Sink(e)) => {
+                progress.abandon();
+                return Err(anyhow::anyhow!(e)).context(format!("while importing {name}"));
+            }
+            Err(e) => {
+                progress.abandon();
+                return Err(e).context("import stopped; everything before this point is stored, run the same import again to complete it");
+            }
+        }
+        sink.progress_base += input.size;
+        sink.report.files += 1;
+    }
+    sink.flush()
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("storing the last batch")?;
+    progress.finish_and_clear();
+    Ok(sink.report)
+}
+
+fn import_one(
+    input: &Input,
+    name: &str,
+    opts: &DecodeOptions,
+    sink: &mut dyn Sink,
+) -> Result<(), IngestError> {
+    let open = || {
+        File::open(&input.path)
+            .map(|f| BufReader::with_capacity(256 * 1024, f))
+            .map_err(|source| IngestError::Io {
+                path: name.to_string(),
+                source,
+            })
+    };
+    let Some(format) = input.format else {
+        // Not a format we know: report and keep its head, go on with the rest.
+        let mut head = vec![0u8; mailtrail_ingest::QUARANTINE_EXCERPT_BYTES];
+        let n = open()?.read(&mut head).map_err(|source| IngestError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+        head.truncate(n);
+        sink.reject(Reject {
+            source: name.to_string(),
+            position: Position::Offset(0),
+            code: "import.unknown_format".into(),
+            reason: format!(
+                "not a mail log or message format mailtrail knows; name one with --format ({})",
+                format_names()
+            ),
+            input: head,
+        })?;
+        return Ok(());
+    };
+    match format {
+        Format::Syslog => {
+            mailtrail_ingest::syslog::import_syslog(open()?, name, opts, sink)?;
+        }
+        Format::EximMainlog => {
+            mailtrail_ingest::exim::import_mainlog(open()?, name, opts, sink)?;
+        }
+        Format::Mbox => {
+            mailtrail_ingest::mbox::import_mbox(open()?, name, opts, sink)?;
+        }
+        Format::Eml => {
+            mailtrail_ingest::mime::import_eml(&input.path, opts, sink)?;
+        }
+        Format::Maildir => {
+            mailtrail_ingest::maildir::import_maildir(&input.path, opts, sink)?;
+        }
+    }
+    Ok(())
+}
+
+/// The summary printed after an import.
+pub fn print_report(report: &ImportReport, elapsed: Duration) {
+    let s = &report.stored;
+    println!(
+        "imported {} file(s) in {:.1}s: {} record(s) → {} new message(s), {} updated, {} already stored",
+        report.files,
+        elapsed.as_secs_f64(),
+        report.records,
+        s.new_messages,
+        s.updated_messages,
+        s.unchanged
+    );
+    if s.new_deliveries.is_empty() {
+        println!("new deliveries: none");
+    } else {
+        let parts: Vec<String> = s
+            .new_deliveries
+            .iter()
+            .map(|(status, n)| format!("{} {n}", status.as_str()))
+            .collect();
+        println!("new deliveries: {}", parts.join(", "));
+    }
+    if report.rejects > 0 {
+        println!(
+            "rejected input: {} ({} newly quarantined; see `mailtrail quarantine`)",
+            report.rejects, s.new_rejects
+        );
+        for sample in &report.reject_samples {
+            println!("  {sample}");
+        }
+        if report.rejects as usize > report.reject_samples.len() {
+            println!("  ...");
+        }
+    } else {
+        println!("rejected input: none");
+    }
+}
+
+pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    let start = Instant::now();
+    let value = f()?;
+    Ok((value, start.elapsed()))
+}

@@ -1,0 +1,249 @@
+//! How messages are printed: a terminal table, JSON lines, or CSV.
+//!
+//! The JSON object is the contract scripts (and the later HTTP API) rely on,
+//! so it is built in one place, [`message_json`]. Times are printed in the
+//! configured zone with their offset (RFC 3339), so they are both readable and
+//! unambiguous. The table is for people: display widths account for
+//! full-width (Japanese) characters so columns line up.
+
+use chrono::{DateTime, Utc};
+use mailtrail_model::RecipientKind;
+use mailtrail_store::StoredMessage;
+use serde_json::{json, Value};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+pub fn local(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+pub fn local_short(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    t.with_timezone(&tz).format("%Y/%m/%d %H:%M").to_string()
+}
+
+fn addresses(m: &StoredMessage, kind: RecipientKind) -> Vec<&str> {
+    m.recipients
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.address.as_str())
+        .collect()
+}
+
+/// Recipients for the `to` column: the To header, or — for a message known
+/// only from logs, which have no headers — the envelope recipients.
+pub fn to_addresses(m: &StoredMessage) -> Vec<&str> {
+    let to = addresses(m, RecipientKind::To);
+    let addressed = m
+        .recipients
+        .iter()
+        .any(|r| r.kind != RecipientKind::Envelope);
+    if addressed {
+        to
+    } else {
+        addresses(m, RecipientKind::Envelope)
+    }
+}
+
+/// The time shown for a message: its `Date:` header, else when it was first seen.
+pub fn display_time(m: &StoredMessage) -> Option<DateTime<Utc>> {
+    m.date.or(m.first_seen)
+}
+
+pub fn message_json(m: &StoredMessage, tz: chrono_tz::Tz) -> Value {
+    json!({
+        "id": m.id,
+        "message_id": m.message_id,
+        "date": display_time(m).map(|t| local(t, tz)),
+        "first_seen": m.first_seen.map(|t| local(t, tz)),
+        "direction": m.direction.as_str(),
+        "from": m.from.as_ref().map(|f| f.address.as_str()).or(m.envelope_from.as_deref()),
+        "from_name": m.from.as_ref().and_then(|f| f.display_name.as_deref()),
+        "envelope_from": m.envelope_from,
+        "to": to_addresses(m),
+        "cc": addresses(m, RecipientKind::Cc),
+        "bcc": addresses(m, RecipientKind::Bcc),
+        "envelope_recipients": addresses(m, RecipientKind::Envelope),
+        "subject": m.subject,
+        "attachments": m.attachments.iter().map(|a| json!({
+            "filename": a.filename,
+            "size": a.size,
+            "content_type": a.content_type,
+            "blake3": a.blake3,
+            "encrypted": a.encrypted,
+            "inner_names": a.inner_names,
+        })).collect::<Vec<_>>(),
+        "size": m.size,
+        "systems": m.systems,
+        "client_ip": m.client_ip,
+        "auth": m.auth,
+        "content": m.content_hash.is_some(),
+        "deliveries": m.deliveries.iter().map(|d| json!({
+            "recipient": d.recipient,
+            "status": d.status.as_str(),
+            "time": local(d.time, tz),
+            "system": d.system,
+            "detail": d.detail,
+            "relay": d.relay,
+            "local_id": d.local_id,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The most telling delivery status of a message, for one-line views.
+pub fn summary_status(m: &StoredMessage) -> &'static str {
+    use mailtrail_model::DeliveryStatus as S;
+    let has = |s: S| m.deliveries.iter().any(|d| d.status == s);
+    for s in [
+        S::Bounced,
+        S::Rejected,
+        S::Expired,
+        S::Failed,
+        S::Quarantined,
+    ] {
+        if has(s) {
+            return s.as_str();
+        }
+    }
+    if has(S::Delivered) {
+        return S::Delivered.as_str();
+    }
+    if has(S::Deferred) {
+        return S::Deferred.as_str();
+    }
+    if has(S::Received) {
+        return S::Received.as_str();
+    }
+    "-"
+}
+
+fn join_short(list: &[&str], max: usize) -> String {
+    match list.len() {
+        0 => String::new(),
+        n if n <= max => list.join(", "),
+        n => format!("{} (+{})", list[..max].join(", "), n - max),
+    }
+}
+
+/// Cut a string to a display width, marking the cut.
+pub fn fit(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        let pad = width - s.width();
+        return format!("{s}{}", " ".repeat(pad));
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    w += 1;
+    out.push_str(&" ".repeat(width.saturating_sub(w)));
+    out
+}
+
+pub fn table_header() -> String {
+    format!(
+        "{} {} {} {} {} {} {}",
+        fit("ID", 7),
+        fit("DATE", 16),
+        fit("DIR", 8),
+        fit("FROM", 28),
+        fit("TO", 30),
+        fit("STATUS", 9),
+        "SUBJECT"
+    )
+}
+
+pub fn table_row(m: &StoredMessage, tz: chrono_tz::Tz) -> String {
+    let from = m
+        .from
+        .as_ref()
+        .map(|f| f.address.as_str())
+        .or(m.envelope_from.as_deref())
+        .unwrap_or("<>");
+    let mut subject = m.subject.clone().unwrap_or_default();
+    if !m.attachments.is_empty() {
+        subject.push_str(&format!(" [📎{}]", m.attachments.len()));
+    }
+    format!(
+        "{} {} {} {} {} {} {}",
+        fit(&m.id.to_string(), 7),
+        fit(
+            &display_time(m)
+                .map(|t| local_short(t, tz))
+                .unwrap_or_default(),
+            16
+        ),
+        fit(m.direction.as_str(), 8),
+        fit(from, 28),
+        fit(&join_short(&to_addresses(m), 1), 30),
+        fit(summary_status(m), 9),
+        subject
+    )
+}
+
+pub const CSV_HEADER: &str =
+    "id,date,direction,from,to,cc,bcc,subject,attachments,size,status,systems,message_id";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn csv_row(m: &StoredMessage, tz: chrono_tz::Tz) -> String {
+    let names: Vec<&str> = m
+        .attachments
+        .iter()
+        .filter_map(|a| a.filename.as_deref())
+        .collect();
+    [
+        m.id.to_string(),
+        display_time(m).map(|t| local(t, tz)).unwrap_or_default(),
+        m.direction.as_str().to_string(),
+        m.from
+            .as_ref()
+            .map(|f| f.address.clone())
+            .or(m.envelope_from.clone())
+            .unwrap_or_default(),
+        to_addresses(m).join(" "),
+        addresses(m, RecipientKind::Cc).join(" "),
+        addresses(m, RecipientKind::Bcc).join(" "),
+        m.subject.clone().unwrap_or_default(),
+        names.join(" / "),
+        m.size.map(|s| s.to_string()).unwrap_or_default(),
+        summary_status(m).to_string(),
+        m.systems.join(" "),
+        m.message_id.clone().unwrap_or_default(),
+    ]
+    .iter()
+    .map(|f| csv_field(f))
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_counts_full_width_characters_double() {
+        assert_eq!(fit("社外秘", 8), "社外秘  ");
+        assert_eq!(fit("社外秘資料", 6).width(), 6);
+        assert_eq!(fit("abc", 2), "a…");
+    }
+
+    #[test]
+    fn csv_quotes_when_needed() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("件名"), "件名");
+    }
+}

@@ -1,0 +1,191 @@
+//! End-to-end through the binary: import fixtures, search, show, stats.
+//!
+//! The search fixtures (tests/fixtures/search, written by make_fixtures.py)
+//! carry Japanese text in the encodings Japanese mail really uses, plus near
+//! misses that must not match; each query must return exactly the expected
+//! messages.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailtrail"));
+    c.env_remove("MAILTRAIL_CONFIG")
+        .env_remove("MAILTRAIL_DATA_DIR")
+        .env_remove("MAILTRAIL_ORG_DOMAINS")
+        .env("MAILTRAIL_TIMEZONE", "Asia/Tokyo");
+    c
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/search")
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    let out = bin()
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--org-domain")
+        .arg("example.co.jp")
+        .args(args)
+        .output()
+        .expect("run mailtrail");
+    assert!(
+        out.status.success(),
+        "mailtrail {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 output")
+}
+
+fn imported() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        dir.path(),
+        &["import", "--quiet", fixtures().to_str().unwrap()],
+    );
+    dir
+}
+
+fn ids(data: &Path, query: &str) -> BTreeSet<String> {
+    let out = run(
+        data,
+        &["search", "--format", "json", "--limit", "1000", query],
+    );
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            v["message_id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+fn expect(data: &Path, query: &str, numbers: &[u32]) {
+    let want: BTreeSet<String> = numbers
+        .iter()
+        .map(|n| format!("search-{n:02}@example.co.jp"))
+        .collect();
+    assert_eq!(ids(data, query), want, "query {query:?}");
+    let count = stdout(&run(data, &["search", "--count", query]));
+    assert_eq!(count.trim(), want.len().to_string(), "count of {query:?}");
+}
+
+#[test]
+fn japanese_and_width_insensitive_queries_find_exactly_their_messages() {
+    let dir = imported();
+    let data = dir.path();
+    expect(data, "社外秘", &[1]);
+    expect(data, "機密", &[2, 9]);
+    expect(data, "顧客リスト", &[3]);
+    expect(data, "ｼｬｶﾞｲﾋ", &[4, 5]);
+    expect(data, "シャガイヒ", &[4, 5]);
+    expect(data, "ＣＯＮＦＩＤＥＮＴＩＡＬ", &[6, 7]);
+    expect(data, "confidential", &[6, 7]);
+    expect(data, "filename:顧客リスト", &[3]);
+    expect(data, "filename:機密", &[9]);
+    expect(data, "subject:機密", &[]);
+    expect(data, "body:機密", &[2]);
+    expect(data, "見積書 direction:outbound", &[1]);
+    expect(data, "confidential -to:acme-corp.example", &[6]);
+    expect(
+        data,
+        "from:taro.yamada@example.co.jp has:attachment",
+        &[3, 9],
+    );
+    expect(data, "\"社外の秘書\"", &[8]);
+}
+
+#[test]
+fn search_json_has_the_documented_fields() {
+    let dir = imported();
+    let out = run(dir.path(), &["search", "--format", "json", "顧客リスト"]);
+    let line = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    for field in [
+        "id",
+        "message_id",
+        "date",
+        "direction",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "attachments",
+        "size",
+        "systems",
+        "deliveries",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field} in {v}");
+    }
+    assert_eq!(v["from"], "taro.yamada@example.co.jp");
+    assert_eq!(v["to"][0], "hanako.sato@tokyo-shoji.co.jp");
+    assert_eq!(v["direction"], "outbound");
+    assert_eq!(v["attachments"][0]["filename"], "顧客リスト.xlsx");
+    assert_eq!(v["date"], "2026-11-10T10:03:00+09:00");
+}
+
+#[test]
+fn reimport_adds_nothing_and_raw_is_byte_identical() {
+    let dir = imported();
+    let data = dir.path();
+    let again = stdout(&run(
+        data,
+        &["import", "--quiet", fixtures().to_str().unwrap()],
+    ));
+    assert!(again.contains("0 new message(s), 0 updated"), "{again}");
+    let stats = stdout(&run(data, &["stats", "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(stats.trim()).unwrap();
+    assert_eq!(v["messages"], 9);
+
+    for name in ["02-shift-jis-body.eml", "03-rfc2231-attachment.eml"] {
+        let original = std::fs::read(fixtures().join(name)).unwrap();
+        let n: u32 = name[..2].parse().unwrap();
+        let mid = format!("<search-{n:02}@example.co.jp>");
+        let raw = run(data, &["show", "--raw", &mid]).stdout;
+        assert_eq!(raw, original, "{name}");
+    }
+}
+
+#[test]
+fn show_decodes_shift_jis_and_iso_2022_jp() {
+    let dir = imported();
+    let text = stdout(&run(dir.path(), &["show", "search-02@example.co.jp"]));
+    assert!(text.contains("機密情報の取り扱いについて"), "{text}");
+    assert!(text.contains("取り扱い注意"), "{text}");
+    let text = stdout(&run(dir.path(), &["show", "search-01@example.co.jp"]));
+    assert!(text.contains("【社外秘】見積書の件"), "{text}");
+    assert!(text.contains("お世話になっております"), "{text}");
+    assert!(text.contains("山田 太郎"), "{text}");
+}
+
+#[test]
+fn a_named_config_file_that_is_missing_is_an_error() {
+    let out = bin()
+        .args(["--config", "/nonexistent/mailtrail.toml", "stats"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config file"));
+}
+
+#[test]
+fn a_bad_query_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["search", "status:nonsense"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("status"), "{err}");
+}

@@ -1,0 +1,1160 @@
+//! The embedded backend: SQLite (WAL) plus the blob store, in one data directory.
+//!
+//! Layout of the data directory:
+//! - `mailtrail.db` — messages, recipients, deliveries, attachments, keys,
+//!   rejects, and the full-text index, all in one database so that a message
+//!   and its index entries are committed in the same transaction;
+//! - `blobs/` — raw messages and attachment segments ([`crate::blob`]);
+//! - `quarantine/` — the bytes of rejected input, one file per reject, named
+//!   by a digest of source, position and bytes (so a re-import adds nothing).
+//!
+//! The full-text index is two contentless FTS5 tables fed with text from
+//! [`crate::tokenize`]: `fts_text` (subject, body, attachment names) changes
+//! only when content first arrives, `fts_people` (sender and recipients)
+//! changes whenever a source adds a recipient (a journal's Bcc, a log's
+//! envelope recipient). Splitting them means a recipient update never needs
+//! the body text again, which is not kept outside the compressed raw blob.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use mailtrail_model::{
+    Attachment, AuthResults, Delivery, DeliveryStatus, Direction, Mailbox, MessageRecord,
+    OrgDomains, Recipient, RecipientKind, Reject,
+};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::blob::BlobStore;
+use crate::query::{Expr, Term, TextField};
+use crate::{
+    add_count, tokenize, BatchOutcome, Page, QuarantineEntry, Stats, Store, StoreError,
+    StoredMessage,
+};
+
+/// A source-local key (host + queue id) only matches a message whose last
+/// activity under that key is this recent: short Postfix queue ids are reused.
+const KEY_WINDOW_MICROS: i64 = 10 * 24 * 3600 * 1_000_000;
+/// Characters of body text kept as a preview for result lists.
+const PREVIEW_CHARS: usize = 200;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema
+    r#"
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT,
+        date INTEGER,
+        first_seen INTEGER,
+        sort_time INTEGER NOT NULL,
+        envelope_from TEXT,
+        from_addr TEXT,
+        from_name TEXT,
+        reply_to_addr TEXT,
+        reply_to_name TEXT,
+        subject TEXT,
+        size INTEGER,
+        direction TEXT NOT NULL,
+        has_attachment INTEGER NOT NULL DEFAULT 0,
+        auth TEXT,
+        client_ip TEXT,
+        systems TEXT NOT NULL DEFAULT '',
+        content_hash TEXT,
+        preview TEXT,
+        body_indexed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX messages_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX messages_sort ON messages(sort_time, id);
+    CREATE TABLE message_keys (
+        key TEXT PRIMARY KEY,
+        message INTEGER NOT NULL,
+        last_time INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX message_keys_message ON message_keys(message);
+    CREATE TABLE recipients (
+        message INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        display_name TEXT,
+        PRIMARY KEY (message, address, kind)
+    ) WITHOUT ROWID;
+    CREATE INDEX recipients_address ON recipients(address);
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL,
+        detail TEXT,
+        system TEXT NOT NULL,
+        relay TEXT,
+        client_ip TEXT,
+        client_host TEXT,
+        local_id TEXT,
+        original_recipient TEXT
+    );
+    CREATE UNIQUE INDEX deliveries_identity
+        ON deliveries(message, time, recipient, status, system, ifnull(local_id, ''));
+    CREATE INDEX deliveries_status ON deliveries(status, message);
+    CREATE TABLE attachments (
+        message INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        filename TEXT,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        blake3 TEXT NOT NULL,
+        encrypted INTEGER NOT NULL,
+        inner_names TEXT,
+        PRIMARY KEY (message, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX attachments_blake3 ON attachments(blake3);
+    CREATE TABLE rejects (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        position TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        file TEXT NOT NULL,
+        time INTEGER NOT NULL
+    );
+    CREATE VIRTUAL TABLE fts_text USING fts5(
+        subject, body, filenames,
+        tokenize = 'ascii', content = '', contentless_delete = 1
+    );
+    CREATE VIRTUAL TABLE fts_people USING fts5(
+        sender, to_addr, cc_addr, bcc_addr, rcpt_addr,
+        tokenize = 'ascii', content = '', contentless_delete = 1
+    );
+    "#,
+];
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub org_domains: OrgDomains,
+    /// fsync blobs and use `synchronous=FULL`: nothing committed is lost even
+    /// on power failure. Off only for throw-away stores (benchmarks of parsing).
+    pub durable: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            org_domains: OrgDomains::default(),
+            durable: true,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    blobs: BlobStore,
+    quarantine_dir: PathBuf,
+    org: OrgDomains,
+    durable: bool,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(v).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store in a data directory.
+    pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        fs::create_dir_all(data_dir).map_err(|source| StoreError::Blob {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let db_path = data_dir.join("mailtrail.db");
+        let mut conn = Connection::open(&db_path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if options.durable { "FULL" } else { "OFF" },
+        )?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        migrate(&mut conn, &db_path)?;
+        let quarantine_dir = data_dir.join("quarantine");
+        Ok(SqliteStore {
+            conn,
+            blobs: BlobStore::open(data_dir.join("blobs"))?,
+            quarantine_dir,
+            org: options.org_domains,
+            durable: options.durable,
+        })
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    fn load_message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT id, message_id, date, first_seen, direction, envelope_from, from_addr,
+                    from_name, reply_to_addr, reply_to_name, subject, size, auth, client_ip,
+                    systems, content_hash, preview
+                 FROM messages WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok(StoredMessage {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    date: r.get::<_, Option<i64>>(2)?.map(from_micros),
+                    first_seen: r.get::<_, Option<i64>>(3)?.map(from_micros),
+                    direction: r.get::<_, String>(4)?.parse().unwrap_or(Direction::Relayed),
+                    envelope_from: r.get(5)?,
+                    from: mailbox(r.get(6)?, r.get(7)?),
+                    reply_to: mailbox(r.get(8)?, r.get(9)?),
+                    recipients: Vec::new(),
+                    subject: r.get(10)?,
+                    size: r
+                        .get::<_, Option<i64>>(11)?
+                        .and_then(|s| u64::try_from(s).ok()),
+                    attachments: Vec::new(),
+                    auth: r
+                        .get::<_, Option<String>>(12)?
+                        .and_then(|a| serde_json::from_str(&a).ok())
+                        .unwrap_or_default(),
+                    client_ip: r.get(13)?,
+                    systems: r
+                        .get::<_, String>(14)?
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
+                    deliveries: Vec::new(),
+                    content_hash: r.get(15)?,
+                    preview: r.get(16)?,
+                })
+            })
+            .optional()?;
+        let Some(mut m) = row else {
+            return Ok(None);
+        };
+        m.recipients = load_recipients(&self.conn, id)?;
+        m.deliveries = load_deliveries(&self.conn, id)?;
+        m.attachments = load_attachments(&self.conn, id)?;
+        Ok(Some(m))
+    }
+}
+
+/// The write side of one batch: what a transaction needs besides the connection.
+struct Writer<'a> {
+    blobs: &'a mut BlobStore,
+    org: &'a OrgDomains,
+    quarantine_dir: &'a Path,
+}
+
+impl Writer<'_> {
+    fn write_reject(
+        &self,
+        tx: &Transaction<'_>,
+        reject: &Reject,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(reject.source.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(reject.position.to_string().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(&reject.input);
+        let digest = hasher.finalize().to_hex().to_string();
+        let known: Option<i64> = tx
+            .query_row("SELECT id FROM rejects WHERE digest = ?1", [&digest], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if known.is_some() {
+            return Ok(false);
+        }
+        let file = self.quarantine_dir.join(&digest);
+        let io_err = |source| StoreError::Blob {
+            path: file.clone(),
+            source,
+        };
+        fs::create_dir_all(self.quarantine_dir).map_err(io_err)?;
+        fs::write(&file, &reject.input).map_err(io_err)?;
+        tx.execute(
+            "INSERT INTO rejects (digest, source, position, code, reason, file, time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                digest,
+                reject.source,
+                reject.position.to_string(),
+                reject.code,
+                reject.reason,
+                file.to_string_lossy(),
+                now
+            ],
+        )?;
+        Ok(true)
+    }
+
+    /// Apply one record inside a transaction.
+    fn upsert(
+        &mut self,
+        tx: &Transaction<'_>,
+        mut record: MessageRecord,
+        outcome: &mut BatchOutcome,
+    ) -> Result<(), StoreError> {
+        let Some(record_time) = record.sort_time() else {
+            return Err(StoreError::Invalid(
+                "a record without any time cannot be stored".into(),
+            ));
+        };
+        let record_micros = micros(record_time);
+        let by_message_id: Option<i64> = match &record.message_id {
+            Some(mid) => tx
+                .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")?
+                .query_row([mid], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        let mut by_key: Option<i64> = None;
+        for key in &record.keys {
+            let found: Option<(i64, i64)> = tx
+                .prepare_cached("SELECT message, last_time FROM message_keys WHERE key = ?1")?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((message, last)) = found {
+                if (record_micros - last).abs() <= KEY_WINDOW_MICROS {
+                    by_key = Some(message);
+                    break;
+                }
+            }
+        }
+        let target = match (by_message_id, by_key) {
+            (Some(a), Some(b)) if a != b => {
+                // Two partial views turned out to be one message: fold b into a.
+                let other = load_record(tx, b)?;
+                delete_message(tx, b)?;
+                record.merge(other);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        let id = match target {
+            None => {
+                self.insert_new(tx, record, outcome)?;
+                return Ok(());
+            }
+            Some(id) => id,
+        };
+
+        let existing = load_record(tx, id)?;
+        let (content_hash, body_indexed): (Option<String>, bool) = tx
+            .prepare_cached("SELECT content_hash, body_indexed FROM messages WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?;
+        if body_indexed {
+            record.body_text = None;
+        }
+        if content_hash.is_some() {
+            record.raw = None;
+        }
+        let new_deliveries: Vec<Delivery> = record
+            .deliveries
+            .iter()
+            .filter(|d| {
+                !existing
+                    .deliveries
+                    .iter()
+                    .any(|e| e.identity() == d.identity())
+            })
+            .cloned()
+            .collect();
+        let mut merged = existing.clone();
+        merged.merge(record);
+        let text_changed = merged.subject != existing.subject
+            || merged.body_text.is_some()
+            || merged.attachments != existing.attachments;
+        let people_changed = merged.from != existing.from
+            || merged.envelope_from != existing.envelope_from
+            || merged.recipients != existing.recipients
+            || !new_deliveries.is_empty();
+        let keys_changed = merged.keys != existing.keys;
+        let row_changed = text_changed
+            || people_changed
+            || keys_changed
+            || merged.raw.is_some()
+            || merged != existing;
+        for key in &merged.keys {
+            tx.prepare_cached(
+                "INSERT INTO message_keys (key, message, last_time) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET message = excluded.message,
+                     last_time = max(last_time, excluded.last_time)",
+            )?
+            .execute(params![key, id, record_micros])?;
+        }
+        if !row_changed {
+            outcome.unchanged += 1;
+            return Ok(());
+        }
+        let content = self.store_content(&mut merged)?;
+        let content_hash = content_hash.or(content.hash);
+        let preview = content.preview;
+        self.write_message_row(tx, Some(id), &merged, content_hash.as_deref(), preview)?;
+        if merged.recipients != existing.recipients {
+            tx.prepare_cached("DELETE FROM recipients WHERE message = ?1")?
+                .execute([id])?;
+            insert_recipients(tx, id, &merged.recipients)?;
+        }
+        for d in &new_deliveries {
+            if insert_delivery(tx, id, d)? {
+                add_count(&mut outcome.new_deliveries, d.status, 1);
+            }
+        }
+        if existing.attachments.is_empty() && !merged.attachments.is_empty() {
+            insert_attachments(tx, id, &merged.attachments)?;
+        }
+        if text_changed {
+            tx.prepare_cached("DELETE FROM fts_text WHERE rowid = ?1")?
+                .execute([id])?;
+            index_text(tx, id, &merged)?;
+        }
+        if people_changed {
+            tx.prepare_cached("DELETE FROM fts_people WHERE rowid = ?1")?
+                .execute([id])?;
+            index_people(tx, id, &merged)?;
+        }
+        outcome.updated_messages += 1;
+        Ok(())
+    }
+
+    fn insert_new(
+        &mut self,
+        tx: &Transaction<'_>,
+        mut record: MessageRecord,
+        outcome: &mut BatchOutcome,
+    ) -> Result<(), StoreError> {
+        let content = self.store_content(&mut record)?;
+        if record.message_id.is_none() && record.keys.is_empty() {
+            if let Some(hash) = &content.hash {
+                record.keys.push(format!("content:{hash}"));
+            }
+        }
+        let id =
+            self.write_message_row(tx, None, &record, content.hash.as_deref(), content.preview)?;
+        let time = record.sort_time().map(micros).unwrap_or(0);
+        for key in &record.keys {
+            tx.prepare_cached(
+                "INSERT INTO message_keys (key, message, last_time) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET message = excluded.message, last_time = excluded.last_time",
+            )?
+            .execute(params![key, id, time])?;
+        }
+        insert_recipients(tx, id, &record.recipients)?;
+        for d in &record.deliveries {
+            if insert_delivery(tx, id, d)? {
+                add_count(&mut outcome.new_deliveries, d.status, 1);
+            }
+        }
+        insert_attachments(tx, id, &record.attachments)?;
+        index_text(tx, id, &record)?;
+        index_people(tx, id, &record)?;
+        outcome.new_messages += 1;
+        Ok(())
+    }
+
+    /// Put the raw message (if any) into the blob store; returns its hash and a preview.
+    fn store_content(&mut self, record: &mut MessageRecord) -> Result<StoredContent, StoreError> {
+        let Some(raw) = record.raw.take() else {
+            return Ok(StoredContent::default());
+        };
+        let ranges: Vec<(usize, usize)> = record
+            .attachments
+            .iter()
+            .filter_map(|a| a.raw_range)
+            .collect();
+        let hash = self.blobs.put_message(&raw, &ranges)?;
+        let preview = record.body_text.as_deref().map(|b| {
+            b.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(PREVIEW_CHARS)
+                .collect::<String>()
+        });
+        Ok(StoredContent {
+            hash: Some(hash),
+            preview,
+        })
+    }
+
+    fn write_message_row(
+        &self,
+        tx: &Transaction<'_>,
+        id: Option<i64>,
+        r: &MessageRecord,
+        content_hash: Option<&str>,
+        preview: Option<String>,
+    ) -> Result<i64, StoreError> {
+        let direction = r.direction(self.org);
+        let sort_time = r.sort_time().map(micros).unwrap_or(0);
+        let auth = if r.auth.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&r.auth).ok()
+        };
+        let systems = systems_of(r).join(" ");
+        let body_indexed = i64::from(r.body_text.is_some());
+        let values = params![
+            r.message_id,
+            r.date.map(micros),
+            r.first_seen.map(micros),
+            sort_time,
+            r.envelope_from,
+            r.from.as_ref().map(|m| m.address.as_str()),
+            r.from.as_ref().and_then(|m| m.display_name.as_deref()),
+            r.reply_to.as_ref().map(|m| m.address.as_str()),
+            r.reply_to.as_ref().and_then(|m| m.display_name.as_deref()),
+            r.subject,
+            r.size.and_then(|s| i64::try_from(s).ok()),
+            direction.as_str(),
+            i64::from(!r.attachments.is_empty()),
+            auth,
+            r.client_ip,
+            systems,
+            content_hash,
+            preview,
+            body_indexed,
+        ];
+        match id {
+            None => {
+                tx.prepare_cached(
+                    "INSERT INTO messages (message_id, date, first_seen, sort_time, envelope_from,
+                        from_addr, from_name, reply_to_addr, reply_to_name, subject, size, direction,
+                        has_attachment, auth, client_ip, systems, content_hash, preview, body_indexed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                )?
+                .execute(values)?;
+                Ok(tx.last_insert_rowid())
+            }
+            Some(id) => {
+                tx.prepare_cached(
+                    "UPDATE messages SET message_id = ?1, date = ?2, first_seen = ?3, sort_time = ?4,
+                        envelope_from = ?5, from_addr = ?6, from_name = ?7, reply_to_addr = ?8,
+                        reply_to_name = ?9, subject = ?10, size = ?11, direction = ?12,
+                        has_attachment = ?13, auth = ?14, client_ip = ?15, systems = ?16,
+                        content_hash = ?17, preview = coalesce(?18, preview),
+                        body_indexed = max(body_indexed, ?19)
+                     WHERE id = ?20",
+                )?
+                .execute(params![
+                    r.message_id,
+                    r.date.map(micros),
+                    r.first_seen.map(micros),
+                    sort_time,
+                    r.envelope_from,
+                    r.from.as_ref().map(|m| m.address.as_str()),
+                    r.from.as_ref().and_then(|m| m.display_name.as_deref()),
+                    r.reply_to.as_ref().map(|m| m.address.as_str()),
+                    r.reply_to.as_ref().and_then(|m| m.display_name.as_deref()),
+                    r.subject,
+                    r.size.and_then(|s| i64::try_from(s).ok()),
+                    direction.as_str(),
+                    i64::from(!r.attachments.is_empty()),
+                    auth,
+                    r.client_ip,
+                    systems,
+                    content_hash,
+                    preview,
+                    body_indexed,
+                    id
+                ])?;
+                Ok(id)
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct StoredContent {
+    hash: Option<String>,
+    preview: Option<String>,
+}
+
+fn mailbox(address: Option<String>, display_name: Option<String>) -> Option<Mailbox> {
+    address.map(|address| Mailbox {
+        address,
+        display_name,
+    })
+}
+
+/// Systems of a record: its own list plus every delivery's system, in first-seen order.
+fn systems_of(r: &MessageRecord) -> Vec<String> {
+    let mut systems: Vec<String> = Vec::new();
+    for s in r
+        .systems
+        .iter()
+        .chain(r.deliveries.iter().map(|d| &d.system))
+    {
+        if !s.is_empty() && !systems.contains(s) {
+            systems.push(s.clone());
+        }
+    }
+    systems
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn insert_recipients(
+    tx: &Transaction<'_>,
+    id: i64,
+    recipients: &[Recipient],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO recipients (message, address, kind, display_name) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for r in recipients {
+        stmt.execute(params![id, r.address, r.kind.as_str(), r.display_name])?;
+    }
+    Ok(())
+}
+
+fn insert_delivery(tx: &Transaction<'_>, id: i64, d: &Delivery) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO deliveries (message, time, recipient, status, detail, system,
+                relay, client_ip, client_host, local_id, original_recipient)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            id,
+            micros(d.time),
+            d.recipient,
+            d.status.as_str(),
+            d.detail,
+            d.system,
+            d.relay,
+            d.client_ip,
+            d.client_host,
+            d.local_id,
+            d.original_recipient
+        ])?;
+    Ok(n > 0)
+}
+
+fn insert_attachments(
+    tx: &Transaction<'_>,
+    id: i64,
+    attachments: &[Attachment],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO attachments (message, position, filename, content_type, size, blake3,
+            encrypted, inner_names) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, a) in attachments.iter().enumerate() {
+        let inner = if a.inner_names.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&a.inner_names).ok()
+        };
+        stmt.execute(params![
+            id,
+            i as i64,
+            a.filename,
+            a.content_type,
+            i64::try_from(a.size).unwrap_or(i64::MAX),
+            a.blake3,
+            i64::from(a.encrypted),
+            inner
+        ])?;
+    }
+    Ok(())
+}
+
+fn index_text(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
+    let subject = r
+        .subject
+        .as_deref()
+        .map(tokenize::index_text)
+        .unwrap_or_default();
+    let body = r
+        .body_text
+        .as_deref()
+        .map(tokenize::index_text)
+        .unwrap_or_default();
+    let mut names = String::new();
+    for a in &r.attachments {
+        for name in a.filename.iter().chain(a.inner_names.iter()) {
+            names.push(' ');
+            tokenize::index_text_into(name, &mut names);
+        }
+    }
+    if subject.is_empty() && body.is_empty() && names.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO fts_text (rowid, subject, body, filenames) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, subject, body, names])?;
+    Ok(())
+}
+
+fn index_people(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
+    let mut sender = String::new();
+    if let Some(from) = &r.from {
+        push_person(&mut sender, &from.address, from.display_name.as_deref());
+    }
+    if let Some(env) = &r.envelope_from {
+        push_person(&mut sender, env, None);
+    }
+    let (mut to, mut cc, mut bcc, mut rcpt) =
+        (String::new(), String::new(), String::new(), String::new());
+    let mut addressed: BTreeSet<&str> = BTreeSet::new();
+    for rc in &r.recipients {
+        let column = match rc.kind {
+            RecipientKind::To => &mut to,
+            RecipientKind::Cc => &mut cc,
+            RecipientKind::Bcc => &mut bcc,
+            RecipientKind::Envelope => &mut rcpt,
+        };
+        push_person(column, &rc.address, rc.display_name.as_deref());
+        addressed.insert(rc.address.as_str());
+    }
+    for d in &r.deliveries {
+        for a in std::iter::once(&d.recipient).chain(d.original_recipient.iter()) {
+            if !a.is_empty() && addressed.insert(a.as_str()) {
+                push_person(&mut rcpt, a, None);
+            }
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO fts_people (rowid, sender, to_addr, cc_addr, bcc_addr, rcpt_addr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, sender, to, cc, bcc, rcpt])?;
+    Ok(())
+}
+
+fn push_person(out: &mut String, address: &str, display_name: Option<&str>) {
+    // A token the query side can never produce (a private-use character is a
+    // separator to our tokenizer, but a token character to FTS5's `ascii`)
+    // keeps a phrase from matching across two people.
+    out.push_str(" \u{E000} ");
+    tokenize::index_text_into(address, out);
+    if let Some(name) = display_name {
+        out.push(' ');
+        tokenize::index_text_into(name, out);
+    }
+}
+
+/// Reconstruct the stored view of a message as a record (without raw content or body).
+fn load_record(conn: &Connection, id: i64) -> Result<MessageRecord, StoreError> {
+    let mut record = conn
+        .prepare_cached(
+            "SELECT message_id, date, first_seen, envelope_from, from_addr, from_name,
+                reply_to_addr, reply_to_name, subject, size, auth, client_ip, systems
+             FROM messages WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(MessageRecord {
+                message_id: r.get(0)?,
+                date: r.get::<_, Option<i64>>(1)?.map(from_micros),
+                first_seen: r.get::<_, Option<i64>>(2)?.map(from_micros),
+                envelope_from: r.get(3)?,
+                from: mailbox(r.get(4)?, r.get(5)?),
+                reply_to: mailbox(r.get(6)?, r.get(7)?),
+                subject: r.get(8)?,
+                size: r
+                    .get::<_, Option<i64>>(9)?
+                    .and_then(|s| u64::try_from(s).ok()),
+                auth: r
+                    .get::<_, Option<String>>(10)?
+                    .and_then(|a| serde_json::from_str::<AuthResults>(&a).ok())
+                    .unwrap_or_default(),
+                client_ip: r.get(11)?,
+                systems: r
+                    .get::<_, String>(12)?
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                ..Default::default()
+            })
+        })?;
+    let mut stmt = conn.prepare_cached("SELECT key FROM message_keys WHERE message = ?1")?;
+    record.keys = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    record.keys.sort();
+    record.recipients = load_recipients(conn, id)?;
+    record.deliveries = load_deliveries(conn, id)?;
+    record.attachments = load_attachments(conn, id)?;
+    Ok(record)
+}
+
+fn delete_message(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM recipients WHERE message = ?1",
+        "DELETE FROM deliveries WHERE message = ?1",
+        "DELETE FROM attachments WHERE message = ?1",
+        "DELETE FROM message_keys WHERE message = ?1",
+        "DELETE FROM fts_text WHERE rowid = ?1",
+        "DELETE FROM fts_people WHERE rowid = ?1",
+        "DELETE FROM messages WHERE id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([id])?;
+    }
+    Ok(())
+}
+
+fn load_recipients(conn: &Connection, id: i64) -> Result<Vec<Recipient>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT address, kind, display_name FROM recipients WHERE message = ?1")?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (address, kind, display_name) = row?;
+        out.push(Recipient {
+            address,
+            kind: kind.parse().unwrap_or(RecipientKind::Envelope),
+            display_name,
+        });
+    }
+    out.sort_by(|a, b| (a.kind, &a.address).cmp(&(b.kind, &b.address)));
+    Ok(out)
+}
+
+fn load_deliveries(conn: &Connection, id: i64) -> Result<Vec<Delivery>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT time, recipient, status, detail, system, relay, client_ip, client_host, local_id,
+            original_recipient
+         FROM deliveries WHERE message = ?1 ORDER BY time, id",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(Delivery {
+            time: from_micros(r.get(0)?),
+            recipient: r.get(1)?,
+            status: r
+                .get::<_, String>(2)?
+                .parse()
+                .unwrap_or(DeliveryStatus::Failed),
+            detail: r.get(3)?,
+            system: r.get(4)?,
+            relay: r.get(5)?,
+            client_ip: r.get(6)?,
+            client_host: r.get(7)?,
+            local_id: r.get(8)?,
+            original_recipient: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn load_attachments(conn: &Connection, id: i64) -> Result<Vec<Attachment>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT filename, content_type, size, blake3, encrypted, inner_names
+         FROM attachments WHERE message = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(Attachment {
+            filename: r.get(0)?,
+            content_type: r.get(1)?,
+            size: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            blake3: r.get(3)?,
+            encrypted: r.get::<_, i64>(4)? != 0,
+            inner_names: r
+                .get::<_, Option<String>>(5)?
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
+            raw_range: None,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A compiled WHERE clause over `messages m` with its parameters.
+struct Compiled {
+    sql: String,
+    params: Vec<Value>,
+}
+
+fn compile(expr: &Expr) -> Compiled {
+    let mut c = Compiled {
+        sql: String::new(),
+        params: Vec::new(),
+    };
+    compile_into(expr, &mut c);
+    c
+}
+
+fn compile_into(expr: &Expr, c: &mut Compiled) {
+    match expr {
+        Expr::And(items) | Expr::Or(items) if items.is_empty() => c.sql.push('1'),
+        Expr::And(items) | Expr::Or(items) => {
+            let op = if matches!(expr, Expr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            c.sql.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    c.sql.push_str(op);
+                }
+                compile_into(item, c);
+            }
+            c.sql.push(')');
+        }
+        Expr::Not(inner) => {
+            c.sql.push_str("(NOT ");
+            compile_into(inner, c);
+            c.sql.push(')');
+        }
+        Expr::Term(term) => compile_term(term, c),
+    }
+}
+
+fn param(c: &mut Compiled, v: Value) -> String {
+    c.params.push(v);
+    format!("?{}", c.params.len())
+}
+
+fn compile_term(term: &Term, c: &mut Compiled) {
+    match term {
+        Term::Text { field, text } => {
+            let Some(phrase) = tokenize::match_expression(text) else {
+                // Nothing searchable in the text (punctuation only): no constraint.
+                c.sql.push('1');
+                return;
+            };
+            let (text_cols, people_cols): (Option<&str>, Option<&str>) = match field {
+                TextField::Any => (Some(""), Some("")),
+                TextField::Subject => (Some("subject"), None),
+                TextField::Body => (Some("body"), None),
+                TextField::Filename => (Some("filenames"), None),
+                TextField::From => (None, Some("sender")),
+                TextField::To => (None, Some("{to_addr rcpt_addr}")),
+                TextField::Cc => (None, Some("cc_addr")),
+                TextField::Bcc => (None, Some("bcc_addr")),
+            };
+            let mut parts = Vec::new();
+            for (table, cols) in [("fts_text", text_cols), ("fts_people", people_cols)] {
+                let Some(cols) = cols else { continue };
+                let expr = if cols.is_empty() {
+                    phrase.clone()
+                } else {
+                    format!("{cols} : {phrase}")
+                };
+                let p = param(c, Value::Text(expr));
+                parts.push(format!("SELECT rowid FROM {table} WHERE {table} MATCH {p}"));
+            }
+            c.sql
+                .push_str(&format!("m.id IN ({})", parts.join(" UNION ")));
+        }
+        Term::HasAttachment => c.sql.push_str("m.has_attachment = 1"),
+        Term::Direction(d) => {
+            let p = param(c, Value::Text(d.as_str().into()));
+            c.sql.push_str(&format!("m.direction = {p}"));
+        }
+        Term::Status(s) => {
+            let p = param(c, Value::Text(s.as_str().into()));
+            c.sql.push_str(&format!(
+                "EXISTS (SELECT 1 FROM deliveries d WHERE d.message = m.id AND d.status = {p})"
+            ));
+        }
+        Term::System(name) => {
+            let exact = param(c, Value::Text(format!(" {name} ")));
+            let prefix = param(c, Value::Text(format!(" {name}@")));
+            c.sql.push_str(&format!(
+                "(instr(' ' || m.systems || ' ', {exact}) > 0 OR instr(' ' || m.systems, {prefix}) > 0)"
+            ));
+        }
+        Term::After(t) => {
+            let p = param(c, Value::Integer(micros(*t)));
+            c.sql.push_str(&format!("m.sort_time >= {p}"));
+        }
+        Term::Before(t) => {
+            let p = param(c, Value::Integer(micros(*t)));
+            c.sql.push_str(&format!("m.sort_time < {p}"));
+        }
+        Term::Larger(n) => {
+            let p = param(c, Value::Integer(i64::try_from(*n).unwrap_or(i64::MAX)));
+            c.sql.push_str(&format!("m.size > {p}"));
+        }
+        Term::Smaller(n) => {
+            let p = param(c, Value::Integer(i64::try_from(*n).unwrap_or(i64::MAX)));
+            c.sql.push_str(&format!("m.size < {p}"));
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn write_batch(
+        &mut self,
+        records: Vec<MessageRecord>,
+        rejects: Vec<Reject>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let mut outcome = BatchOutcome::default();
+        let now = micros(Utc::now());
+        let tx = self.conn.transaction()?;
+        let mut writer = Writer {
+            blobs: &mut self.blobs,
+            org: &self.org,
+            quarantine_dir: &self.quarantine_dir,
+        };
+        for record in records {
+            writer.upsert(&tx, record, &mut outcome)?;
+        }
+        for reject in &rejects {
+            if writer.write_reject(&tx, reject, now)? {
+                outcome.new_rejects += 1;
+            }
+        }
+        if self.durable {
+            writer.blobs.sync()?;
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn count(&self, query: &Expr) -> Result<u64, StoreError> {
+        let c = compile(query);
+        let sql = format!("SELECT count(*) FROM messages m WHERE {}", c.sql);
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn search(&self, query: &Expr, page: Page) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut c = compile(query);
+        let limit = param(&mut c, Value::Integer(i64::from(page.limit)));
+        let offset = param(
+            &mut c,
+            Value::Integer(i64::try_from(page.offset).unwrap_or(i64::MAX)),
+        );
+        let sql = format!(
+            "SELECT m.id FROM messages m WHERE {} ORDER BY m.sort_time DESC, m.id DESC LIMIT {limit} OFFSET {offset}",
+            c.sql
+        );
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.load_message(id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        self.load_message(id)
+    }
+
+    fn message_by_message_id(&self, message_id: &str) -> Result<Option<StoredMessage>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")?
+            .query_row([message_id], |r| r.get(0))
+            .optional()?;
+        match id {
+            Some(id) => self.load_message(id),
+            None => Ok(None),
+        }
+    }
+
+    fn raw_message(&self, content_hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.blobs.get_message(content_hash)
+    }
+
+    fn stats(&self) -> Result<Stats, StoreError> {
+        let messages: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+        let mut deliveries = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, count(*) FROM deliveries GROUP BY status")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (status, n) = row?;
+            if let Ok(status) = status.parse::<DeliveryStatus>() {
+                add_count(&mut deliveries, status, u64::try_from(n).unwrap_or(0));
+            }
+        }
+        let mut by_direction = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT direction, count(*) FROM messages GROUP BY direction ORDER BY 1")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (d, n) = row?;
+            if let Ok(d) = d.parse::<Direction>() {
+                by_direction.push((d, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        let mut by_system = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT system, count(DISTINCT message) FROM deliveries GROUP BY system ORDER BY 2 DESC, 1",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (s, n) = row?;
+            by_system.push((s, u64::try_from(n).unwrap_or(0)));
+        }
+        let rejects: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM rejects", [], |r| r.get(0))?;
+        Ok(Stats {
+            messages: u64::try_from(messages).unwrap_or(0),
+            deliveries,
+            by_direction,
+            by_system,
+            rejects: u64::try_from(rejects).unwrap_or(0),
+            blobs: self.blobs.count(),
+        })
+    }
+
+    fn quarantine(&self, limit: u32) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT source, position, code, reason, file FROM rejects ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([i64::from(limit)], |r| {
+            Ok(QuarantineEntry {
+                source: r.get(0)?,
+                position: r.get(1)?,
+                code: r.get(2)?,
+                reason: r.get(3)?,
+                file: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}

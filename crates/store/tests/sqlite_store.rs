@@ -1,0 +1,299 @@
+//! The embedded store's contract: merging, idempotency, search semantics.
+
+use chrono::{DateTime, TimeZone, Utc};
+use mailtrail_model::{
+    Attachment, Delivery, DeliveryStatus, Direction, Mailbox, MessageRecord, OrgDomains, Position,
+    Recipient, RecipientKind, Reject,
+};
+use mailtrail_store::query::{parse, QueryContext};
+use mailtrail_store::sqlite::SqliteOptions;
+use mailtrail_store::{Page, SqliteStore, Store};
+
+fn t(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
+}
+
+fn open(dir: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(
+        dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(["example.co.jp"]),
+            durable: true,
+        },
+    )
+    .unwrap()
+}
+
+fn count(store: &SqliteStore, q: &str) -> u64 {
+    let ctx = QueryContext {
+        now: t(27, 12),
+        timezone: chrono_tz::Asia::Tokyo,
+    };
+    store.count(&parse(q, &ctx).unwrap()).unwrap()
+}
+
+fn delivery(time: DateTime<Utc>, to: &str, status: DeliveryStatus, qid: &str) -> Delivery {
+    Delivery {
+        time,
+        recipient: to.into(),
+        status,
+        detail: None,
+        system: "postfix@mx1".into(),
+        relay: None,
+        client_ip: None,
+        client_host: None,
+        local_id: Some(qid.into()),
+        original_recipient: None,
+    }
+}
+
+fn log_record(qid: &str, mid: Option<&str>, time: DateTime<Utc>, to: &str) -> MessageRecord {
+    MessageRecord {
+        keys: vec![format!("postfix@mx1:{qid}")],
+        message_id: mid.map(str::to_string),
+        first_seen: Some(time),
+        envelope_from: Some("taro.yamada@example.co.jp".into()),
+        recipients: vec![Recipient::new(to, None, RecipientKind::Envelope).unwrap()],
+        size: Some(1234),
+        systems: vec!["postfix@mx1".into()],
+        deliveries: vec![delivery(time, to, DeliveryStatus::Delivered, qid)],
+        ..Default::default()
+    }
+}
+
+fn content_record(mid: &str, subject: &str, body: &str, time: DateTime<Utc>) -> MessageRecord {
+    MessageRecord {
+        message_id: Some(mid.into()),
+        date: Some(time),
+        first_seen: Some(time),
+        from: Mailbox::new("taro.yamada@example.co.jp", Some("山田 太郎")),
+        recipients: vec![
+            Recipient::new(
+                "hanako@tokyo-shoji.co.jp",
+                Some("佐藤 花子"),
+                RecipientKind::To,
+            )
+            .unwrap(),
+            Recipient::new("boss@example.co.jp", None, RecipientKind::Cc).unwrap(),
+            Recipient::new("private.taro@gmail.com", None, RecipientKind::Bcc).unwrap(),
+        ],
+        subject: Some(subject.into()),
+        body_text: Some(body.into()),
+        raw: Some(format!("Message-ID: <{mid}>\r\nSubject: x\r\n\r\n{body}\r\n").into_bytes()),
+        systems: vec!["mailbox".into()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn log_and_mailbox_views_merge_into_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let out = store
+        .write_batch(
+            vec![log_record(
+                "4F9D1",
+                Some("m1@example.co.jp"),
+                t(20, 1),
+                "hanako@tokyo-shoji.co.jp",
+            )],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(out.new_messages, 1);
+    let out = store
+        .write_batch(
+            vec![content_record(
+                "m1@example.co.jp",
+                "社外秘：見積書",
+                "顧客リストを送ります",
+                t(20, 1),
+            )],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!((out.new_messages, out.updated_messages), (0, 1));
+    assert_eq!(count(&store, ""), 1);
+    let found = store
+        .search(&parse("社外秘", &ctx()).unwrap(), Page::default())
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let m = &found[0];
+    assert_eq!(m.direction, Direction::Outbound);
+    assert_eq!(m.deliveries.len(), 1);
+    assert!(m.systems.contains(&"mailbox".to_string()));
+    assert!(m.systems.contains(&"postfix@mx1".to_string()));
+    // The envelope-only recipient from the log was placed in To by the content.
+    let to: Vec<_> = m
+        .recipients
+        .iter()
+        .filter(|r| r.kind == RecipientKind::To)
+        .collect();
+    assert_eq!(to.len(), 1);
+    assert_eq!(to[0].address, "hanako@tokyo-shoji.co.jp");
+    assert!(m
+        .recipients
+        .iter()
+        .all(|r| r.kind != RecipientKind::Envelope));
+    let raw = store
+        .raw_message(m.content_hash.as_deref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(raw.starts_with(b"Message-ID: <m1@example.co.jp>"));
+}
+
+fn ctx() -> QueryContext {
+    QueryContext {
+        now: t(27, 12),
+        timezone: chrono_tz::Asia::Tokyo,
+    }
+}
+
+#[test]
+fn writing_the_same_batch_twice_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let batch = || {
+        vec![
+            log_record("A1", Some("a@x"), t(20, 1), "b@example.co.jp"),
+            log_record("A2", None, t(20, 2), "c@example.co.jp"),
+            content_record("m2@x", "会議", "議事録", t(20, 3)),
+        ]
+    };
+    let rejects = || {
+        vec![Reject {
+            source: "mail.log".into(),
+            position: Position::Line(7),
+            code: "syslog.header".into(),
+            reason: "no stamp".into(),
+            input: b"garbage".to_vec(),
+        }]
+    };
+    let first = store.write_batch(batch(), rejects()).unwrap();
+    assert_eq!(first.new_messages, 3);
+    assert_eq!(first.new_rejects, 1);
+    let second = store.write_batch(batch(), rejects()).unwrap();
+    assert_eq!(second.new_messages, 0);
+    assert_eq!(second.unchanged, 3);
+    assert_eq!(second.new_rejects, 0);
+    assert!(second.new_deliveries.is_empty());
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.messages, 3);
+    assert_eq!(stats.rejects, 1);
+    assert_eq!(stats.deliveries, vec![(DeliveryStatus::Delivered, 2)]);
+    let q = store.quarantine(10).unwrap();
+    assert_eq!(std::fs::read(&q[0].file).unwrap(), b"garbage");
+}
+
+#[test]
+fn a_reused_queue_id_weeks_later_is_a_new_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write_batch(
+            vec![log_record("B7", None, t(1, 1), "x@example.co.jp")],
+            vec![],
+        )
+        .unwrap();
+    // Same queue id, same day: the rest of the same message.
+    let mut later = log_record("B7", None, t(1, 2), "y@example.co.jp");
+    later.deliveries[0].status = DeliveryStatus::Deferred;
+    store.write_batch(vec![later], vec![]).unwrap();
+    assert_eq!(count(&store, ""), 1);
+    // Same queue id 25 days later: another message.
+    store
+        .write_batch(
+            vec![log_record("B7", None, t(26, 1), "z@example.co.jp")],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(count(&store, ""), 2);
+    assert_eq!(count(&store, "status:deferred"), 1);
+    assert_eq!(count(&store, "to:y@example.co.jp"), 1);
+}
+
+#[test]
+fn operators_select_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut with_zip = content_record(
+        "z@x",
+        "Quarterly CONFIDENTIAL report",
+        "see attached",
+        t(25, 1),
+    );
+    with_zip.size = Some(300_000);
+    with_zip.attachments = vec![Attachment {
+        filename: Some("顧客リスト.zip".into()),
+        content_type: "application/zip".into(),
+        size: 250_000,
+        blake3: "00".repeat(32),
+        encrypted: true,
+        inner_names: vec!["名簿.xlsx".into()],
+        raw_range: None,
+    }];
+    let mut inbound = content_record("in@x", "ご案内", "ｼｬｶﾞｲﾋ の資料", t(10, 1));
+    inbound.from = Mailbox::new("sales@partner.example", Some("Partner Sales"));
+    inbound.recipients =
+        vec![Recipient::new("taro.yamada@example.co.jp", None, RecipientKind::To).unwrap()];
+    inbound.size = Some(2000);
+    let mut bounced = log_record("C1", None, t(26, 1), "nobody@elsewhere.example");
+    bounced.deliveries[0].status = DeliveryStatus::Bounced;
+    store
+        .write_batch(vec![with_zip, inbound, bounced], vec![])
+        .unwrap();
+
+    assert_eq!(count(&store, "confidential"), 1);
+    assert_eq!(count(&store, "ＣＯＮＦＩＤＥＮＴＩＡＬ"), 1);
+    assert_eq!(count(&store, "シャガイヒ"), 1);
+    assert_eq!(count(&store, "filename:顧客リスト"), 1);
+    assert_eq!(count(&store, "filename:名簿"), 1);
+    assert_eq!(count(&store, "subject:顧客リスト"), 0);
+    assert_eq!(count(&store, "has:attachment"), 1);
+    assert_eq!(count(&store, "-has:attachment"), 2);
+    assert_eq!(count(&store, "direction:inbound"), 1);
+    assert_eq!(count(&store, "direction:outbound"), 2);
+    assert_eq!(count(&store, "from:partner.example"), 1);
+    assert_eq!(count(&store, "from:\"Partner Sales\""), 1);
+    assert_eq!(count(&store, "bcc:gmail.com"), 1);
+    assert_eq!(count(&store, "cc:boss@example.co.jp"), 1);
+    assert_eq!(count(&store, "to:taro.yamada@example.co.jp"), 1);
+    assert_eq!(count(&store, "status:bounced"), 1);
+    assert_eq!(count(&store, "system:postfix"), 1);
+    assert_eq!(count(&store, "system:postfix@mx1"), 1);
+    assert_eq!(count(&store, "system:mailbox"), 2);
+    assert_eq!(count(&store, "larger:100K"), 1);
+    assert_eq!(count(&store, "smaller:5K"), 2);
+    assert_eq!(count(&store, "after:2026-11-20"), 2);
+    assert_eq!(count(&store, "before:2026-11-20"), 1);
+    assert_eq!(count(&store, "newer_than:7d"), 2);
+    assert_eq!(count(&store, "confidential OR ご案内"), 2);
+    assert_eq!(
+        count(&store, "(confidential OR ご案内) direction:inbound"),
+        1
+    );
+
+    // Newest first, stable paging.
+    let all = store
+        .search(
+            &parse("", &ctx()).unwrap(),
+            Page {
+                limit: 2,
+                offset: 0,
+            },
+        )
+        .unwrap();
+    let rest = store
+        .search(
+            &parse("", &ctx()).unwrap(),
+            Page {
+                limit: 2,
+                offset: 2,
+            },
+        )
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(rest.len(), 1);
+    assert!(all[0].first_seen >= all[1].first_seen);
+    assert!(all[1].first_seen >= rest[0].first_seen);
+}
