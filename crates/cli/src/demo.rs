@@ -16,7 +16,7 @@ use mailtrail_store::{Page, Store};
 
 use crate::config::Config;
 use crate::generate::{self, GenerateOptions};
-use crate::{import, open_store, output, parse_query, DemoArgs, GenerateArgs};
+use crate::{import, open_store_with, output, parse_query, DemoArgs, GenerateArgs};
 
 const DEMO_DOMAIN: &str = "example.co.jp";
 
@@ -56,7 +56,7 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         "  {} Postfix log lines ({} messages), {} mailbox messages",
         summary.postfix_lines, summary.postfix_messages, summary.maildir_messages
     );
-    let mut store = open_store(&config)?;
+    let mut store = open_store_with(&config, false)?;
     let options = import::ImportOptions {
         format: None,
         data_dir: config.data_dir.clone(),

@@ -1,9 +1,13 @@
 //! `mailtrail import`: files and folders in, store batches out.
 //!
 //! The decoders report to a [`Sink`]; this module's sink gathers records and
-//! rejects into batches and writes each batch in one store transaction. The
-//! batch is the unit of durability: after `kill -9` every committed batch is
-//! there and the rest is not, and because every store write is idempotent,
+//! rejects into batches and hands each batch to a writer thread, which stores
+//! it in one store transaction. Decoding and storing thus run side by side on
+//! two cores, and the channel between them holds at most two batches, so a
+//! slow disk slows the decoder instead of filling memory.
+//!
+//! The batch is the unit of durability: after `kill -9` every committed batch
+//! is there and the rest is not, and because every store write is idempotent,
 //! running the same import again completes it without duplicating anything.
 //! Batches are bounded by count and by raw bytes, so memory stays flat
 //! however large the input.
@@ -11,6 +15,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -18,10 +23,13 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mailtrail_ingest::{detect, DecodeOptions, Format, IngestError, Sink, SinkError};
 use mailtrail_model::{MessageRecord, Position, Reject};
-use mailtrail_store::{BatchOutcome, Store};
+use mailtrail_store::{BatchOutcome, Store, StoreError};
 
-const BATCH_RECORDS: usize = 5000;
-const BATCH_RAW_BYTES: usize = 64 * 1024 * 1024;
+const BATCH_RECORDS: usize = 2000;
+const BATCH_RAW_BYTES: usize = 32 * 1024 * 1024;
+/// Batches waiting for the writer; with the one being filled and the one
+/// being written, at most three batches exist at once.
+const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Totals of one `mailtrail import` run.
 #[derive(Debug, Default, serde::Serialize)]
@@ -34,8 +42,10 @@ pub struct ImportReport {
     pub reject_samples: Vec<String>,
 }
 
+type Batch = (Vec<MessageRecord>, Vec<Reject>);
+
 struct BatchSink<'a> {
-    store: &'a mut dyn Store,
+    writer: SyncSender<Batch>,
     records: Vec<MessageRecord>,
     rejects: Vec<Reject>,
     raw_bytes: usize,
@@ -49,15 +59,16 @@ impl BatchSink<'_> {
         if self.records.is_empty() && self.rejects.is_empty() {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.records);
-        let rejects = std::mem::take(&mut self.rejects);
+        let batch = (
+            std::mem::take(&mut self.records),
+            std::mem::take(&mut self.rejects),
+        );
         self.raw_bytes = 0;
-        let outcome = self
-            .store
-            .write_batch(records, rejects)
-            .map_err(|e| SinkError(format!("storing a batch failed: {e}")))?;
-        self.report.stored.add(&outcome);
-        Ok(())
+        // A send fails only when the writer stopped on a store error, which
+        // the writer's own result reports.
+        self.writer
+            .send(batch)
+            .map_err(|_| SinkError("the store stopped taking batches".into()))
     }
 }
 
@@ -245,7 +256,7 @@ pub struct ImportOptions {
 }
 
 pub fn run(
-    store: &mut dyn Store,
+    store: &mut (dyn Store + Send),
     paths: &[PathBuf],
     options: &ImportOptions,
 ) -> Result<ImportReport> {
@@ -264,18 +275,70 @@ pub fn run(
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     };
-    let mut sink = BatchSink {
-        store,
-        records: Vec::new(),
-        rejects: Vec::new(),
-        raw_bytes: 0,
-        report: ImportReport::default(),
-        progress: &progress,
-        progress_base: 0,
-    };
-    for input in &inputs {
+    let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<BatchOutcome, StoreError> {
+            let mut outcome = BatchOutcome::default();
+            for (records, rejects) in receiver {
+                outcome.add(&store.write_batch(records, rejects)?);
+            }
+            // The summary is the acknowledgement: everything in it is durable.
+            store.sync()?;
+            Ok(outcome)
+        });
+        let mut sink = BatchSink {
+            writer: sender,
+            records: Vec::new(),
+            rejects: Vec::new(),
+            raw_bytes: 0,
+            report: ImportReport::default(),
+            progress: &progress,
+            progress_base: 0,
+        };
+        let decoded = decode_all(&inputs, options, &mut sink).and_then(|()| {
+            sink.flush()
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("storing the last batch")
+        });
+        let BatchSink {
+            writer: sender,
+            mut report,
+            ..
+        } = sink;
+        drop(sender); // closes the channel: the writer finishes what it has
+        let stored = match writer.join() {
+            Ok(result) => result,
+            Err(_) => return Err(anyhow::anyhow!("the store writer crashed")).context(RESUME_HINT),
+        };
+        match (decoded, stored) {
+            // A store error explains a failed send: report it first.
+            (_, Err(e)) => {
+                progress.abandon();
+                Err(e)
+                    .context("storing a batch failed")
+                    .context(RESUME_HINT)
+            }
+            (Err(e), Ok(_)) => {
+                progress.abandon();
+                Err(e).context(RESUME_HINT)
+            }
+            (Ok(()), Ok(outcome)) => {
+                progress.finish_and_clear();
+                report.stored = outcome;
+                Ok(report)
+            }
+        }
+    })
+}
+
+const RESUME_HINT: &str =
+    "import stopped; everything before this point is stored, run the same import again to complete it";
+
+/// Decode every input into the sink, file after file.
+fn decode_all(inputs: &[Input], options: &ImportOptions, sink: &mut BatchSink<'_>) -> Result<()> {
+    for input in inputs {
         let name = input.path.display().to_string();
-        progress.set_message(name.clone());
+        sink.progress.set_message(name.clone());
         let reference_time = std::fs::metadata(&input.path)
             .and_then(|m| m.modified())
             .map(DateTime::<Utc>::from)
@@ -286,26 +349,11 @@ pub fn run(
             year: options.year,
             ..DecodeOptions::default()
         };
-        let result = import_one(input, &name, &opts, &mut sink);
-        match result {
-            Ok(()) => {}
-            Err(IngestError::Sink(e)) => {
-                progress.abandon();
-                return Err(anyhow::anyhow!(e)).context(format!("while importing {name}"));
-            }
-            Err(e) => {
-                progress.abandon();
-                return Err(e).context("import stopped; everything before this point is stored, run the same import again to complete it");
-            }
-        }
+        import_one(input, &name, &opts, sink).with_context(|| format!("while importing {name}"))?;
         sink.progress_base += input.size;
         sink.report.files += 1;
     }
-    sink.flush()
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("storing the last batch")?;
-    progress.finish_and_clear();
-    Ok(sink.report)
+    Ok(())
 }
 
 fn import_one(

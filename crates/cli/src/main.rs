@@ -233,15 +233,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-pub fn open_store(config: &Config) -> Result<SqliteStore> {
+/// Open the store. `durable`: every batch durable on its own (see
+/// [`SqliteOptions::durable`]); bulk imports pass false and sync at the end.
+pub fn open_store_with(config: &Config, durable: bool) -> Result<SqliteStore> {
     SqliteStore::open(
         &config.data_dir,
         SqliteOptions {
             org_domains: OrgDomains::new(&config.org_domains),
-            durable: true,
+            durable,
         },
     )
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+}
+
+pub fn open_store(config: &Config) -> Result<SqliteStore> {
+    open_store_with(config, true)
 }
 
 fn cmd_import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
@@ -251,7 +257,7 @@ fn cmd_import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
              directions will all be `relayed`"
         );
     }
-    let mut store = open_store(config)?;
+    let mut store = open_store_with(config, false)?;
     let options = import::ImportOptions {
         format: args.format,
         data_dir: config.data_dir.clone(),

@@ -83,8 +83,6 @@ impl fmt::Display for HeaderError {
 
 /// Reject code of a line longer than `DecodeOptions::max_line_bytes`.
 pub const CODE_TOO_LONG: &str = "syslog.too_long";
-/// Reject code of a line that is not valid UTF-8.
-pub const CODE_NOT_UTF8: &str = "syslog.utf8";
 
 /// Stateful syslog header parser: one per input (the year inference of
 /// RFC 3164 stamps depends on the lines before).
@@ -544,7 +542,7 @@ pub struct ImportSummary {
     pub lines: u64,
     /// Well-formed lines of programs we do not decode (and blank lines).
     pub ignored: u64,
-    /// Lines rejected (over-long, not UTF-8, header not parsed).
+    /// Lines rejected (over-long, header not parsed).
     pub rejected: u64,
     /// Message records emitted by the correlators.
     pub records: u64,
@@ -647,15 +645,14 @@ pub fn import_syslog<R: std::io::BufRead>(
                 sink.reject(line_reject(source, number, CODE_TOO_LONG, reason, head))?;
             }
             Line::Complete { number, bytes, .. } => {
-                let text = match std::str::from_utf8(bytes) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        summary.rejected += 1;
-                        let reason = format!("not UTF-8 (invalid byte at {})", e.valid_up_to());
-                        sink.reject(line_reject(source, number, CODE_NOT_UTF8, reason, bytes))?;
-                        continue;
-                    }
+                // Lines are UTF-8 almost always; a line that is not (a raw
+                // Shift_JIS subject in a header_checks warning) is decoded by
+                // sniffing rather than lost.
+                let decoded = match std::str::from_utf8(bytes) {
+                    Ok(t) => std::borrow::Cow::Borrowed(t),
+                    Err(_) => std::borrow::Cow::Owned(crate::mime::sniff_decode(bytes)),
                 };
+                let text = decoded.as_ref();
                 if text.trim().is_empty() {
                     summary.ignored += 1;
                     continue;

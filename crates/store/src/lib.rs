@@ -164,6 +164,10 @@ pub trait Store {
         rejects: Vec<Reject>,
     ) -> Result<BatchOutcome, StoreError>;
 
+    /// Make everything written so far durable (after batches written with
+    /// durability off, e.g. at the end of an import).
+    fn sync(&mut self) -> Result<(), StoreError>;
+
     /// Exact number of messages matching a query.
     fn count(&self, query: &query::Expr) -> Result<u64, StoreError>;
 
