@@ -241,13 +241,23 @@ pub fn open_store_with(config: &Config, durable: bool) -> Result<SqliteStore> {
         SqliteOptions {
             org_domains: OrgDomains::new(&config.org_domains),
             durable,
+            read_only: false,
         },
     )
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
 }
 
+/// Open the store for reading (search, show, stats).
 pub fn open_store(config: &Config) -> Result<SqliteStore> {
-    open_store_with(config, true)
+    SqliteStore::open(
+        &config.data_dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(&config.org_domains),
+            durable: true,
+            read_only: true,
+        },
+    )
+    .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
 }
 
 fn cmd_import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
@@ -279,9 +289,9 @@ pub fn parse_query(config: &Config, text: &str) -> Result<query::Expr> {
 }
 
 fn cmd_search(config: &Config, args: SearchArgs) -> Result<ExitCode> {
-    let store = open_store(config)?;
     let text = args.query.join(" ");
     let expr = parse_query(config, &text)?;
+    let store = open_store(config)?;
     if args.count {
         println!("{}", store.count(&expr)?);
         return Ok(ExitCode::SUCCESS);

@@ -52,6 +52,17 @@ impl BlobStore {
         })
     }
 
+    /// A blob store for reading: the folder is not created (a missing one
+    /// just holds no blobs).
+    pub fn open_existing(root: impl Into<PathBuf>) -> BlobStore {
+        BlobStore {
+            root: root.into(),
+            level: 3,
+            unsynced: Vec::new(),
+            written: 0,
+        }
+    }
+
     fn path_of(&self, hash: &str) -> PathBuf {
         let shard = hash.get(..2).unwrap_or("00");
         self.root.join(shard).join(format!("{hash}.zst"))

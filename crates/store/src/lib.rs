@@ -53,6 +53,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("no mailtrail data in {path}: import something first (`mailtrail import PATH`) or name the data directory with --data-dir")]
+    Missing { path: PathBuf },
     #[error("{0}")]
     Invalid(String),
 }

@@ -18,7 +18,7 @@ fn open(dir: &std::path::Path) -> SqliteStore {
         dir,
         SqliteOptions {
             org_domains: OrgDomains::new(["example.co.jp"]),
-            durable: true,
+            ..Default::default()
         },
     )
     .unwrap()
