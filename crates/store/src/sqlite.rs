@@ -196,9 +196,6 @@ impl SqliteStore {
         // 16 MiB of page cache: measured as fast as 64 MiB for imports, at a
         // quarter of the memory.
         conn.pragma_update(None, "cache_size", -16384)?;
-        // Reads through a memory map: a one-shot `search` process then pays
-        // page faults instead of a read syscall and a copy per page.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         if !options.durable {
             // Bulk imports: checkpoint every 64 MiB of WAL instead of every
             // 4 MiB; hot pages (index interiors, FTS segments) are then copied
@@ -235,6 +232,10 @@ impl SqliteStore {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "cache_size", -16384)?;
+        // Reads through a memory map: a one-shot `search` process then pays
+        // page faults instead of a read syscall and a copy per page. Only for
+        // readers: a long import would otherwise map (and count as resident)
+        // a growing share of the database.
         conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
