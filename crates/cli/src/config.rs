@@ -36,6 +36,10 @@ pub struct FileConfig {
 pub struct Config {
     pub data_dir: PathBuf,
     pub timezone: chrono_tz::Tz,
+    /// Whether the zone was given (flag, variable or file) rather than taken
+    /// from the system: a store remembers the zone its logs were read in, and
+    /// that wins over the system's.
+    pub timezone_explicit: bool,
     pub org_domains: Vec<String>,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
@@ -71,11 +75,9 @@ impl Config {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let tz_name = overrides
-            .timezone
-            .clone()
-            .or(file.timezone)
-            .unwrap_or_else(system_timezone);
+        let given = overrides.timezone.clone().or(file.timezone);
+        let timezone_explicit = given.is_some();
+        let tz_name = given.unwrap_or_else(system_timezone);
         let timezone: chrono_tz::Tz = tz_name.parse().map_err(|_| {
             anyhow::anyhow!(
                 "unknown time zone {tz_name:?}: use an IANA name such as Asia/Tokyo or UTC"
@@ -101,6 +103,7 @@ impl Config {
         Ok(Config {
             data_dir,
             timezone,
+            timezone_explicit,
             org_domains,
             source,
         })

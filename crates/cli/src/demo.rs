@@ -57,6 +57,10 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         summary.postfix_lines, summary.postfix_messages, summary.maildir_messages
     );
     let mut store = open_store_with(&config, false)?;
+    // The demo company's logs are written in Tokyo time: later imports and
+    // searches of this store use that zone unless told otherwise.
+    crate::record_import_timezone(&mut store, chrono_tz::Asia::Tokyo)?;
+    config.timezone = crate::effective_timezone(&config, &store)?;
     let options = import::ImportOptions {
         format: None,
         data_dir: config.data_dir.clone(),

@@ -46,6 +46,9 @@ type Batch = (Vec<MessageRecord>, Vec<Reject>);
 
 struct BatchSink<'a> {
     writer: SyncSender<Batch>,
+    /// When the current input was last modified: the time given to a
+    /// message that carries none at all (no Date:, no Received:).
+    input_time: DateTime<Utc>,
     records: Vec<MessageRecord>,
     rejects: Vec<Reject>,
     raw_bytes: usize,
@@ -73,21 +76,11 @@ impl BatchSink<'_> {
 }
 
 impl Sink for BatchSink<'_> {
-    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
+    fn record(&mut self, mut record: MessageRecord) -> Result<(), SinkError> {
         if record.sort_time().is_none() {
-            // A record with no time at all cannot be ordered or searched by
-            // period; keep it in quarantine rather than lose it.
-            return self.reject(Reject {
-                source: record
-                    .keys
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| "unknown".into()),
-                position: Position::Offset(0),
-                code: "record.no_time".into(),
-                reason: "message without any date or time".into(),
-                input: record.raw.clone().unwrap_or_default(),
-            });
+            // No Date:, no Received:, no log stamp (a draft, some clients'
+            // sent items): it was seen no later than its file was written.
+            record.first_seen = Some(self.input_time);
         }
         self.report.records += 1;
         self.raw_bytes += record.raw.as_ref().map_or(0, Vec::len);
@@ -288,6 +281,7 @@ pub fn run(
         });
         let mut sink = BatchSink {
             writer: sender,
+            input_time: Utc::now(),
             records: Vec::new(),
             rejects: Vec::new(),
             raw_bytes: 0,
@@ -337,12 +331,20 @@ const RESUME_HINT: &str =
 /// Decode every input into the sink, file after file.
 fn decode_all(inputs: &[Input], options: &ImportOptions, sink: &mut BatchSink<'_>) -> Result<()> {
     for input in inputs {
-        let name = input.path.display().to_string();
+        // Reported (and quarantined) under its full path, so that the same
+        // file named two ways is one source.
+        let name = input
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| input.path.clone())
+            .display()
+            .to_string();
         sink.progress.set_message(name.clone());
         let reference_time = std::fs::metadata(&input.path)
             .and_then(|m| m.modified())
             .map(DateTime::<Utc>::from)
             .unwrap_or_else(|_| Utc::now());
+        sink.input_time = reference_time;
         let opts = DecodeOptions {
             timezone: options.timezone,
             reference_time,

@@ -77,6 +77,15 @@ counted, reported with its file and line, and kept in the quarantine (see `mailt
     Stats(FormatArgs),
     /// List rejected input kept in the quarantine
     Quarantine(QuarantineArgs),
+    /// Run the service: receive journal copies over SMTP as they are sent
+    #[command(
+        long_about = "Run the service. The SMTP journal receiver takes the copies that \
+journal rules (Microsoft 365 / Exchange), compliance routing (Google Workspace) or Postfix \
+always_bcc / recipient_bcc_maps send; each message is searchable as soon as it is acknowledged, \
+and `250` is only sent once it is durably stored. Bound addresses are printed as \
+`listening smtp ADDR`. Stops on SIGTERM or Ctrl-C after in-flight messages finish."
+    )]
+    Serve(ServeArgs),
     /// Generate a small company's mail, import it, and show example searches
     Demo(DemoArgs),
     /// Generate synthetic Postfix logs and Maildirs (for tests and benchmarks)
@@ -89,7 +98,7 @@ full-width/half-width and upper/lower case are the same.\n\n\
 Operators:\n  from: to: cc: bcc:      address or name (to: also matches envelope recipients)\n  \
 subject: body: filename: text in one field\n  has:attachment\n  \
 direction:inbound|outbound|internal|relayed\n  \
-status:delivered|sent|deferred|bounced|expired|rejected|received\n  \
+status:delivered|sent|deferred|bounced|expired|rejected|received|quarantined|\n         expanded|forwarded|failed   (any delivery of the message had it)\n  \
 system:postfix|sendmail|exim|mailbox (or postfix@HOST)\n  \
 after:2026-11-01  before:2026-11-27  (dates in the configured time zone)\n  \
 newer_than:7d  older_than:2w  (h d w m y)\n  larger:5M  smaller:100K\n  \
@@ -129,7 +138,7 @@ enum OutputFormat {
 #[derive(Args)]
 struct SearchArgs {
     /// The query (quote it for the shell); empty matches everything
-    #[arg(value_name = "QUERY", default_value = "")]
+    #[arg(value_name = "QUERY", default_value = "", allow_hyphen_values = true)]
     query: Vec<String>,
     /// Print only the number of matching messages
     #[arg(long)]
@@ -169,6 +178,30 @@ struct QuarantineArgs {
     /// Most entries to list, newest first
     #[arg(long, default_value_t = 50)]
     limit: u32,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address of the SMTP journal receiver (port 0 picks a free port)
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:2525",
+        env = "MAILTRAIL_SMTP"
+    )]
+    smtp: std::net::SocketAddr,
+    /// The journal mailbox's own address (repeatable): envelope recipients equal to it are not recipients of the message
+    #[arg(long = "journal-address", value_name = "ADDRESS")]
+    journal_addresses: Vec<String>,
+    /// Largest message accepted over SMTP, in bytes
+    #[arg(long, default_value_t = 50 * 1024 * 1024)]
+    max_message_size: usize,
+    /// Most recipients per message
+    #[arg(long, default_value_t = 1000)]
+    max_recipients: usize,
+    /// Seconds before a silent SMTP client is disconnected
+    #[arg(long, default_value_t = 300)]
+    idle_timeout: u64,
 }
 
 #[derive(Args)]
@@ -228,6 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show(args) => cmd_show(&config, args),
         Command::Stats(args) => cmd_stats(&config, args),
         Command::Quarantine(args) => cmd_quarantine(&config, args),
+        Command::Serve(args) => cmd_serve(&config, args),
         Command::Demo(args) => demo::run(&config, &args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => demo::generate_cmd(&config, &args).map(|()| ExitCode::SUCCESS),
     }
@@ -260,6 +294,33 @@ pub fn open_store(config: &Config) -> Result<SqliteStore> {
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
 }
 
+/// The zone for zone-less log stamps and display: the configured one, else
+/// the one this store's logs were read in, else the system's.
+pub fn effective_timezone(config: &Config, store: &dyn Store) -> Result<chrono_tz::Tz> {
+    if config.timezone_explicit {
+        return Ok(config.timezone);
+    }
+    Ok(store
+        .setting("timezone")?
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(config.timezone))
+}
+
+/// Remember the zone an import read its stamps in; say so when it changes,
+/// because the same log read in two zones gives two sets of times.
+pub fn record_import_timezone(store: &mut dyn Store, timezone: chrono_tz::Tz) -> Result<()> {
+    match store.setting("timezone")? {
+        None => store.set_setting("timezone", timezone.name())?,
+        Some(stored) if stored != timezone.name() => eprintln!(
+            "note: earlier imports into this store read zone-less log stamps as {stored}, \
+             this one as {}; importing the same log in both zones stores its events twice",
+            timezone.name()
+        ),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
 fn cmd_import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
     if config.org_domains.is_empty() {
         eprintln!(
@@ -268,10 +329,12 @@ fn cmd_import(config: &Config, args: ImportArgs) -> Result<ExitCode> {
         );
     }
     let mut store = open_store_with(config, false)?;
+    let timezone = effective_timezone(config, &store)?;
+    record_import_timezone(&mut store, timezone)?;
     let options = import::ImportOptions {
         format: args.format,
         data_dir: config.data_dir.clone(),
-        timezone: config.timezone,
+        timezone,
         year: args.year,
         quiet: args.quiet,
     };
@@ -290,8 +353,13 @@ pub fn parse_query(config: &Config, text: &str) -> Result<query::Expr> {
 
 fn cmd_search(config: &Config, args: SearchArgs) -> Result<ExitCode> {
     let text = args.query.join(" ");
-    let expr = parse_query(config, &text)?;
+    // A mistyped query is reported before anything else is looked at.
+    parse_query(config, &text)?;
     let store = open_store(config)?;
+    let mut config = config.clone();
+    config.timezone = effective_timezone(&config, &store)?;
+    let config = &config;
+    let expr = parse_query(config, &text)?;
     if args.count {
         println!("{}", store.count(&expr)?);
         return Ok(ExitCode::SUCCESS);
@@ -353,7 +421,13 @@ fn cmd_show(config: &Config, args: ShowArgs) -> Result<ExitCode> {
     let store = open_store(config)?;
     let m = find_message(&store, &args.id)?;
     let raw = match &m.content_hash {
-        Some(hash) => store.raw_message(hash)?,
+        Some(hash) => Some(store.raw_message(hash)?.with_context(|| {
+            format!(
+                "the captured content of message {} (blob {hash}) is missing from the store: \
+                 the data directory is damaged; importing the message's source again restores it",
+                m.id
+            )
+        })?),
         None => None,
     };
     if args.raw {
@@ -372,7 +446,7 @@ fn cmd_show(config: &Config, args: ShowArgs) -> Result<ExitCode> {
             .ok()
             .and_then(|r| r.body_text)
     });
-    let tz = config.timezone;
+    let tz = effective_timezone(config, &store)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.format == OutputFormat::Json {
@@ -381,7 +455,9 @@ fn cmd_show(config: &Config, args: ShowArgs) -> Result<ExitCode> {
         writeln!(out, "{v}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let line = |out: &mut dyn Write, k: &str, v: &str| writeln!(out, "{k:<14} {v}");
+    // Header values come from the message: no control character reaches the terminal.
+    let line =
+        |out: &mut dyn Write, k: &str, v: &str| writeln!(out, "{k:<14} {}", output::printable(v));
     line(&mut out, "ID:", &m.id.to_string())?;
     line(
         &mut out,
@@ -448,14 +524,14 @@ fn cmd_show(config: &Config, args: ShowArgs) -> Result<ExitCode> {
             writeln!(
                 out,
                 "  {}  {} bytes  {}{}  blake3:{}",
-                a.filename.as_deref().unwrap_or("(no name)"),
+                output::printable(a.filename.as_deref().unwrap_or("(no name)")),
                 a.size,
                 a.content_type,
                 if a.encrypted { "  [encrypted]" } else { "" },
                 a.blake3
             )?;
             for inner in &a.inner_names {
-                writeln!(out, "      └ {inner}")?;
+                writeln!(out, "      └ {}", output::printable(inner))?;
             }
         }
     }
@@ -473,13 +549,13 @@ fn cmd_show(config: &Config, args: ShowArgs) -> Result<ExitCode> {
                     &d.recipient
                 },
                 d.system,
-                d.detail.as_deref().or(d.relay.as_deref()).unwrap_or("")
+                output::printable(d.detail.as_deref().or(d.relay.as_deref()).unwrap_or(""))
             )?;
         }
     }
     writeln!(out)?;
     match body {
-        Some(body) => writeln!(out, "{body}")?,
+        Some(body) => writeln!(out, "{}", output::printable_text(&body))?,
         None if m.content_hash.is_none() => {
             writeln!(out, "(seen only in logs: no content was captured)")?
         }
@@ -551,6 +627,36 @@ fn cmd_stats(config: &Config, args: FormatArgs) -> Result<ExitCode> {
         println!("system {s:<20} {n} message(s)");
     }
     println!("quarantined  {}", stats.rejects);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
+    let store = open_store_with(config, true)?;
+    let smtp = mailtrail_server::SmtpConfig {
+        listen: args.smtp,
+        max_message_bytes: args.max_message_size,
+        max_recipients: args.max_recipients,
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+        journal_addresses: args
+            .journal_addresses
+            .iter()
+            .filter_map(|a| mailtrail_model::normalize_address(a))
+            .collect(),
+        ..mailtrail_server::SmtpConfig::default()
+    };
+    let options = mailtrail_server::ServeOptions {
+        smtp: Some(smtp),
+        decode: DecodeOptions {
+            timezone: config.timezone,
+            ..DecodeOptions::default()
+        },
+        queue: 1024,
+        grace: std::time::Duration::from_secs(10),
+    };
+    mailtrail_server::serve(store, options, |what, addr| {
+        println!("listening {what} {addr}");
+        let _ = std::io::stdout().flush();
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,9 +44,34 @@ pub fn to_addresses(m: &StoredMessage) -> Vec<&str> {
     }
 }
 
-/// The time shown for a message: its `Date:` header, else when it was first seen.
+/// The time a message is listed, ordered and filtered (`after:`) by: when a
+/// system first saw it, else its `Date:` header (which the sender's client
+/// sets and can be anything), else its first delivery.
 pub fn display_time(m: &StoredMessage) -> Option<DateTime<Utc>> {
-    m.date.or(m.first_seen)
+    m.first_seen
+        .or(m.date)
+        .or_else(|| m.deliveries.iter().map(|d| d.time).min())
+}
+
+/// A single-line value from a message, safe for a terminal: control
+/// characters (escape sequences, CR/LF that would forge lines) become `�`.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// Multi-line text (a body) safe for a terminal: line breaks and tabs stay.
+pub fn printable_text(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 pub fn message_json(m: &StoredMessage, tz: chrono_tz::Tz) -> Value {
@@ -54,6 +79,7 @@ pub fn message_json(m: &StoredMessage, tz: chrono_tz::Tz) -> Value {
         "id": m.id,
         "message_id": m.message_id,
         "date": display_time(m).map(|t| local(t, tz)),
+        "header_date": m.date.map(|t| local(t, tz)),
         "first_seen": m.first_seen.map(|t| local(t, tz)),
         "direction": m.direction.as_str(),
         "from": m.from.as_ref().map(|f| f.address.as_str()).or(m.envelope_from.as_deref()),
@@ -124,8 +150,9 @@ fn join_short(list: &[&str], max: usize) -> String {
     }
 }
 
-/// Cut a string to a display width, marking the cut.
+/// Cut a string to a display width, marking the cut (control characters replaced).
 pub fn fit(s: &str, width: usize) -> String {
+    let s = &printable(s);
     if s.width() <= width {
         let pad = width - s.width();
         return format!("{s}{}", " ".repeat(pad));
@@ -183,7 +210,7 @@ pub fn table_row(m: &StoredMessage, tz: chrono_tz::Tz) -> String {
         fit(from, 28),
         fit(&join_short(&to_addresses(m), 1), 30),
         fit(summary_status(m), 9),
-        subject
+        printable(&subject)
     )
 }
 
@@ -238,6 +265,14 @@ mod tests {
         assert_eq!(fit("社外秘", 8), "社外秘  ");
         assert_eq!(fit("社外秘資料", 6).width(), 6);
         assert_eq!(fit("abc", 2), "a…");
+    }
+
+    #[test]
+    fn terminal_output_carries_no_control_characters() {
+        let subject = "hello\u{1b}[31mRED\r\nfake line";
+        assert!(!printable(subject).chars().any(char::is_control));
+        assert!(!fit(subject, 40).chars().any(char::is_control));
+        assert_eq!(printable_text("a\nb\tc\u{7}"), "a\nb\tc\u{FFFD}");
     }
 
     #[test]

@@ -100,6 +100,31 @@ fn japanese_and_width_insensitive_queries_find_exactly_their_messages() {
         &[3, 9],
     );
     expect(data, "\"社外の秘書\"", &[8]);
+    // A query may start with a negation (not taken for a command-line flag).
+    expect(data, "-from:taro.yamada@example.co.jp", &[]);
+    expect(data, "-has:attachment 機密", &[2]);
+}
+
+#[test]
+fn a_message_without_any_date_is_stored_not_rejected() {
+    let input = tempfile::tempdir().unwrap();
+    let eml = input.path().join("draft.eml");
+    std::fs::write(
+        &eml,
+        "From: a@example.co.jp\r\nTo: b@partner.example\r\nSubject: draft\r\n\r\nno date at all\r\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        data.path(),
+        &["import", "--quiet", eml.to_str().unwrap()],
+    ));
+    assert!(out.contains("1 new message(s)"), "{out}");
+    assert!(out.contains("rejected input: none"), "{out}");
+    assert_eq!(
+        stdout(&run(data.path(), &["search", "--count", "draft"])).trim(),
+        "1"
+    );
 }
 
 #[test]

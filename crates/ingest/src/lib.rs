@@ -18,6 +18,7 @@ use mailtrail_model::{MessageRecord, Reject};
 
 pub mod detect;
 pub mod exim;
+pub mod journal;
 pub mod lines;
 pub mod maildir;
 pub mod mbox;
@@ -45,7 +46,7 @@ pub struct SinkError(pub String);
 /// *content* is never an error: it is a [`Reject`].
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: String,
         #[source]

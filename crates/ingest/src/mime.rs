@@ -100,8 +100,8 @@ impl MimeError {
     }
 }
 
-/// Decode one message. Never panics; bad input gives what could be read or a [`MimeError`].
-pub fn parse_message(raw: Vec<u8>, opts: &DecodeOptions) -> Result<MessageRecord, MimeError> {
+/// The checks every message decoder makes first: not blank, not over the limit.
+pub(crate) fn check_size(raw: &[u8], opts: &DecodeOptions) -> Result<(), MimeError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(MimeError::Empty);
     }
@@ -111,6 +111,12 @@ pub fn parse_message(raw: Vec<u8>, opts: &DecodeOptions) -> Result<MessageRecord
             limit: opts.max_message_bytes as u64,
         });
     }
+    Ok(())
+}
+
+/// Decode one message. Never panics; bad input gives what could be read or a [`MimeError`].
+pub fn parse_message(raw: Vec<u8>, opts: &DecodeOptions) -> Result<MessageRecord, MimeError> {
+    check_size(&raw, opts)?;
     let result = catch_unwind(AssertUnwindSafe(|| decode_root(&raw)));
     let mut record = match result {
         Ok(Ok(record)) => record,

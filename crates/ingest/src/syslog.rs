@@ -96,6 +96,9 @@ pub struct SyslogParser {
     year: Option<i32>,
     /// The month (1-12) of the previous dated line.
     last_month: u32,
+    /// The year moved forward at a Dec → Jan wrap and the lines since are
+    /// still in the first months: a December line now is a late old-year line.
+    recent_wrap: bool,
     /// `(date, hour)` → offset east of UTC in seconds, for zone-less stamps.
     offset_cache: Option<(NaiveDate, u32, i32)>,
 }
@@ -122,6 +125,7 @@ impl SyslogParser {
             forced_year: opts.year,
             year: None,
             last_month: 0,
+            recent_wrap: false,
             offset_cache: None,
         }
     }
@@ -258,11 +262,16 @@ impl SyslogParser {
                 if st.month + 1 < self.last_month {
                     year += 1;
                     self.year = Some(year);
-                } else if st.month > self.last_month + 5 {
+                    self.recent_wrap = true;
+                } else if self.recent_wrap && st.month > self.last_month + 5 {
                     // A forward jump of half a year or more right after a
                     // wrap (Jan → Dec) is a late line of the old year: it
-                    // does not move the run.
+                    // does not move the run. (Without a wrap, a forward jump
+                    // is just a quiet log: Jan → Aug of the same year.)
                     return Ok(year - 1);
+                }
+                if st.month >= 3 {
+                    self.recent_wrap = false;
                 }
                 self.last_month = st.month;
                 Ok(year)
@@ -840,6 +849,20 @@ mod tests {
             p.parse("Jan  1 00:00:01 h p: m").unwrap().time,
             utc("2020-01-01T00:00:01Z")
         );
+    }
+
+    #[test]
+    fn a_quiet_log_jumping_forward_months_stays_in_its_year() {
+        let opts = DecodeOptions {
+            timezone: chrono_tz::UTC,
+            reference_time: Utc.with_ymd_and_hms(2026, 8, 10, 0, 0, 0).unwrap(),
+            ..DecodeOptions::default()
+        };
+        let mut p = SyslogParser::new(&opts);
+        let jan = p.parse("Jan  5 10:00:00 mx1 postfix/qmgr[1]: x").unwrap();
+        let aug = p.parse("Aug  5 10:00:00 mx1 postfix/qmgr[1]: y").unwrap();
+        assert_eq!(jan.time.year(), 2026);
+        assert_eq!(aug.time.year(), 2026);
     }
 
     #[test]

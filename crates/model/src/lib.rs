@@ -546,26 +546,34 @@ impl MessageRecord {
     }
 }
 
-/// Add a recipient to a list: an envelope-only entry is replaced by an
-/// addressed one; the same address may stand both in To and Bcc only if the
-/// sources say so.
+/// Add a recipient to a list. The same address may stand in several kinds
+/// (To and Cc) when the sources say so; an envelope-only entry (known from a
+/// log or an SMTP envelope) is upgraded when another view places the address
+/// in To, Cc or Bcc, and an envelope-only view of an address already placed
+/// adds nothing.
 pub fn merge_recipient(list: &mut Vec<Recipient>, r: Recipient) {
-    if let Some(existing) = list.iter_mut().find(|e| e.address == r.address) {
-        if existing.kind == r.kind {
-            if existing.display_name.is_none() {
-                existing.display_name = r.display_name;
-            }
+    if let Some(same) = list
+        .iter_mut()
+        .find(|e| e.address == r.address && e.kind == r.kind)
+    {
+        if same.display_name.is_none() {
+            same.display_name = r.display_name;
+        }
+        return;
+    }
+    if r.kind == RecipientKind::Envelope {
+        if list.iter().any(|e| e.address == r.address) {
             return;
         }
-        if existing.kind == RecipientKind::Envelope {
-            let display_name = existing.display_name.take().or(r.display_name);
-            existing.kind = r.kind;
-            existing.display_name = display_name;
-            return;
+    } else if let Some(envelope) = list
+        .iter_mut()
+        .find(|e| e.address == r.address && e.kind == RecipientKind::Envelope)
+    {
+        envelope.kind = r.kind;
+        if r.display_name.is_some() {
+            envelope.display_name = r.display_name;
         }
-        if r.kind == RecipientKind::Envelope {
-            return;
-        }
+        return;
     }
     list.push(r);
 }
@@ -675,6 +683,21 @@ mod tests {
         assert_eq!(a.recipients.len(), 1);
         assert_eq!(a.recipients[0].kind, RecipientKind::Bcc);
         assert_eq!(a.recipients[0].display_name.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn an_address_in_to_and_cc_merges_idempotently() {
+        let to = Recipient::new("bob@x", None, RecipientKind::To).unwrap();
+        let cc = Recipient::new("bob@x", None, RecipientKind::Cc).unwrap();
+        let mut list = vec![to.clone(), cc.clone()];
+        let before = list.clone();
+        merge_recipient(&mut list, to);
+        merge_recipient(&mut list, cc);
+        merge_recipient(
+            &mut list,
+            Recipient::new("bob@x", None, RecipientKind::Envelope).unwrap(),
+        );
+        assert_eq!(list, before);
     }
 
     #[test]

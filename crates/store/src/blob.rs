@@ -29,11 +29,14 @@ const MIN_SEGMENT: usize = 2048;
 const SKELETON_MAGIC: &[u8; 4] = b"MTS1";
 const TAG_LITERAL: u8 = 0;
 const TAG_SEGMENT: u8 = 1;
+/// Blob paths remembered for a per-file fsync; beyond this, one `syncfs`.
+const MAX_TRACKED_UNSYNCED: usize = 4096;
 
 pub struct BlobStore {
     root: PathBuf,
     level: i32,
     unsynced: Vec<PathBuf>,
+    syncfs_pending: bool,
     written: u64,
 }
 
@@ -48,6 +51,7 @@ impl BlobStore {
             root,
             level: 3,
             unsynced: Vec::new(),
+            syncfs_pending: false,
             written: 0,
         })
     }
@@ -59,6 +63,7 @@ impl BlobStore {
             root: root.into(),
             level: 3,
             unsynced: Vec::new(),
+            syncfs_pending: false,
             written: 0,
         }
     }
@@ -70,6 +75,13 @@ impl BlobStore {
 
     pub fn contains(&self, hash: &str) -> bool {
         is_hash(hash) && self.path_of(hash).exists()
+    }
+
+    /// Present and not empty (a file renamed into place but not synced
+    /// before a power failure can come back empty).
+    pub fn looks_intact(&self, hash: &str) -> bool {
+        is_hash(hash)
+            && std::fs::metadata(self.path_of(hash)).is_ok_and(|m| m.is_file() && m.len() > 0)
     }
 
     /// Blobs written since the store was opened.
@@ -101,7 +113,13 @@ impl BlobStore {
         file.write_all(&compressed).map_err(err)?;
         drop(file);
         fs::rename(&tmp, &path).map_err(err)?;
-        self.unsynced.push(path);
+        if self.unsynced.len() < MAX_TRACKED_UNSYNCED {
+            self.unsynced.push(path);
+        } else {
+            // Too many to fsync one by one (a bulk import): sync the whole
+            // file system instead, at the next sync.
+            self.syncfs_pending = true;
+        }
         self.written += 1;
         Ok(())
     }
@@ -231,6 +249,9 @@ impl BlobStore {
     /// Make every blob written since the last call durable (file data and
     /// directory entries). Called before the database commit that refers to them.
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        if self.syncfs_pending {
+            return self.sync_all();
+        }
         if self.unsynced.is_empty() {
             return Ok(());
         }
@@ -258,7 +279,7 @@ impl BlobStore {
     /// Make every blob written so far durable with one `syncfs` of the
     /// blob store's file system, instead of one fsync per file.
     pub fn sync_all(&mut self) -> Result<(), StoreError> {
-        if self.unsynced.is_empty() {
+        if self.unsynced.is_empty() && !self.syncfs_pending {
             return Ok(());
         }
         let root = File::open(&self.root).map_err(|source| StoreError::Blob {
@@ -274,6 +295,7 @@ impl BlobStore {
             });
         }
         self.unsynced.clear();
+        self.syncfs_pending = false;
         Ok(())
     }
 

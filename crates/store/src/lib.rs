@@ -12,9 +12,11 @@
 //!   attachments (BLAKE3 names, zstd, identical attachments kept once).
 //!
 //! Records are merged here, not in the decoders: a record finds its message by
-//! Message-ID, else by a source-local key (e.g. `postfix@mx1:4F9D1`) seen
-//! recently enough (queue ids are reused over time), and is folded in with
-//! [`MessageRecord::merge`]. Every write is idempotent, which is what makes
+//! Message-ID and by a source-local key (e.g. `postfix@mx1:4F9D1`) seen
+//! recently enough (queue ids are reused over time) whose message does not
+//! carry a different Message-ID; it is folded in with [`MessageRecord::merge`],
+//! and a content-less partial view found by key is folded into the message
+//! found by Message-ID. Every write is idempotent, which is what makes
 //! re-imports and restarts after `kill -9` safe: the same input produces the
 //! same rows, never new ones.
 
@@ -37,9 +39,9 @@ pub use sqlite::SqliteStore;
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    #[error("database error")]
     Database(#[from] rusqlite::Error),
-    #[error("blob store {path}: {source}")]
+    #[error("blob store {path}")]
     Blob {
         path: PathBuf,
         #[source]
@@ -165,6 +167,12 @@ pub trait Store {
         records: Vec<MessageRecord>,
         rejects: Vec<Reject>,
     ) -> Result<BatchOutcome, StoreError>;
+
+    /// A value the store keeps about itself (e.g. `timezone`, the zone its
+    /// zone-less log stamps were read in).
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
 
     /// Make everything written so far durable (after batches written with
     /// durability off, e.g. at the end of an import).

@@ -161,6 +161,7 @@ pub fn parse(input: &str, ctx: &QueryContext) -> Result<Expr, QueryError> {
         pos: 0,
         ctx,
         default_op: None,
+        nesting: 0,
     };
     let items = parser.sequence(None)?;
     Ok(make_and(items))
@@ -232,7 +233,13 @@ struct Parser<'c> {
     ctx: &'c QueryContext,
     /// Inside `op:( … )`: the operator bare words and phrases get, and its name.
     default_op: Option<(Op, String)>,
+    /// Terms being parsed inside one another (parentheses, `-`, `NOT`).
+    nesting: usize,
 }
+
+/// How deeply terms may nest. The parser and everything that walks the tree
+/// recurse; a query from the outside must not be able to exhaust the stack.
+pub const MAX_NESTING: usize = 64;
 
 fn err<T>(position: usize, message: impl Into<String>) -> Result<T, QueryError> {
     Err(QueryError {
@@ -336,6 +343,21 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, QueryError> {
+        if self.nesting >= MAX_NESTING {
+            return err(
+                self.pos,
+                format!(
+                    "the query nests more than {MAX_NESTING} levels of parentheses or negations"
+                ),
+            );
+        }
+        self.nesting += 1;
+        let result = self.unary_inner();
+        self.nesting -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<Expr, QueryError> {
         self.skip_whitespace();
         let start = self.pos;
         if self.peek() == Some('-') {
@@ -864,6 +886,21 @@ impl fmt::Display for Expr {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let ctx = QueryContext {
+            now: chrono::Utc::now(),
+            timezone: chrono_tz::UTC,
+        };
+        let deep = format!("{}a{}", "(".repeat(20_000), ")".repeat(20_000));
+        let e = parse(&deep, &ctx).unwrap_err();
+        assert!(e.message.contains("nests more than"), "{e}");
+        let negations = format!("{}a", "-".repeat(20_000));
+        assert!(parse(&negations, &ctx).is_err());
+        let fine = format!("{}a{}", "(".repeat(10), ")".repeat(10));
+        assert!(parse(&fine, &ctx).is_ok());
+    }
     use super::*;
     use proptest::prelude::*;
 

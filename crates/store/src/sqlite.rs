@@ -8,12 +8,13 @@
 //! - `quarantine/` — the bytes of rejected input, one file per reject, named
 //!   by a digest of source, position and bytes (so a re-import adds nothing).
 //!
-//! The full-text index is two contentless FTS5 tables fed with text from
-//! [`crate::tokenize`]: `fts_text` (subject, body, attachment names) changes
-//! only when content first arrives, `fts_people` (sender and recipients)
-//! changes whenever a source adds a recipient (a journal's Bcc, a log's
-//! envelope recipient). Splitting them means a recipient update never needs
-//! the body text again, which is not kept outside the compressed raw blob.
+//! The full-text index is three contentless FTS5 tables fed with text from
+//! [`crate::tokenize`]: `fts_body` is written once, when a message's content
+//! first arrives; `fts_text` (subject, attachment names) and `fts_people`
+//! (sender and recipients) are rewritten whenever a source adds to them (a
+//! log's header_checks subject, a journal's Bcc). Contentless tables can only
+//! be rewritten whole, and the body text is not kept outside the compressed
+//! raw blob, so the body must live in a table that never needs rewriting.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -119,8 +120,16 @@ const MIGRATIONS: &[&str] = &[
         time INTEGER NOT NULL
     );
     CREATE VIRTUAL TABLE fts_text USING fts5(
-        subject, body, filenames,
+        subject, filenames,
         tokenize = 'ascii', content = '', contentless_delete = 1
+    );
+    CREATE VIRTUAL TABLE fts_body USING fts5(
+        body,
+        tokenize = 'ascii', content = '', contentless_delete = 1
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     CREATE VIRTUAL TABLE fts_people USING fts5(
         sender, to_addr, cc_addr, bcc_addr, rcpt_addr,
@@ -391,19 +400,40 @@ impl Writer<'_> {
                 .prepare_cached("SELECT message, last_time FROM message_keys WHERE key = ?1")?
                 .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            if let Some((message, last)) = found {
-                if (record_micros - last).abs() <= KEY_WINDOW_MICROS {
-                    by_key = Some(message);
-                    break;
+            let Some((message, last)) = found else {
+                continue;
+            };
+            if (record_micros - last).abs() > KEY_WINDOW_MICROS {
+                continue;
+            }
+            // A reused queue id must not join two emails whose Message-IDs differ.
+            if let Some(mid) = &record.message_id {
+                let stored: Option<String> = tx
+                    .prepare_cached("SELECT message_id FROM messages WHERE id = ?1")?
+                    .query_row([message], |r| r.get(0))?;
+                if stored.is_some_and(|stored| &stored != mid) {
+                    continue;
                 }
             }
+            by_key = Some(message);
+            break;
         }
+        // Deliveries of a folded view are already stored (and counted) once.
+        let mut already_stored: Vec<Delivery> = Vec::new();
         let target = match (by_message_id, by_key) {
             (Some(a), Some(b)) if a != b => {
-                // Two partial views turned out to be one message: fold b into a.
-                let other = load_record(tx, b)?;
-                delete_message(tx, b, &other.keys)?;
-                record.merge(other);
+                // A partial view without Message-ID (b, found by its source
+                // key) turned out to belong to message a: fold b into a. A view
+                // with captured content is never folded away.
+                let has_content: bool = tx
+                    .prepare_cached("SELECT content_hash IS NOT NULL FROM messages WHERE id = ?1")?
+                    .query_row([b], |r| r.get(0))?;
+                if !has_content {
+                    let other = load_record(tx, b)?;
+                    delete_message(tx, b, &other.keys)?;
+                    already_stored.extend(other.deliveries.iter().cloned());
+                    record.merge(other);
+                }
                 Some(a)
             }
             (a, b) => a.or(b),
@@ -425,7 +455,8 @@ impl Writer<'_> {
         }
         if let Some(hash) = &content_hash {
             if let Some(raw) = record.raw.take() {
-                if !self.blobs.contains(hash) {
+                let same_bytes = blake3::hash(&raw).to_hex().as_str() == hash;
+                if same_bytes && !self.blobs.looks_intact(hash) {
                     // The row survived a power failure that its blob did not
                     // (bulk imports sync blobs at the end): write it again.
                     let ranges: Vec<(usize, usize)> = record
@@ -436,6 +467,8 @@ impl Writer<'_> {
                     self.blobs.put_message(&raw, &ranges)?;
                 }
             }
+            // Attachments describe one raw message: keep those of the stored one.
+            record.attachments.clear();
         }
         let new_deliveries: Vec<Delivery> = record
             .deliveries
@@ -450,15 +483,16 @@ impl Writer<'_> {
             .collect();
         let mut merged = existing.clone();
         merged.merge(record);
-        let text_changed = merged.subject != existing.subject
-            || merged.body_text.is_some()
-            || merged.attachments != existing.attachments;
+        let text_changed =
+            merged.subject != existing.subject || merged.attachments != existing.attachments;
+        let body_arrived = merged.body_text.is_some();
         let people_changed = merged.from != existing.from
             || merged.envelope_from != existing.envelope_from
             || merged.recipients != existing.recipients
             || !new_deliveries.is_empty();
         let keys_changed = merged.keys != existing.keys;
         let row_changed = text_changed
+            || body_arrived
             || people_changed
             || keys_changed
             || merged.raw.is_some()
@@ -466,10 +500,13 @@ impl Writer<'_> {
         for key in &merged.keys {
             tx.prepare_cached(
                 "INSERT INTO message_keys (key, message, last_time) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(key) DO UPDATE SET message = excluded.message,
-                     last_time = max(last_time, excluded.last_time)",
+                 ON CONFLICT(key) DO UPDATE SET
+                     last_time = CASE WHEN message = excluded.message
+                         THEN max(last_time, excluded.last_time) ELSE excluded.last_time END,
+                     message = excluded.message
+                 WHERE message = excluded.message OR abs(last_time - excluded.last_time) > ?4",
             )?
-            .execute(params![key, id, record_micros])?;
+            .execute(params![key, id, record_micros, KEY_WINDOW_MICROS])?;
         }
         if !row_changed {
             outcome.unchanged += 1;
@@ -486,7 +523,9 @@ impl Writer<'_> {
         }
         for (seq, d) in (existing.deliveries.len()..).zip(&new_deliveries) {
             insert_delivery(tx, id, seq, d)?;
-            add_count(&mut outcome.new_deliveries, d.status, 1);
+            if !already_stored.iter().any(|e| e.identity() == d.identity()) {
+                add_count(&mut outcome.new_deliveries, d.status, 1);
+            }
         }
         if existing.attachments.is_empty() && !merged.attachments.is_empty() {
             insert_attachments(tx, id, &merged.attachments)?;
@@ -495,6 +534,9 @@ impl Writer<'_> {
             tx.prepare_cached("DELETE FROM fts_text WHERE rowid = ?1")?
                 .execute([id])?;
             index_text(tx, id, &merged)?;
+        }
+        if body_arrived {
+            index_body(tx, id, &merged)?;
         }
         if people_changed {
             tx.prepare_cached("DELETE FROM fts_people WHERE rowid = ?1")?
@@ -539,6 +581,7 @@ impl Writer<'_> {
         }
         insert_attachments(tx, id, &record.attachments)?;
         index_text(tx, id, &record)?;
+        index_body(tx, id, &record)?;
         index_people(tx, id, &record)?;
         outcome.new_messages += 1;
         Ok(())
@@ -753,14 +796,18 @@ fn insert_attachments(
     Ok(())
 }
 
+fn index_body(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
+    let Some(body) = r.body_text.as_deref().map(tokenize::index_text) else {
+        return Ok(());
+    };
+    tx.prepare_cached("INSERT INTO fts_body (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![id, body])?;
+    Ok(())
+}
+
 fn index_text(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
     let subject = r
         .subject
-        .as_deref()
-        .map(tokenize::index_text)
-        .unwrap_or_default();
-    let body = r
-        .body_text
         .as_deref()
         .map(tokenize::index_text)
         .unwrap_or_default();
@@ -771,13 +818,11 @@ fn index_text(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), St
             tokenize::index_text_into(name, &mut names);
         }
     }
-    if subject.is_empty() && body.is_empty() && names.is_empty() {
+    if subject.is_empty() && names.is_empty() {
         return Ok(());
     }
-    tx.prepare_cached(
-        "INSERT INTO fts_text (rowid, subject, body, filenames) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![id, subject, body, names])?;
+    tx.prepare_cached("INSERT INTO fts_text (rowid, subject, filenames) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, subject, names])?;
     Ok(())
 }
 
@@ -884,6 +929,7 @@ fn delete_message(tx: &Transaction<'_>, id: i64, keys: &[String]) -> Result<(), 
         "DELETE FROM deliveries WHERE message = ?1",
         "DELETE FROM attachments WHERE message = ?1",
         "DELETE FROM fts_text WHERE rowid = ?1",
+        "DELETE FROM fts_body WHERE rowid = ?1",
         "DELETE FROM fts_people WHERE rowid = ?1",
         "DELETE FROM messages WHERE id = ?1",
     ] {
@@ -969,16 +1015,16 @@ struct Compiled {
     params: Vec<Value>,
 }
 
-fn compile(expr: &Expr) -> Compiled {
+fn compile(expr: &Expr) -> Result<Compiled, StoreError> {
     let mut c = Compiled {
         sql: String::new(),
         params: Vec::new(),
     };
-    compile_into(expr, &mut c);
-    c
+    compile_into(expr, &mut c)?;
+    Ok(c)
 }
 
-fn compile_into(expr: &Expr, c: &mut Compiled) {
+fn compile_into(expr: &Expr, c: &mut Compiled) -> Result<(), StoreError> {
     match expr {
         Expr::And(items) | Expr::Or(items) if items.is_empty() => c.sql.push('1'),
         Expr::And(items) | Expr::Or(items) => {
@@ -992,17 +1038,18 @@ fn compile_into(expr: &Expr, c: &mut Compiled) {
                 if i > 0 {
                     c.sql.push_str(op);
                 }
-                compile_into(item, c);
+                compile_into(item, c)?;
             }
             c.sql.push(')');
         }
         Expr::Not(inner) => {
             c.sql.push_str("(NOT ");
-            compile_into(inner, c);
+            compile_into(inner, c)?;
             c.sql.push(')');
         }
-        Expr::Term(term) => compile_term(term, c),
+        Expr::Term(term) => compile_term(term, c)?,
     }
+    Ok(())
 }
 
 fn param(c: &mut Compiled, v: Value) -> String {
@@ -1011,22 +1058,27 @@ fn param(c: &mut Compiled, v: Value) -> String {
 }
 
 /// The rowids (message ids) whose indexed text matches, as a subquery over
-/// the full-text tables; `None` when the text has nothing to search for.
-fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Option<String> {
-    let phrase = tokenize::match_expression(text)?;
-    let (text_cols, people_cols): (Option<&str>, Option<&str>) = match field {
-        TextField::Any => (Some(""), Some("")),
-        TextField::Subject => (Some("subject"), None),
-        TextField::Body => (Some("body"), None),
-        TextField::Filename => (Some("filenames"), None),
-        TextField::From => (None, Some("sender")),
-        TextField::To => (None, Some("{to_addr rcpt_addr}")),
-        TextField::Cc => (None, Some("cc_addr")),
-        TextField::Bcc => (None, Some("bcc_addr")),
+/// the full-text tables. Text with nothing to search for (punctuation only)
+/// is an error, not a match-everything.
+fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Result<String, StoreError> {
+    let phrase = tokenize::match_expression(text).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "nothing searchable in {text:?}: give at least one letter, digit or Japanese character"
+        ))
+    })?;
+    // (table, column filter); an empty filter searches every column of the table.
+    let targets: &[(&str, &str)] = match field {
+        TextField::Any => &[("fts_text", ""), ("fts_body", ""), ("fts_people", "")],
+        TextField::Subject => &[("fts_text", "subject")],
+        TextField::Body => &[("fts_body", "")],
+        TextField::Filename => &[("fts_text", "filenames")],
+        TextField::From => &[("fts_people", "sender")],
+        TextField::To => &[("fts_people", "{to_addr rcpt_addr}")],
+        TextField::Cc => &[("fts_people", "cc_addr")],
+        TextField::Bcc => &[("fts_people", "bcc_addr")],
     };
     let mut parts = Vec::new();
-    for (table, cols) in [("fts_text", text_cols), ("fts_people", people_cols)] {
-        let Some(cols) = cols else { continue };
+    for (table, cols) in targets {
         let expr = if cols.is_empty() {
             phrase.clone()
         } else {
@@ -1035,16 +1087,15 @@ fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Option<String>
         let p = param(c, Value::Text(expr));
         parts.push(format!("SELECT rowid FROM {table} WHERE {table} MATCH {p}"));
     }
-    Some(parts.join(" UNION "))
+    Ok(parts.join(" UNION "))
 }
 
-fn compile_term(term: &Term, c: &mut Compiled) {
+fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
     match term {
-        Term::Text { field, text } => match text_rowids(*field, text, c) {
-            Some(rowids) => c.sql.push_str(&format!("m.id IN ({rowids})")),
-            // Nothing searchable in the text (punctuation only): no constraint.
-            None => c.sql.push('1'),
-        },
+        Term::Text { field, text } => {
+            let rowids = text_rowids(*field, text, c)?;
+            c.sql.push_str(&format!("m.id IN ({rowids})"));
+        }
         Term::HasAttachment => c.sql.push_str("m.has_attachment = 1"),
         Term::Direction(d) => {
             let p = param(c, Value::Text(d.as_str().into()));
@@ -1080,6 +1131,7 @@ fn compile_term(term: &Term, c: &mut Compiled) {
             c.sql.push_str(&format!("m.size < {p}"));
         }
     }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -1111,6 +1163,24 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, value])?;
+        Ok(())
+    }
+
     fn sync(&mut self) -> Result<(), StoreError> {
         self.blobs.sync_all()?;
         self.conn
@@ -1134,12 +1204,14 @@ impl Store for SqliteStore {
             params: Vec::new(),
         };
         let sql = match lone {
-            Expr::Term(Term::Text { field, text }) => match text_rowids(*field, text, &mut c) {
-                Some(rowids) => format!("SELECT count(*) FROM ({rowids})"),
-                None => "SELECT count(*) FROM messages".to_string(),
-            },
+            Expr::Term(Term::Text { field, text }) => {
+                format!(
+                    "SELECT count(*) FROM ({})",
+                    text_rowids(*field, text, &mut c)?
+                )
+            }
             _ => {
-                c = compile(query);
+                c = compile(query)?;
                 format!("SELECT count(*) FROM messages m WHERE {}", c.sql)
             }
         };
@@ -1151,7 +1223,7 @@ impl Store for SqliteStore {
     }
 
     fn search(&self, query: &Expr, page: Page) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut c = compile(query);
+        let mut c = compile(query)?;
         let limit = param(&mut c, Value::Integer(i64::from(page.limit)));
         let offset = param(
             &mut c,

@@ -297,3 +297,106 @@ fn operators_select_what_they_name() {
     assert!(all[0].first_seen >= all[1].first_seen);
     assert!(all[1].first_seen >= rest[0].first_seen);
 }
+
+#[test]
+fn a_reused_queue_id_never_joins_two_message_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write_batch(
+            vec![log_record(
+                "ABCDE",
+                Some("first@x"),
+                t(1, 1),
+                "a@example.co.jp",
+            )],
+            vec![],
+        )
+        .unwrap();
+    store
+        .write_batch(
+            vec![log_record(
+                "ABCDE",
+                Some("second@x"),
+                t(3, 1),
+                "b@example.co.jp",
+            )],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(count(&store, ""), 2);
+    assert_eq!(count(&store, "to:a@example.co.jp"), 1);
+    assert_eq!(count(&store, "to:b@example.co.jp"), 1);
+}
+
+#[test]
+fn captured_content_is_never_folded_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    // Content of m2, then a log tying queue id ABCDE to m2.
+    let mut m2 = content_record("m2@x", "two", "SECONDBODY", t(5, 1));
+    m2.keys = vec![];
+    store.write_batch(vec![m2], vec![]).unwrap();
+    store
+        .write_batch(
+            vec![log_record(
+                "ABCDE",
+                Some("m2@x"),
+                t(5, 1),
+                "hanako@tokyo-shoji.co.jp",
+            )],
+            vec![],
+        )
+        .unwrap();
+    // Content of m1, then a log where ABCDE carries m1's id.
+    store
+        .write_batch(
+            vec![content_record("m1@x", "one", "FIRSTBODY", t(5, 2))],
+            vec![],
+        )
+        .unwrap();
+    store
+        .write_batch(
+            vec![log_record(
+                "ABCDE",
+                Some("m1@x"),
+                t(5, 2),
+                "hanako@tokyo-shoji.co.jp",
+            )],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(count(&store, ""), 2);
+    assert_eq!(count(&store, "SECONDBODY"), 1);
+    assert_eq!(count(&store, "FIRSTBODY"), 1);
+}
+
+#[test]
+fn a_later_subject_does_not_unindex_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut content = content_record("s@x", "", "UNIQUEWORD 本文", t(6, 1));
+    content.subject = None;
+    store.write_batch(vec![content], vec![]).unwrap();
+    let mut log = log_record("QQ1", Some("s@x"), t(6, 1), "hanako@tokyo-shoji.co.jp");
+    log.subject = Some("見積書の件".into());
+    let out = store.write_batch(vec![log], vec![]).unwrap();
+    assert_eq!(out.updated_messages, 1);
+    assert_eq!(count(&store, "UNIQUEWORD"), 1);
+    assert_eq!(count(&store, "body:本文"), 1);
+    assert_eq!(count(&store, "subject:見積書"), 1);
+}
+
+#[test]
+fn punctuation_only_text_is_an_error_not_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store
+        .write_batch(vec![content_record("p@x", "s", "b", t(6, 1))], vec![])
+        .unwrap();
+    for q in ["\"!!\"", "subject:\"!!\"", "from:@"] {
+        let expr = parse(q, &ctx()).unwrap();
+        assert!(store.count(&expr).is_err(), "{q}");
+        assert!(store.search(&expr, Page::default()).is_err(), "{q}");
+    }
+}

@@ -1,0 +1,241 @@
+//! `mailtrail serve` end to end over a real socket: a journal copy sent over
+//! SMTP is acknowledged only once stored, is searchable right away by another
+//! process, and its envelope-only recipient becomes Bcc; limits answer with
+//! the right codes; SIGTERM stops the service cleanly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--org-domain", "example.co.jp", "--timezone", "Asia/Tokyo"])
+        .args([
+            "serve",
+            "--smtp",
+            "127.0.0.1:0",
+            "--journal-address",
+            "journal@example.co.jp",
+        ])
+        .args(["--max-message-size", "20000", "--max-recipients", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mailtrail serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening smtp ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        assert!(c.reply().starts_with("220"));
+        c
+    }
+
+    /// The last line of a (possibly multi-line) reply.
+    fn reply(&mut self) -> String {
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return line;
+            }
+        }
+    }
+
+    fn send(&mut self, command: &str) -> String {
+        self.writer
+            .write_all(format!("{command}\r\n").as_bytes())
+            .unwrap();
+        self.reply()
+    }
+
+    fn data(&mut self, message: &str) -> String {
+        assert!(self.send("DATA").starts_with("354"));
+        let stuffed: String = message
+            .split("\r\n")
+            .map(|l| {
+                if l.starts_with('.') {
+                    format!(".{l}\r\n")
+                } else {
+                    format!("{l}\r\n")
+                }
+            })
+            .collect();
+        self.writer.write_all(stuffed.as_bytes()).unwrap();
+        self.send(".")
+    }
+}
+
+fn search_json(data: &Path, query: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "--timezone",
+            "Asia/Tokyo",
+            "search",
+            "--format",
+            "json",
+            query,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const MESSAGE: &str = "From: =?UTF-8?B?5bGx55SwIOWkqumDjg==?= <taro.yamada@example.co.jp>\r\n\
+To: hanako@partner.example\r\n\
+Subject: =?ISO-2022-JP?B?GyRCPFIzMEhrGyhC?=\r\n\
+Message-ID: <serve-1@example.co.jp>\r\n\
+Date: Fri, 27 Nov 2026 10:00:00 +0900\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=UTF-8\r\n\
+\r\n\
+.a line that starts with a dot\r\n\
+body\r\n";
+
+#[test]
+fn journal_copies_are_stored_before_250_and_searchable() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let mut c = Client::connect(&server.addr);
+    assert!(c.send("EHLO mx1.example.co.jp").starts_with("250"));
+    assert!(c
+        .send("MAIL FROM:<taro.yamada@example.co.jp> SIZE=600")
+        .starts_with("250"));
+    assert!(c
+        .send("RCPT TO:<hanako@partner.example>")
+        .starts_with("250"));
+    assert!(c
+        .send("RCPT TO:<secret@partner.example>")
+        .starts_with("250"));
+    assert!(c.send("RCPT TO:<journal@example.co.jp>").starts_with("250"));
+    assert!(c
+        .send("RCPT TO:<one-too-many@partner.example>")
+        .starts_with("452"));
+    let answer = c.data(MESSAGE);
+    assert!(answer.starts_with("250"), "{answer}");
+
+    // Acknowledged means stored: another process finds it now.
+    let found = search_json(data.path(), "社外秘");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = &found[0];
+    assert_eq!(m["message_id"], "serve-1@example.co.jp");
+    assert_eq!(m["to"], serde_json::json!(["hanako@partner.example"]));
+    assert_eq!(m["bcc"], serde_json::json!(["secret@partner.example"]));
+    assert_eq!(m["direction"], "outbound");
+    assert!(m["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "journal"));
+
+    // The same copy again (a retry after a lost 250) adds nothing.
+    assert!(c
+        .send("MAIL FROM:<taro.yamada@example.co.jp>")
+        .starts_with("250"));
+    assert!(c
+        .send("RCPT TO:<secret@partner.example>")
+        .starts_with("250"));
+    assert!(c.data(MESSAGE).starts_with("250"));
+    assert_eq!(search_json(data.path(), "").len(), 1);
+
+    // Over the size limit: 552 after the data, and the session goes on.
+    assert!(c.send("MAIL FROM:<a@example.co.jp>").starts_with("250"));
+    assert!(c.send("RCPT TO:<b@partner.example>").starts_with("250"));
+    let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100).repeat(300));
+    assert!(c.data(&big).starts_with("552"));
+    assert!(c.send("NOOP").starts_with("250"));
+    assert!(c.send("QUIT").starts_with("221"));
+}
+
+#[test]
+fn garbage_and_vanishing_clients_do_not_stop_the_service() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    // Binary garbage, then hang up.
+    {
+        let mut raw = TcpStream::connect(&server.addr).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let garbage: Vec<u8> = (0u32..20_000)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let _ = raw.write_all(&garbage);
+        let mut sink = [0u8; 4096];
+        let _ = raw.read(&mut sink);
+    }
+    // Stops in the middle of DATA.
+    {
+        let mut c = Client::connect(&server.addr);
+        c.send("EHLO x");
+        c.send("MAIL FROM:<a@example.co.jp>");
+        c.send("RCPT TO:<b@partner.example>");
+        assert!(c.send("DATA").starts_with("354"));
+        c.writer.write_all(b"Subject: half\r\n\r\npartial").unwrap();
+    }
+    // A well-behaved client is still served, and nothing half-sent was stored.
+    let mut c = Client::connect(&server.addr);
+    c.send("EHLO x");
+    c.send("MAIL FROM:<taro.yamada@example.co.jp>");
+    c.send("RCPT TO:<hanako@partner.example>");
+    assert!(c.data(MESSAGE).starts_with("250"));
+    let all = search_json(data.path(), "");
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[test]
+fn sigterm_stops_the_service() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start(data.path());
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

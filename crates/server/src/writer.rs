@@ -1,0 +1,94 @@
+//! The store writer: one thread that owns the store and commits in groups.
+//!
+//! A receiver may acknowledge a message (SMTP `250`) only once it is durably
+//! stored, yet one fsync per message would cap ingest at the disk's sync
+//! rate. So every connection hands its record to this thread and waits; the
+//! thread takes whatever has queued up meanwhile (up to a bound), writes it
+//! in one durable transaction, and then answers every waiter. Under load a
+//! batch holds many messages and costs one commit; when idle a batch is one
+//! message and costs one commit, as it must.
+//!
+//! The queue is bounded: when the store cannot keep up, `submit` waits for
+//! room, so callers see back-pressure (the SMTP receiver turns a full queue
+//! into `451 try again later`) instead of memory growing without limit.
+
+use std::thread;
+
+use mailtrail_model::MessageRecord;
+use mailtrail_store::{Store, StoreError};
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+
+/// Records written per transaction at most.
+const MAX_GROUP: usize = 256;
+
+struct Job {
+    record: MessageRecord,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// A handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct StoreWriter {
+    jobs: tokio_mpsc::Sender<Job>,
+}
+
+/// Why a record was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the store is not accepting writes (shutting down)")]
+    Closed,
+    #[error("the queue to the store is full")]
+    Busy,
+    #[error("storing failed: {0}")]
+    Store(String),
+}
+
+impl StoreWriter {
+    /// Start the writer thread over a store opened with durable batches.
+    /// The thread ends when every handle is dropped, after writing what was queued.
+    pub fn start<S>(store: S, queue: usize) -> (StoreWriter, thread::JoinHandle<()>)
+    where
+        S: Store + Send + 'static,
+    {
+        let (jobs, mut rx) = tokio_mpsc::channel::<Job>(queue.max(1));
+        let handle = thread::spawn(move || {
+            let mut store = store;
+            while let Some(first) = rx.blocking_recv() {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(job) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (records, waiters): (Vec<_>, Vec<_>) =
+                    group.into_iter().map(|j| (j.record, j.done)).unzip();
+                let result = store
+                    .write_batch(records, Vec::new())
+                    .map(|_| ())
+                    .map_err(|e: StoreError| e.to_string());
+                for waiter in waiters {
+                    // A waiter that gave up (connection closed) is fine to miss.
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
+        (StoreWriter { jobs }, handle)
+    }
+
+    /// Store one record durably; returns when it is committed.
+    pub async fn submit(&self, record: MessageRecord) -> Result<(), WriteError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .try_send(Job { record, done })
+            .map_err(|e| match e {
+                tokio_mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+                tokio_mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+            })?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteError::Store(e)),
+            Err(_) => Err(WriteError::Closed),
+        }
+    }
+}
