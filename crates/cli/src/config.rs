@@ -70,10 +70,18 @@ impl Config {
                 }
             }
         };
+        // A relative data_dir in a config file is relative to that file,
+        // not to wherever the command happens to be run from.
+        let file_data_dir = file
+            .data_dir
+            .map(|d| match source.as_deref().and_then(Path::parent) {
+                Some(base) if d.is_relative() => base.join(d),
+                _ => d,
+            });
         let data_dir = overrides
             .data_dir
             .clone()
-            .or(file.data_dir)
+            .or(file_data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let given = overrides.timezone.clone().or(file.timezone);
         let timezone_explicit = given.is_some();
@@ -182,6 +190,19 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.org_domains, vec!["a.example", "b.example"]);
         assert_eq!(c.timezone, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "data_dir = \"store\"\n").unwrap();
+        let c = Config::load(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.data_dir, dir.path().join("store"));
     }
 
     #[test]

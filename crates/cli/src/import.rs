@@ -114,6 +114,8 @@ impl Sink for BatchSink<'_> {
 /// One input to import, after walking folders and detecting formats.
 struct Input {
     path: PathBuf,
+    /// gzip-compressed (a rotated `mail.log.2.gz`): read through a decoder.
+    gzip: bool,
     /// `None`: the content is no format we know; it is reported and quarantined.
     format: Option<Format>,
     size: u64,
@@ -154,6 +156,7 @@ fn plan(paths: &[PathBuf], forced: Option<Format>, data_dir: &Path) -> Result<Ve
             {
                 inputs.push(Input {
                     path: path.clone(),
+                    gzip: false,
                     format: Some(Format::Maildir),
                     size: 0,
                 });
@@ -195,6 +198,7 @@ fn plan_file(path: &Path, forced: Option<Format>) -> Result<Input> {
     if path.is_dir() {
         return Ok(Input {
             path: path.to_path_buf(),
+            gzip: false,
             format: Some(Format::Maildir),
             size: 0,
         });
@@ -202,13 +206,14 @@ fn plan_file(path: &Path, forced: Option<Format>) -> Result<Input> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
+    let gzip = is_gzip(path)?;
     let format = match forced {
         Some(f) => Some(f),
         None => {
             let mut head = vec![0u8; detect::HEAD_BYTES];
-            let mut file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let n = read_up_to(&mut file, &mut head)
+            let mut reader = open_input(path, gzip)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let n = read_up_to(&mut reader, &mut head)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             head.truncate(n);
             detect::detect(&head)
@@ -216,12 +221,31 @@ fn plan_file(path: &Path, forced: Option<Format>) -> Result<Input> {
     };
     Ok(Input {
         path: path.to_path_buf(),
+        gzip,
         format,
         size,
     })
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn is_gzip(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let n = read_up_to(&mut file, &mut magic)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(n == 2 && magic == [0x1f, 0x8b])
+}
+
+/// The input's bytes, decompressed when it is gzipped.
+fn open_input(path: &Path, gzip: bool) -> std::io::Result<Box<dyn Read>> {
+    let file = File::open(path)?;
+    Ok(if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(file)
+    })
+}
+
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..])? {
@@ -365,7 +389,7 @@ fn import_one(
     sink: &mut dyn Sink,
 ) -> Result<(), IngestError> {
     let open = || {
-        File::open(&input.path)
+        open_input(&input.path, input.gzip)
             .map(|f| BufReader::with_capacity(256 * 1024, f))
             .map_err(|source| IngestError::Io {
                 path: name.to_string(),
@@ -403,7 +427,7 @@ fn import_one(
             mailtrail_ingest::mbox::import_mbox(open()?, name, opts, sink)?;
         }
         Format::Eml => {
-            mailtrail_ingest::mime::import_eml(&input.path, opts, sink)?;
+            mailtrail_ingest::mime::import_eml_reader(open()?, name, opts, sink)?;
         }
         Format::Maildir => {
             mailtrail_ingest::maildir::import_maildir(&input.path, opts, sink)?;

@@ -214,3 +214,48 @@ fn a_bad_query_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("status"), "{err}");
 }
+
+#[test]
+fn gzipped_rotated_logs_and_messages_are_read() {
+    use std::io::Write;
+    let input = tempfile::tempdir().unwrap();
+    let log = "Nov 10 10:00:00 mx1 postfix/smtpd[1]: 4F9D195432: client=pc-1.example.co.jp[10.1.2.3]\n\
+Nov 10 10:00:00 mx1 postfix/cleanup[2]: 4F9D195432: message-id=<gz-1@example.co.jp>\n\
+Nov 10 10:00:01 mx1 postfix/qmgr[3]: 4F9D195432: from=<a@example.co.jp>, size=900, nrcpt=1 (queue active)\n\
+Nov 10 10:00:02 mx1 postfix/smtp[4]: 4F9D195432: to=<b@partner.example>, relay=mx.partner.example[192.0.2.5]:25, delay=2, delays=0.1/0/1/0.9, dsn=2.0.0, status=sent (250 ok)\n\
+Nov 10 10:00:02 mx1 postfix/qmgr[3]: 4F9D195432: removed\n";
+    let gz = input.path().join("mail.log.2.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(log.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let eml = std::fs::read(fixtures().join("01-iso2022jp-subject.eml")).unwrap();
+    let gz_eml = input.path().join("message.eml.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz_eml).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(&eml).unwrap();
+    enc.finish().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        data.path(),
+        &["import", "--quiet", input.path().to_str().unwrap()],
+    ));
+    assert!(out.contains("2 new message(s)"), "{out}");
+    assert!(out.contains("rejected input: none"), "{out}");
+    assert_eq!(
+        stdout(&run(
+            data.path(),
+            &["search", "--count", "status:delivered"]
+        ))
+        .trim(),
+        "1"
+    );
+    assert_eq!(
+        stdout(&run(data.path(), &["search", "--count", "社外秘"])).trim(),
+        "1"
+    );
+}

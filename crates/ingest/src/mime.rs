@@ -147,15 +147,27 @@ pub fn import_eml(
     sink: &mut dyn Sink,
 ) -> Result<ImportSummary, IngestError> {
     let source = path.display().to_string();
-    let io_err = |source_err| IngestError::Io {
+    let file = std::fs::File::open(path).map_err(|e| IngestError::Io {
         path: source.clone(),
-        source: source_err,
-    };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let raw = read_capped(file, opts.max_message_bytes).map_err(io_err)?;
+        source: e,
+    })?;
+    import_eml_reader(file, &source, opts, sink)
+}
+
+/// One message from a reader (a decompressing one, say), reported as `source`.
+pub fn import_eml_reader<R: Read>(
+    reader: R,
+    source: &str,
+    opts: &DecodeOptions,
+    sink: &mut dyn Sink,
+) -> Result<ImportSummary, IngestError> {
+    let raw = read_capped(reader, opts.max_message_bytes).map_err(|e| IngestError::Io {
+        path: source.to_string(),
+        source: e,
+    })?;
     let mut summary = ImportSummary::default();
     let len = raw.bytes_read;
-    deliver(raw, &source, 0, opts, sink, &mut summary)?;
+    deliver(raw, source, 0, opts, sink, &mut summary)?;
     sink.progress(len);
     Ok(summary)
 }
