@@ -8,13 +8,14 @@
 //! - `quarantine/` — the bytes of rejected input, one file per reject, named
 //!   by a digest of source, position and bytes (so a re-import adds nothing).
 //!
-//! The full-text index is three contentless FTS5 tables fed with text from
+//! The full-text index is two contentless FTS5 tables fed with text from
 //! [`crate::tokenize`]: `fts_body` is written once, when a message's content
-//! first arrives; `fts_text` (subject, attachment names) and `fts_people`
-//! (sender and recipients) are rewritten whenever a source adds to them (a
-//! log's header_checks subject, a journal's Bcc). Contentless tables can only
-//! be rewritten whole, and the body text is not kept outside the compressed
-//! raw blob, so the body must live in a table that never needs rewriting.
+//! first arrives; `fts_meta` (subject, attachment names, sender, recipients)
+//! is rewritten whenever a source adds to it (a log's header_checks subject,
+//! a journal's Bcc). Contentless tables can only be rewritten whole, and the
+//! body text is not kept outside the compressed raw blob, so the body lives
+//! in the table that never needs rewriting; everything else is in the
+//! database and can be re-indexed at will.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -119,8 +120,8 @@ const MIGRATIONS: &[&str] = &[
         file TEXT NOT NULL,
         time INTEGER NOT NULL
     );
-    CREATE VIRTUAL TABLE fts_text USING fts5(
-        subject, filenames,
+    CREATE VIRTUAL TABLE fts_meta USING fts5(
+        subject, filenames, sender, to_addr, cc_addr, bcc_addr, rcpt_addr,
         tokenize = 'ascii', content = '', contentless_delete = 1
     );
     CREATE VIRTUAL TABLE fts_body USING fts5(
@@ -130,10 +131,6 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
-    );
-    CREATE VIRTUAL TABLE fts_people USING fts5(
-        sender, to_addr, cc_addr, bcc_addr, rcpt_addr,
-        tokenize = 'ascii', content = '', contentless_delete = 1
     );
     "#,
 ];
@@ -530,18 +527,13 @@ impl Writer<'_> {
         if existing.attachments.is_empty() && !merged.attachments.is_empty() {
             insert_attachments(tx, id, &merged.attachments)?;
         }
-        if text_changed {
-            tx.prepare_cached("DELETE FROM fts_text WHERE rowid = ?1")?
+        if text_changed || people_changed {
+            tx.prepare_cached("DELETE FROM fts_meta WHERE rowid = ?1")?
                 .execute([id])?;
-            index_text(tx, id, &merged)?;
+            index_meta(tx, id, &merged)?;
         }
         if body_arrived {
             index_body(tx, id, &merged)?;
-        }
-        if people_changed {
-            tx.prepare_cached("DELETE FROM fts_people WHERE rowid = ?1")?
-                .execute([id])?;
-            index_people(tx, id, &merged)?;
         }
         outcome.updated_messages += 1;
         Ok(())
@@ -580,9 +572,8 @@ impl Writer<'_> {
             }
         }
         insert_attachments(tx, id, &record.attachments)?;
-        index_text(tx, id, &record)?;
+        index_meta(tx, id, &record)?;
         index_body(tx, id, &record)?;
-        index_people(tx, id, &record)?;
         outcome.new_messages += 1;
         Ok(())
     }
@@ -805,7 +796,10 @@ fn index_body(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), St
     Ok(())
 }
 
-fn index_text(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
+/// Index everything but the body: subject, attachment names, sender and
+/// recipients. All of it is kept in the database, so the row can be
+/// rewritten whenever a source adds to it.
+fn index_meta(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
     let subject = r
         .subject
         .as_deref()
@@ -818,15 +812,6 @@ fn index_text(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), St
             tokenize::index_text_into(name, &mut names);
         }
     }
-    if subject.is_empty() && names.is_empty() {
-        return Ok(());
-    }
-    tx.prepare_cached("INSERT INTO fts_text (rowid, subject, filenames) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, subject, names])?;
-    Ok(())
-}
-
-fn index_people(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), StoreError> {
     let mut sender = String::new();
     if let Some(from) = &r.from {
         push_person(&mut sender, &from.address, from.display_name.as_deref());
@@ -855,10 +840,10 @@ fn index_people(tx: &Transaction<'_>, id: i64, r: &MessageRecord) -> Result<(), 
         }
     }
     tx.prepare_cached(
-        "INSERT INTO fts_people (rowid, sender, to_addr, cc_addr, bcc_addr, rcpt_addr)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO fts_meta (rowid, subject, filenames, sender, to_addr, cc_addr, bcc_addr,
+            rcpt_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![id, sender, to, cc, bcc, rcpt])?;
+    .execute(params![id, subject, names, sender, to, cc, bcc, rcpt])?;
     Ok(())
 }
 
@@ -928,9 +913,8 @@ fn delete_message(tx: &Transaction<'_>, id: i64, keys: &[String]) -> Result<(), 
         "DELETE FROM recipients WHERE message = ?1",
         "DELETE FROM deliveries WHERE message = ?1",
         "DELETE FROM attachments WHERE message = ?1",
-        "DELETE FROM fts_text WHERE rowid = ?1",
+        "DELETE FROM fts_meta WHERE rowid = ?1",
         "DELETE FROM fts_body WHERE rowid = ?1",
-        "DELETE FROM fts_people WHERE rowid = ?1",
         "DELETE FROM messages WHERE id = ?1",
     ] {
         tx.prepare_cached(sql)?.execute([id])?;
@@ -1068,14 +1052,14 @@ fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Result<String,
     })?;
     // (table, column filter); an empty filter searches every column of the table.
     let targets: &[(&str, &str)] = match field {
-        TextField::Any => &[("fts_text", ""), ("fts_body", ""), ("fts_people", "")],
-        TextField::Subject => &[("fts_text", "subject")],
+        TextField::Any => &[("fts_meta", ""), ("fts_body", "")],
+        TextField::Subject => &[("fts_meta", "subject")],
         TextField::Body => &[("fts_body", "")],
-        TextField::Filename => &[("fts_text", "filenames")],
-        TextField::From => &[("fts_people", "sender")],
-        TextField::To => &[("fts_people", "{to_addr rcpt_addr}")],
-        TextField::Cc => &[("fts_people", "cc_addr")],
-        TextField::Bcc => &[("fts_people", "bcc_addr")],
+        TextField::Filename => &[("fts_meta", "filenames")],
+        TextField::From => &[("fts_meta", "sender")],
+        TextField::To => &[("fts_meta", "{to_addr rcpt_addr}")],
+        TextField::Cc => &[("fts_meta", "cc_addr")],
+        TextField::Bcc => &[("fts_meta", "bcc_addr")],
     };
     let mut parts = Vec::new();
     for (table, cols) in targets {
