@@ -994,15 +994,18 @@ fn load_attachments(conn: &Connection, id: i64) -> Result<Vec<Attachment>, Store
 }
 
 /// A compiled WHERE clause over `messages m` with its parameters.
+#[derive(Default)]
 struct Compiled {
     sql: String,
     params: Vec<Value>,
+    /// Text terms must not drive the plan: walk messages in time order instead.
+    scan_in_order: bool,
 }
 
-fn compile(expr: &Expr) -> Result<Compiled, StoreError> {
+fn compile(expr: &Expr, scan_in_order: bool) -> Result<Compiled, StoreError> {
     let mut c = Compiled {
-        sql: String::new(),
-        params: Vec::new(),
+        scan_in_order,
+        ..Compiled::default()
     };
     compile_into(expr, &mut c)?;
     Ok(c)
@@ -1078,7 +1081,11 @@ fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
     match term {
         Term::Text { field, text } => {
             let rowids = text_rowids(*field, text, c)?;
-            c.sql.push_str(&format!("m.id IN ({rowids})"));
+            // `+` keeps SQLite from driving the query by the match set, so
+            // that it walks messages newest first and stops at the page's end
+            // (chosen when matches are common; see `search`).
+            let unary = if c.scan_in_order { "+" } else { "" };
+            c.sql.push_str(&format!("{unary}m.id IN ({rowids})"));
         }
         Term::HasAttachment => c.sql.push_str("m.has_attachment = 1"),
         Term::Direction(d) => {
@@ -1183,10 +1190,7 @@ impl Store for SqliteStore {
                 _ => break,
             }
         }
-        let mut c = Compiled {
-            sql: String::new(),
-            params: Vec::new(),
-        };
+        let mut c = Compiled::default();
         let sql = match lone {
             Expr::Term(Term::Text { field, text }) => {
                 format!(
@@ -1195,7 +1199,7 @@ impl Store for SqliteStore {
                 )
             }
             _ => {
-                c = compile(query)?;
+                c = compile(query, false)?;
                 format!("SELECT count(*) FROM messages m WHERE {}", c.sql)
             }
         };
@@ -1207,7 +1211,28 @@ impl Store for SqliteStore {
     }
 
     fn search(&self, query: &Expr, page: Page) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut c = compile(query)?;
+        // Two plans: drive by the matches (few matches: fetch them, sort them)
+        // or walk messages newest first and stop after the page (many matches:
+        // a page fills after a short walk). A count that stops at one in
+        // twenty messages tells which, for a fraction of either plan's cost.
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
+            .query_row([], |r| r.get(0))?;
+        let cap = (total / 20).max(1);
+        let probe = compile(query, false)?;
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM messages m WHERE {} LIMIT {cap})",
+            probe.sql
+        );
+        let seen: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(probe.params.iter()), |r| {
+                r.get(0)
+            })?;
+        let common = seen >= cap;
+        let mut c = compile(query, common)?;
         let limit = param(&mut c, Value::Integer(i64::from(page.limit)));
         let offset = param(
             &mut c,

@@ -400,3 +400,47 @@ fn punctuation_only_text_is_an_error_not_everything() {
         assert!(store.search(&expr, Page::default()).is_err(), "{q}");
     }
 }
+
+#[test]
+fn common_and_rare_terms_page_newest_first_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut batch = Vec::new();
+    for i in 0..200u32 {
+        let word = if i % 4 == 0 { "rare" } else { "common" };
+        let time = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+            + chrono::Duration::minutes(i64::from(i));
+        batch.push(content_record(&format!("p{i}@x"), word, "body", time));
+    }
+    store.write_batch(batch, vec![]).unwrap();
+    for (q, step) in [("common", 1), ("rare", 4)] {
+        let expr = parse(q, &ctx()).unwrap();
+        let first = store
+            .search(
+                &expr,
+                Page {
+                    limit: 10,
+                    offset: 0,
+                },
+            )
+            .unwrap();
+        let second = store
+            .search(
+                &expr,
+                Page {
+                    limit: 10,
+                    offset: 10,
+                },
+            )
+            .unwrap();
+        let times: Vec<_> = first.iter().chain(&second).map(|m| m.first_seen).collect();
+        assert_eq!(times.len(), 20, "{q}");
+        assert!(
+            times.windows(2).all(|w| w[0] > w[1]),
+            "{q}: not newest first"
+        );
+        let newest = first[0].message_id.as_deref().unwrap();
+        let expected = if step == 1 { "p199@x" } else { "p196@x" };
+        assert_eq!(newest, expected, "{q}");
+    }
+}
