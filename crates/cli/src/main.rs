@@ -190,6 +190,12 @@ struct ServeArgs {
         env = "MAILTRAIL_SMTP"
     )]
     smtp: std::net::SocketAddr,
+    /// Receive Postfix / Sendmail / Exim syslog over UDP on this address (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_UDP")]
+    syslog_udp: Option<std::net::SocketAddr>,
+    /// Receive syslog over TCP (octet-counting or newline framing, RFC 6587) on this address
+    #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_TCP")]
+    syslog_tcp: Option<std::net::SocketAddr>,
     /// The journal mailbox's own address (repeatable): envelope recipients equal to it are not recipients of the message
     #[arg(long = "journal-address", value_name = "ADDRESS")]
     journal_addresses: Vec<String>,
@@ -644,10 +650,16 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             .collect(),
         ..mailtrail_server::SmtpConfig::default()
     };
+    let timezone = effective_timezone(config, &store)?;
     let options = mailtrail_server::ServeOptions {
         smtp: Some(smtp),
+        syslog: mailtrail_server::SyslogConfig {
+            udp: args.syslog_udp,
+            tcp: args.syslog_tcp,
+            ..mailtrail_server::SyslogConfig::default()
+        },
         decode: DecodeOptions {
-            timezone: config.timezone,
+            timezone,
             ..DecodeOptions::default()
         },
         queue: 1024,

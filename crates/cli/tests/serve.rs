@@ -239,3 +239,120 @@ fn sigterm_stops_the_service() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+fn start_with_syslog(data: &Path) -> (Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--org-domain", "example.co.jp", "--timezone", "UTC"])
+        .args(["serve", "--smtp", "127.0.0.1:0"])
+        .args(["--syslog-udp", "127.0.0.1:0", "--syslog-tcp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mailtrail serve");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut udp, mut tcp) = (String::new(), String::new());
+    for _ in 0..3 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("listening line");
+        let line = line.trim();
+        if let Some(a) = line.strip_prefix("listening syslog-udp ") {
+            udp = a.to_string();
+        } else if let Some(a) = line.strip_prefix("listening syslog-tcp ") {
+            tcp = a.to_string();
+        }
+    }
+    assert!(!udp.is_empty() && !tcp.is_empty());
+    (child, udp, tcp)
+}
+
+fn postfix_flow(qid: &str, mid: &str, to: &str) -> Vec<String> {
+    let stamp = chrono::Utc::now().format("%b %e %H:%M:%S").to_string();
+    [
+        format!("<22>{stamp} mx1 postfix/smtpd[10]: {qid}: client=pc-7.example.co.jp[10.1.0.7]"),
+        format!("<22>{stamp} mx1 postfix/cleanup[11]: {qid}: message-id=<{mid}>"),
+        format!("<22>{stamp} mx1 postfix/qmgr[12]: {qid}: from=<taro.yamada@example.co.jp>, size=2048, nrcpt=1 (queue active)"),
+        format!("<22>{stamp} mx1 postfix/smtp[13]: {qid}: to=<{to}>, relay=mx.partner.example[192.0.2.25]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 99ZZ)"),
+        format!("<22>{stamp} mx1 postfix/qmgr[12]: {qid}: removed"),
+    ]
+    .to_vec()
+}
+
+fn wait_for(data: &Path, query: &str, want: usize) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        if let Ok(out) = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+            .arg("--data-dir")
+            .arg(data)
+            .args(["search", "--format", "json", query])
+            .output()
+        {
+            let found: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if found.len() >= want {
+                return found;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{query}: not {want} message(s) within 10 s");
+}
+
+#[test]
+fn syslog_over_tcp_and_udp_becomes_searchable() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, udp, tcp) = start_with_syslog(data.path());
+
+    // TCP: first message octet-counted, second newline-framed, on one connection.
+    let mut stream = TcpStream::connect(&tcp).unwrap();
+    for line in postfix_flow(
+        "1A2B3C4D5E",
+        "tcp-1@example.co.jp",
+        "hanako@partner.example",
+    ) {
+        stream
+            .write_all(format!("{} {line}", line.len()).as_bytes())
+            .unwrap();
+    }
+    for line in postfix_flow("2B3C4D5E6F", "tcp-2@example.co.jp", "jiro@partner.example") {
+        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+    stream.flush().unwrap();
+
+    // UDP: one datagram per line.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for line in postfix_flow(
+        "3C4D5E6F7A",
+        "udp-1@example.co.jp",
+        "saburo@partner.example",
+    ) {
+        socket.send_to(line.as_bytes(), &udp).unwrap();
+    }
+
+    let found = wait_for(data.path(), "status:delivered", 3);
+    let mut ids: Vec<_> = found
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "tcp-1@example.co.jp",
+            "tcp-2@example.co.jp",
+            "udp-1@example.co.jp"
+        ]
+    );
+    let m = wait_for(data.path(), "to:hanako@partner.example", 1);
+    assert_eq!(m[0]["direction"], "outbound");
+    assert!(m[0]["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "postfix@mx1"));
+
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}

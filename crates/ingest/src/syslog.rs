@@ -626,10 +626,7 @@ pub fn import_syslog<R: std::io::BufRead>(
         records: 0,
     };
     let mut reader = LineReader::new(reader, opts.max_line_bytes);
-    let mut parser = SyslogParser::new(opts);
-    let mut postfix = crate::postfix::Correlator::new(opts);
-    let mut sendmail = crate::sendmail::Correlator::new(opts);
-    let mut exim = crate::exim::Correlator::new(opts);
+    let mut dispatcher = Dispatcher::new(opts);
     let mut summary = ImportSummary::default();
     let mut next_progress = PROGRESS_EVERY;
     loop {
@@ -654,42 +651,10 @@ pub fn import_syslog<R: std::io::BufRead>(
                 sink.reject(line_reject(source, number, CODE_TOO_LONG, reason, head))?;
             }
             Line::Complete { number, bytes, .. } => {
-                // Lines are UTF-8 almost always; a line that is not (a raw
-                // Shift_JIS subject in a header_checks warning) is decoded by
-                // sniffing rather than lost.
-                let decoded = match std::str::from_utf8(bytes) {
-                    Ok(t) => std::borrow::Cow::Borrowed(t),
-                    Err(_) => std::borrow::Cow::Owned(crate::mime::sniff_decode(bytes)),
-                };
-                let text = decoded.as_ref();
-                if text.trim().is_empty() {
-                    summary.ignored += 1;
-                    continue;
-                }
-                let parsed = match parser.parse(text) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        summary.rejected += 1;
-                        sink.reject(line_reject(
-                            source,
-                            number,
-                            e.code(),
-                            e.reason.to_string(),
-                            bytes,
-                        ))?;
-                        continue;
-                    }
-                };
-                let at = LineRef {
-                    source,
-                    line: number,
-                    raw: bytes,
-                };
-                match mta_of(parsed.program) {
-                    Some(Mta::Postfix) => postfix.feed(&parsed, at, &mut sink)?,
-                    Some(Mta::Sendmail) => sendmail.feed(&parsed, at, &mut sink)?,
-                    Some(Mta::Exim) => exim.feed(&parsed, at, &mut sink)?,
-                    None => summary.ignored += 1,
+                match dispatcher.line(bytes, source, number, &mut sink)? {
+                    LineOutcome::Used => {}
+                    LineOutcome::Ignored => summary.ignored += 1,
+                    LineOutcome::Rejected => summary.rejected += 1,
                 }
             }
         }
@@ -698,12 +663,96 @@ pub fn import_syslog<R: std::io::BufRead>(
             next_progress = reader.offset() + PROGRESS_EVERY;
         }
     }
-    postfix.finish(&mut sink)?;
-    sendmail.finish(&mut sink)?;
-    exim.finish(&mut sink)?;
+    dispatcher.finish(&mut sink)?;
     sink.progress(reader.offset());
     summary.records = sink.records;
     Ok(summary)
+}
+
+/// What became of one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// Fed to a mail system's decoder.
+    Used,
+    /// Blank, or from a program that is not a mail system.
+    Ignored,
+    /// The header could not be read: reported to the sink as a reject.
+    Rejected,
+}
+
+/// Routes syslog lines, one at a time, to the decoder of their program.
+/// Files (`import_syslog`) and network receivers (`mailtrail serve`) share it;
+/// the correlators keep each message open until its last line has arrived.
+pub struct Dispatcher {
+    parser: SyslogParser,
+    postfix: crate::postfix::Correlator,
+    sendmail: crate::sendmail::Correlator,
+    exim: crate::exim::Correlator,
+}
+
+impl Dispatcher {
+    pub fn new(opts: &DecodeOptions) -> Dispatcher {
+        Dispatcher {
+            parser: SyslogParser::new(opts),
+            postfix: crate::postfix::Correlator::new(opts),
+            sendmail: crate::sendmail::Correlator::new(opts),
+            exim: crate::exim::Correlator::new(opts),
+        }
+    }
+
+    /// Decode one line (without its terminator). `number` is its position
+    /// in `source`, for rejects.
+    pub fn line(
+        &mut self,
+        bytes: &[u8],
+        source: &str,
+        number: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<LineOutcome, SinkError> {
+        // Lines are UTF-8 almost always; a line that is not (a raw
+        // Shift_JIS subject in a header_checks warning) is decoded by
+        // sniffing rather than lost.
+        let decoded = match std::str::from_utf8(bytes) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => std::borrow::Cow::Owned(crate::mime::sniff_decode(bytes)),
+        };
+        let text = decoded.as_ref();
+        if text.trim().is_empty() {
+            return Ok(LineOutcome::Ignored);
+        }
+        let parsed = match self.parser.parse(text) {
+            Ok(p) => p,
+            Err(e) => {
+                sink.reject(line_reject(
+                    source,
+                    number,
+                    e.code(),
+                    e.reason.to_string(),
+                    bytes,
+                ))?;
+                return Ok(LineOutcome::Rejected);
+            }
+        };
+        let at = LineRef {
+            source,
+            line: number,
+            raw: bytes,
+        };
+        match mta_of(parsed.program) {
+            Some(Mta::Postfix) => self.postfix.feed(&parsed, at, sink)?,
+            Some(Mta::Sendmail) => self.sendmail.feed(&parsed, at, sink)?,
+            Some(Mta::Exim) => self.exim.feed(&parsed, at, sink)?,
+            None => return Ok(LineOutcome::Ignored),
+        }
+        Ok(LineOutcome::Used)
+    }
+
+    /// Emit every message still open (end of input, or shutdown).
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
+        self.postfix.finish(sink)?;
+        self.sendmail.finish(sink)?;
+        self.exim.finish(sink)
+    }
 }
 
 #[cfg(test)]

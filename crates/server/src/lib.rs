@@ -4,9 +4,9 @@
 //! One process, one tokio runtime, listeners as tasks, and one store writer
 //! thread ([`writer`]) that every listener hands its records to — SQLite has
 //! one writer, and group commits are what make per-message durability
-//! affordable. This first increment runs the SMTP journal receiver
-//! ([`smtp`]); the syslog receiver, log followers and the HTTP endpoints
-//! (`/healthz`, `/metrics`) join it as further tasks over the same writer.
+//! affordable. It runs the SMTP journal receiver ([`smtp`]) and the syslog
+//! receiver ([`syslog`]); log followers and the HTTP endpoints (`/healthz`,
+//! `/metrics`) join them as further tasks over the same writer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,18 +14,21 @@ use std::time::Duration;
 
 use mailtrail_ingest::DecodeOptions;
 use mailtrail_store::Store;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 pub mod smtp;
+pub mod syslog;
 pub mod writer;
 
 pub use smtp::SmtpConfig;
+pub use syslog::SyslogConfig;
 pub use writer::StoreWriter;
 
 /// What `mailtrail serve` runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub smtp: Option<SmtpConfig>,
+    pub syslog: SyslogConfig,
     pub decode: DecodeOptions,
     /// Messages waiting for the store before receivers answer "try later".
     pub queue: usize,
@@ -35,14 +38,14 @@ pub struct ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    #[error("cannot listen on {addr} ({what})")]
     Listen {
         what: &'static str,
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the runtime: {0}")]
+    #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("nothing to serve: enable at least one listener (e.g. --smtp 127.0.0.1:2525)")]
     NothingToServe,
@@ -55,43 +58,97 @@ where
     S: Store + Send + 'static,
     F: Fn(&str, SocketAddr),
 {
-    let Some(smtp_config) = options.smtp.clone() else {
+    let syslog_on = options.syslog.udp.is_some() || options.syslog.tcp.is_some();
+    if options.smtp.is_none() && !syslog_on {
         return Err(ServerError::NothingToServe);
-    };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
     let (writer, writer_thread) = StoreWriter::start(store, options.queue);
+    let (lines, line_queue) = mpsc::channel::<syslog::Line>(options.syslog.queue.max(1));
+    let decoder =
+        syslog_on.then(|| syslog::decode_lines(line_queue, writer.clone(), options.decode.clone()));
     let result = runtime.block_on(async {
         // Handlers first: a SIGTERM that arrives right after start-up must
         // shut down cleanly, not kill the process.
         let stop = shutdown_signal().map_err(ServerError::Runtime)?;
-        let listener = tokio::net::TcpListener::bind(smtp_config.listen)
-            .await
-            .map_err(|source| ServerError::Listen {
-                what: "smtp",
-                addr: smtp_config.listen,
-                source,
-            })?;
-        let bound = listener.local_addr().unwrap_or(smtp_config.listen);
-        listening("smtp", bound);
-        let connections = Arc::new(Semaphore::new(smtp_config.max_connections));
-        let ctx = Arc::new(smtp::SmtpContext {
-            config: smtp_config.clone(),
-            writer: writer.clone(),
-            decode: options.decode.clone(),
-            connections: connections.clone(),
-        });
-        let accept = tokio::spawn(smtp::serve(listener, ctx));
+        let mut tasks = Vec::new();
+        let mut smtp_connections = None;
+        if let Some(config) = &options.smtp {
+            let listener =
+                tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .map_err(|source| ServerError::Listen {
+                        what: "smtp",
+                        addr: config.listen,
+                        source,
+                    })?;
+            listening("smtp", listener.local_addr().unwrap_or(config.listen));
+            let connections = Arc::new(Semaphore::new(config.max_connections));
+            let ctx = Arc::new(smtp::SmtpContext {
+                config: config.clone(),
+                writer: writer.clone(),
+                decode: options.decode.clone(),
+                connections: connections.clone(),
+            });
+            tasks.push(tokio::spawn(smtp::serve(listener, ctx)));
+            smtp_connections = Some((connections, config.max_connections));
+        }
+        let counters = Arc::new(syslog::SyslogCounters::default());
+        let max = options.syslog.max_line_bytes;
+        if let Some(addr) = options.syslog.udp {
+            let socket =
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Listen {
+                        what: "syslog-udp",
+                        addr,
+                        source,
+                    })?;
+            listening("syslog-udp", socket.local_addr().unwrap_or(addr));
+            tasks.push(tokio::spawn(syslog::serve_udp(
+                socket,
+                lines.clone(),
+                counters.clone(),
+                max,
+            )));
+        }
+        if let Some(addr) = options.syslog.tcp {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    what: "syslog-tcp",
+                    addr,
+                    source,
+                })?;
+            listening("syslog-tcp", listener.local_addr().unwrap_or(addr));
+            tasks.push(tokio::spawn(syslog::serve_tcp(
+                listener,
+                lines.clone(),
+                counters.clone(),
+                max,
+            )));
+        }
+        drop(lines);
         stop.await;
-        accept.abort();
-        // Let connections in the middle of a transaction finish.
-        let all = u32::try_from(smtp_config.max_connections).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(options.grace, connections.acquire_many(all)).await;
+        for task in &tasks {
+            task.abort();
+        }
+        if let Some((connections, max)) = smtp_connections {
+            // Let connections in the middle of a transaction finish.
+            let all = u32::try_from(max).unwrap_or(u32::MAX);
+            let _ = tokio::time::timeout(options.grace, connections.acquire_many(all)).await;
+        }
         Ok(())
     });
+    // Dropping the runtime drops every connection task and with them the
+    // last line senders: the decoder emits what is open and ends.
     drop(runtime);
+    if let Some(decoder) = decoder {
+        let _ = decoder.join();
+    }
     drop(writer);
     // The writer thread ends once its last handle is gone, after the queue is written.
     let _ = writer_thread.join();

@@ -14,7 +14,7 @@
 
 use std::thread;
 
-use mailtrail_model::MessageRecord;
+use mailtrail_model::{MessageRecord, Reject};
 use mailtrail_store::{Store, StoreError};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
@@ -22,7 +22,8 @@ use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 const MAX_GROUP: usize = 256;
 
 struct Job {
-    record: MessageRecord,
+    records: Vec<MessageRecord>,
+    rejects: Vec<Reject>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -61,10 +62,16 @@ impl StoreWriter {
                         Err(_) => break,
                     }
                 }
-                let (records, waiters): (Vec<_>, Vec<_>) =
-                    group.into_iter().map(|j| (j.record, j.done)).unzip();
+                let mut records = Vec::new();
+                let mut rejects = Vec::new();
+                let mut waiters = Vec::new();
+                for job in group {
+                    records.extend(job.records);
+                    rejects.extend(job.rejects);
+                    waiters.push(job.done);
+                }
                 let result = store
-                    .write_batch(records, Vec::new())
+                    .write_batch(records, rejects)
                     .map(|_| ())
                     .map_err(|e: StoreError| e.to_string());
                 for waiter in waiters {
@@ -80,12 +87,38 @@ impl StoreWriter {
     pub async fn submit(&self, record: MessageRecord) -> Result<(), WriteError> {
         let (done, wait) = oneshot::channel();
         self.jobs
-            .try_send(Job { record, done })
+            .try_send(Job {
+                records: vec![record],
+                rejects: Vec::new(),
+                done,
+            })
             .map_err(|e| match e {
                 tokio_mpsc::error::TrySendError::Full(_) => WriteError::Busy,
                 tokio_mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
             })?;
         match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteError::Store(e)),
+            Err(_) => Err(WriteError::Closed),
+        }
+    }
+
+    /// Store records and rejects from a thread that is not async, waiting for
+    /// room in the queue (back-pressure) and then for the commit.
+    pub fn submit_blocking(
+        &self,
+        records: Vec<MessageRecord>,
+        rejects: Vec<Reject>,
+    ) -> Result<(), WriteError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .blocking_send(Job {
+                records,
+                rejects,
+                done,
+            })
+            .map_err(|_| WriteError::Closed)?;
+        match wait.blocking_recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(WriteError::Store(e)),
             Err(_) => Err(WriteError::Closed),
