@@ -196,6 +196,9 @@ struct ServeArgs {
     /// Receive syslog over TCP (octet-counting or newline framing, RFC 6587) on this address
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_TCP")]
     syslog_tcp: Option<std::net::SocketAddr>,
+    /// Follow a growing mail log (repeatable): read as it is written, across rotation and restarts
+    #[arg(long = "follow", value_name = "PATH")]
+    follow: Vec<PathBuf>,
     /// The journal mailbox's own address (repeatable): envelope recipients equal to it are not recipients of the message
     #[arg(long = "journal-address", value_name = "ADDRESS")]
     journal_addresses: Vec<String>,
@@ -658,6 +661,7 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             tcp: args.syslog_tcp,
             ..mailtrail_server::SyslogConfig::default()
         },
+        follow: args.follow.clone(),
         decode: DecodeOptions {
             timezone,
             ..DecodeOptions::default()
@@ -665,10 +669,18 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         queue: 1024,
         grace: std::time::Duration::from_secs(10),
     };
-    mailtrail_server::serve(store, options, |what, addr| {
-        println!("listening {what} {addr}");
-        let _ = std::io::stdout().flush();
-    })?;
+    mailtrail_server::serve(
+        store,
+        options,
+        |what, addr| {
+            println!("listening {what} {addr}");
+            let _ = std::io::stdout().flush();
+        },
+        |what, path| {
+            println!("{what} {}", path.display());
+            let _ = std::io::stdout().flush();
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

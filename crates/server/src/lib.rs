@@ -16,6 +16,7 @@ use mailtrail_ingest::DecodeOptions;
 use mailtrail_store::Store;
 use tokio::sync::{mpsc, Semaphore};
 
+pub mod follow;
 pub mod smtp;
 pub mod syslog;
 pub mod writer;
@@ -29,6 +30,8 @@ pub use writer::StoreWriter;
 pub struct ServeOptions {
     pub smtp: Option<SmtpConfig>,
     pub syslog: SyslogConfig,
+    /// Growing log files to follow (`--follow PATH`).
+    pub follow: Vec<std::path::PathBuf>,
     pub decode: DecodeOptions,
     /// Messages waiting for the store before receivers answer "try later".
     pub queue: usize,
@@ -49,18 +52,34 @@ pub enum ServerError {
     Runtime(#[source] std::io::Error),
     #[error("nothing to serve: enable at least one listener (e.g. --smtp 127.0.0.1:2525)")]
     NothingToServe,
+    #[error("cannot read the followers' checkpoints: {0}")]
+    Checkpoint(String),
 }
 
 /// Run until SIGTERM or SIGINT. `listening` is called once per bound
 /// listener with its name and address (port 0 resolved), before any traffic.
-pub fn serve<S, F>(store: S, options: ServeOptions, listening: F) -> Result<(), ServerError>
+pub fn serve<S, F, P>(
+    store: S,
+    options: ServeOptions,
+    listening: F,
+    listening_path: P,
+) -> Result<(), ServerError>
 where
     S: Store + Send + 'static,
     F: Fn(&str, SocketAddr),
+    P: Fn(&str, &std::path::Path),
 {
     let syslog_on = options.syslog.udp.is_some() || options.syslog.tcp.is_some();
-    if options.smtp.is_none() && !syslog_on {
+    if options.smtp.is_none() && !syslog_on && options.follow.is_empty() {
         return Err(ServerError::NothingToServe);
+    }
+    // Followers resume where the store says they stopped.
+    let mut checkpoints = Vec::new();
+    for path in &options.follow {
+        let saved = store
+            .setting(&follow::checkpoint_key(path))
+            .map_err(|e| ServerError::Checkpoint(e.to_string()))?;
+        checkpoints.push(saved.as_deref().and_then(follow::Checkpoint::parse));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,6 +89,20 @@ where
     let (lines, line_queue) = mpsc::channel::<syslog::Line>(options.syslog.queue.max(1));
     let decoder =
         syslog_on.then(|| syslog::decode_lines(line_queue, writer.clone(), options.decode.clone()));
+    let stop_following = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let followers: Vec<_> = options
+        .follow
+        .iter()
+        .zip(checkpoints)
+        .map(|(path, checkpoint)| {
+            follow::follow(
+                follow::FollowConfig::new(path.clone()),
+                checkpoint,
+                writer.clone(),
+                stop_following.clone(),
+            )
+        })
+        .collect();
     let result = runtime.block_on(async {
         // Handlers first: a SIGTERM that arrives right after start-up must
         // shut down cleanly, not kill the process.
@@ -132,6 +165,9 @@ where
             )));
         }
         drop(lines);
+        for path in &options.follow {
+            listening_path("follow", path);
+        }
         stop.await;
         for task in &tasks {
             task.abort();
@@ -146,6 +182,10 @@ where
     // Dropping the runtime drops every connection task and with them the
     // last line senders: the decoder emits what is open and ends.
     drop(runtime);
+    stop_following.store(true, std::sync::atomic::Ordering::Relaxed);
+    for follower in followers {
+        let _ = follower.join();
+    }
     if let Some(decoder) = decoder {
         let _ = decoder.join();
     }

@@ -66,9 +66,9 @@ pub struct Line {
 
 /// Collects what the dispatcher emits until it is handed to the writer.
 #[derive(Default)]
-struct Pending {
-    records: Vec<MessageRecord>,
-    rejects: Vec<Reject>,
+pub(crate) struct Pending {
+    pub(crate) records: Vec<MessageRecord>,
+    pub(crate) rejects: Vec<Reject>,
 }
 
 impl Sink for Pending {
@@ -102,7 +102,7 @@ pub fn decode_lines(
             let rejects = std::mem::take(&mut pending.rejects);
             // A failed write here has no client to tell; the error is the
             // store's, and the writer reports it in its own result.
-            let _ = writer.submit_blocking(records, rejects);
+            let _ = writer.submit_blocking(records, rejects, Vec::new());
         };
         while let Some(line) = lines.blocking_recv() {
             number += 1;

@@ -24,6 +24,9 @@ const MAX_GROUP: usize = 256;
 struct Job {
     records: Vec<MessageRecord>,
     rejects: Vec<Reject>,
+    /// Settings written after the records are committed (a follower's
+    /// checkpoint: a crash in between replays lines, which stores nothing twice).
+    settings: Vec<(String, String)>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -64,15 +67,22 @@ impl StoreWriter {
                 }
                 let mut records = Vec::new();
                 let mut rejects = Vec::new();
+                let mut settings = Vec::new();
                 let mut waiters = Vec::new();
                 for job in group {
                     records.extend(job.records);
                     rejects.extend(job.rejects);
+                    settings.extend(job.settings);
                     waiters.push(job.done);
                 }
                 let result = store
                     .write_batch(records, rejects)
                     .map(|_| ())
+                    .and_then(|()| {
+                        settings
+                            .iter()
+                            .try_for_each(|(k, v)| store.set_setting(k, v))
+                    })
                     .map_err(|e: StoreError| e.to_string());
                 for waiter in waiters {
                     // A waiter that gave up (connection closed) is fine to miss.
@@ -90,6 +100,7 @@ impl StoreWriter {
             .try_send(Job {
                 records: vec![record],
                 rejects: Vec::new(),
+                settings: Vec::new(),
                 done,
             })
             .map_err(|e| match e {
@@ -109,12 +120,14 @@ impl StoreWriter {
         &self,
         records: Vec<MessageRecord>,
         rejects: Vec<Reject>,
+        settings: Vec<(String, String)>,
     ) -> Result<(), WriteError> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .blocking_send(Job {
                 records,
                 rejects,
+                settings,
                 done,
             })
             .map_err(|_| WriteError::Closed)?;

@@ -1,0 +1,125 @@
+//! `mailtrail serve --follow`: a growing Postfix log is read as it is
+//! written, across rotation by rename and by copy-truncate, and across a
+//! `kill -9` and restart — every message stored exactly once.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Kills the server if the test fails half-way.
+struct Server(Option<Child>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(data: &Path, log: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--org-domain", "example.co.jp", "--timezone", "UTC"])
+        .args(["serve", "--smtp", "127.0.0.1:0", "--follow"])
+        .arg(log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mailtrail serve");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    for _ in 0..2 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("start-up line");
+    }
+    Server(Some(child))
+}
+
+fn flow(n: u32) -> String {
+    let stamp = chrono::Utc::now().format("%b %e %H:%M:%S");
+    let qid = format!("{:010X}", 0xA0000 + n);
+    format!(
+        "{stamp} mx1 postfix/smtpd[10]: {qid}: client=pc-{n}.example.co.jp[10.1.0.7]\n\
+         {stamp} mx1 postfix/cleanup[11]: {qid}: message-id=<follow-{n}@example.co.jp>\n\
+         {stamp} mx1 postfix/qmgr[12]: {qid}: from=<taro@example.co.jp>, size=900, nrcpt=1 (queue active)\n\
+         {stamp} mx1 postfix/smtp[13]: {qid}: to=<r{n}@partner.example>, relay=mx.partner.example[192.0.2.25]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)\n\
+         {stamp} mx1 postfix/qmgr[12]: {qid}: removed\n"
+    )
+}
+
+fn append(log: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn stats(data: &Path) -> (u64, u64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["stats", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (
+        v["messages"].as_u64().unwrap_or(0),
+        v["deliveries"]["delivered"].as_u64().unwrap_or(0),
+    )
+}
+
+fn wait_for_messages(data: &Path, n: u64) {
+    for _ in 0..150 {
+        if stats(data).0 >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("fewer than {n} messages after 15 s: {:?}", stats(data));
+}
+
+fn stop(mut server: Server) {
+    let mut child = server.0.take().expect("running");
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn followed_log_survives_rotation_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    let data = dir.path().join("data");
+    append(&log, &(flow(1) + &flow(2)));
+    let child = start(&data, &log);
+    wait_for_messages(&data, 2);
+
+    // Rotation by rename, lines written to the old file just before it.
+    append(&log, &flow(3));
+    std::fs::rename(&log, dir.path().join("mail.log.1")).unwrap();
+    append(&log, &flow(4));
+    wait_for_messages(&data, 4);
+
+    // kill -9, more lines while down, a rotation while down, restart.
+    drop(child); // SIGKILL
+
+    append(&log, &flow(5));
+    std::fs::rename(&log, dir.path().join("mail.log.2")).unwrap();
+    append(&log, &flow(6));
+    let child = start(&data, &log);
+    wait_for_messages(&data, 6);
+
+    // Copy-truncate.
+    std::fs::copy(&log, dir.path().join("mail.log.3")).unwrap();
+    std::fs::write(&log, "").unwrap();
+    append(&log, &flow(7));
+    wait_for_messages(&data, 7);
+    stop(child);
+
+    // Exactly once: seven messages, seven deliveries.
+    assert_eq!(stats(&data), (7, 7));
+}
