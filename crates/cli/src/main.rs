@@ -190,6 +190,9 @@ struct ServeArgs {
         env = "MAILTRAIL_SMTP"
     )]
     smtp: std::net::SocketAddr,
+    /// Serve /healthz and /metrics (Prometheus) on this address
+    #[arg(long, value_name = "ADDR", env = "MAILTRAIL_HTTP")]
+    http: Option<std::net::SocketAddr>,
     /// Receive Postfix / Sendmail / Exim syslog over UDP on this address (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_UDP")]
     syslog_udp: Option<std::net::SocketAddr>,
@@ -655,6 +658,7 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
     };
     let timezone = effective_timezone(config, &store)?;
     let options = mailtrail_server::ServeOptions {
+        http: args.http,
         smtp: Some(smtp),
         syslog: mailtrail_server::SyslogConfig {
             udp: args.syslog_udp,

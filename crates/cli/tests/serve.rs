@@ -356,3 +356,76 @@ fn syslog_over_tcp_and_udp_becomes_searchable() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn healthz_and_metrics_report_what_was_stored() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--org-domain", "example.co.jp"])
+        .args(["serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let (mut http, mut smtp) = (String::new(), String::new());
+    for _ in 0..2 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(a) = line.trim().strip_prefix("listening http ") {
+            http = a.to_string();
+        }
+        if let Some(a) = line.trim().strip_prefix("listening smtp ") {
+            smtp = a.to_string();
+        }
+    }
+    let server = Server {
+        child,
+        addr: smtp.clone(),
+    };
+
+    let health = http_get(&http, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+
+    let mut c = Client::connect(&server.addr);
+    c.send("EHLO x");
+    c.send("MAIL FROM:<taro.yamada@example.co.jp>");
+    c.send("RCPT TO:<hanako@partner.example>");
+    assert!(c.data(MESSAGE).starts_with("250"));
+
+    let metrics = http_get(&http, "/metrics");
+    assert!(
+        metrics.contains("mailtrail_smtp_messages_stored_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailtrail_records_stored_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailtrail_store_queue_depth 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE mailtrail_store_errors_total counter"),
+        "{metrics}"
+    );
+    assert!(http_get(&http, "/nope").starts_with("HTTP/1.1 404"));
+}

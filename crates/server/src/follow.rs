@@ -35,6 +35,7 @@ use chrono::Utc;
 use mailtrail_ingest::syslog::Dispatcher;
 use mailtrail_ingest::DecodeOptions;
 
+use crate::metrics::Metrics;
 use crate::syslog::Pending;
 use crate::writer::StoreWriter;
 
@@ -165,6 +166,7 @@ struct Follower {
     writer: StoreWriter,
     source: String,
     line_number: u64,
+    metrics: Arc<Metrics>,
 }
 
 impl Follower {
@@ -184,6 +186,7 @@ impl Follower {
                 let line = &open.partial[consumed..consumed + end];
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 self.line_number += 1;
+                Metrics::add(&self.metrics.follow_lines, 1);
                 let line = &line[..line.len().min(self.config.max_line_bytes)];
                 let _ =
                     self.dispatcher
@@ -236,6 +239,7 @@ pub fn follow(
     checkpoint: Option<Checkpoint>,
     writer: StoreWriter,
     stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let opts = DecodeOptions {
@@ -249,6 +253,7 @@ pub fn follow(
             writer,
             source,
             line_number: 0,
+            metrics,
             config,
         };
         let path = follower.config.path.clone();

@@ -17,6 +17,7 @@ use mailtrail_store::Store;
 use tokio::sync::{mpsc, Semaphore};
 
 pub mod follow;
+pub mod metrics;
 pub mod smtp;
 pub mod syslog;
 pub mod writer;
@@ -28,6 +29,8 @@ pub use writer::StoreWriter;
 /// What `mailtrail serve` runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// `/healthz` and `/metrics` on this address, if any.
+    pub http: Option<SocketAddr>,
     pub smtp: Option<SmtpConfig>,
     pub syslog: SyslogConfig,
     /// Growing log files to follow (`--follow PATH`).
@@ -85,7 +88,8 @@ where
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    let (writer, writer_thread) = StoreWriter::start(store, options.queue);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (writer, writer_thread) = StoreWriter::start(store, options.queue, metrics.clone());
     let (lines, line_queue) = mpsc::channel::<syslog::Line>(options.syslog.queue.max(1));
     let decoder =
         syslog_on.then(|| syslog::decode_lines(line_queue, writer.clone(), options.decode.clone()));
@@ -100,6 +104,7 @@ where
                 checkpoint,
                 writer.clone(),
                 stop_following.clone(),
+                metrics.clone(),
             )
         })
         .collect();
@@ -109,6 +114,17 @@ where
         let stop = shutdown_signal().map_err(ServerError::Runtime)?;
         let mut tasks = Vec::new();
         let mut smtp_connections = None;
+        if let Some(addr) = options.http {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    what: "http",
+                    addr,
+                    source,
+                })?;
+            listening("http", listener.local_addr().unwrap_or(addr));
+            tasks.push(tokio::spawn(metrics::serve_http(listener, metrics.clone())));
+        }
         if let Some(config) = &options.smtp {
             let listener =
                 tokio::net::TcpListener::bind(config.listen)
@@ -125,11 +141,11 @@ where
                 writer: writer.clone(),
                 decode: options.decode.clone(),
                 connections: connections.clone(),
+                metrics: metrics.clone(),
             });
             tasks.push(tokio::spawn(smtp::serve(listener, ctx)));
             smtp_connections = Some((connections, config.max_connections));
         }
-        let counters = Arc::new(syslog::SyslogCounters::default());
         let max = options.syslog.max_line_bytes;
         if let Some(addr) = options.syslog.udp {
             let socket =
@@ -144,7 +160,7 @@ where
             tasks.push(tokio::spawn(syslog::serve_udp(
                 socket,
                 lines.clone(),
-                counters.clone(),
+                metrics.clone(),
                 max,
             )));
         }
@@ -160,7 +176,7 @@ where
             tasks.push(tokio::spawn(syslog::serve_tcp(
                 listener,
                 lines.clone(),
-                counters.clone(),
+                metrics.clone(),
                 max,
             )));
         }

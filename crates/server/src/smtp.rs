@@ -23,6 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::metrics::Metrics;
 use crate::writer::{StoreWriter, WriteError};
 
 /// Settings of the SMTP receiver (`[smtp]` in mailtrail.toml).
@@ -277,6 +278,7 @@ pub struct SmtpContext {
     pub writer: StoreWriter,
     pub decode: DecodeOptions,
     pub connections: Arc<Semaphore>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Accept connections until the task is dropped.
@@ -289,6 +291,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
         tokio::spawn(async move {
             match ctx.connections.clone().try_acquire_owned() {
                 Ok(_permit) => {
+                    Metrics::add(&ctx.metrics.smtp_connections, 1);
                     let _ = serve_connection(stream, peer, &ctx).await;
                 }
                 Err(_) => {
@@ -358,6 +361,11 @@ pub async fn serve_connection(
                     Data::Message(raw) => store_message(raw, &session, peer, ctx).await,
                 };
                 session.reset();
+                if answer.starts_with('2') {
+                    Metrics::add(&ctx.metrics.smtp_messages_stored, 1);
+                } else {
+                    Metrics::add(&ctx.metrics.smtp_messages_refused, 1);
+                }
                 write.write_all(answer.as_bytes()).await?;
             }
         }

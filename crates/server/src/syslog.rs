@@ -15,7 +15,6 @@
 //! other way, which is why TCP is the recommended transport.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mailtrail_ingest::syslog::Dispatcher;
@@ -25,6 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::writer::StoreWriter;
 
 /// Settings of the syslog receiver (`[syslog]` in mailtrail.toml).
@@ -49,13 +49,6 @@ impl Default for SyslogConfig {
             queue: 65_536,
         }
     }
-}
-
-/// Counters for `/metrics` and the shutdown report.
-#[derive(Debug, Default)]
-pub struct SyslogCounters {
-    pub received: AtomicU64,
-    pub udp_dropped: AtomicU64,
 }
 
 /// One framed syslog message and where it came from.
@@ -122,7 +115,7 @@ pub fn decode_lines(
 pub async fn serve_udp(
     socket: UdpSocket,
     lines: mpsc::Sender<Line>,
-    counters: Arc<SyslogCounters>,
+    metrics: Arc<Metrics>,
     max: usize,
 ) {
     let mut buf = vec![0u8; max.max(1024)];
@@ -130,7 +123,6 @@ pub async fn serve_udp(
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
             continue;
         };
-        counters.received.fetch_add(1, Ordering::Relaxed);
         for part in buf[..n].split(|&b| b == b'\n') {
             let part = part.strip_suffix(b"\r").unwrap_or(part);
             if part.is_empty() {
@@ -140,8 +132,9 @@ pub async fn serve_udp(
                 source: format!("syslog-udp:{}", peer.ip()),
                 bytes: part.to_vec(),
             };
+            Metrics::add(&metrics.syslog_udp_lines, 1);
             if lines.try_send(line).is_err() {
-                counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                Metrics::add(&metrics.syslog_udp_dropped, 1);
             }
         }
     }
@@ -151,7 +144,7 @@ pub async fn serve_udp(
 pub async fn serve_tcp(
     listener: TcpListener,
     lines: mpsc::Sender<Line>,
-    counters: Arc<SyslogCounters>,
+    metrics: Arc<Metrics>,
     max: usize,
 ) {
     loop {
@@ -159,9 +152,9 @@ pub async fn serve_tcp(
             continue;
         };
         let lines = lines.clone();
-        let counters = counters.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let _ = tcp_connection(stream, peer, lines, counters, max).await;
+            let _ = tcp_connection(stream, peer, lines, metrics, max).await;
         });
     }
 }
@@ -170,7 +163,7 @@ async fn tcp_connection(
     stream: TcpStream,
     peer: SocketAddr,
     lines: mpsc::Sender<Line>,
-    counters: Arc<SyslogCounters>,
+    metrics: Arc<Metrics>,
     max: usize,
 ) -> std::io::Result<()> {
     let source = format!("syslog-tcp:{}", peer.ip());
@@ -222,7 +215,7 @@ async fn tcp_connection(
             }
             message
         };
-        counters.received.fetch_add(1, Ordering::Relaxed);
+        Metrics::add(&metrics.syslog_tcp_lines, 1);
         if message.is_empty() {
             continue;
         }

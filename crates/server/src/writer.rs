@@ -14,7 +14,12 @@
 
 use std::thread;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use mailtrail_model::{MessageRecord, Reject};
+
+use crate::metrics::Metrics;
 use mailtrail_store::{Store, StoreError};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
@@ -34,6 +39,7 @@ struct Job {
 #[derive(Clone)]
 pub struct StoreWriter {
     jobs: tokio_mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 /// Why a record was not stored.
@@ -50,12 +56,18 @@ pub enum WriteError {
 impl StoreWriter {
     /// Start the writer thread over a store opened with durable batches.
     /// The thread ends when every handle is dropped, after writing what was queued.
-    pub fn start<S>(store: S, queue: usize) -> (StoreWriter, thread::JoinHandle<()>)
+    pub fn start<S>(
+        store: S,
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> (StoreWriter, thread::JoinHandle<()>)
     where
         S: Store + Send + 'static,
     {
         let (jobs, mut rx) = tokio_mpsc::channel::<Job>(queue.max(1));
+        let counters = metrics.clone();
         let handle = thread::spawn(move || {
+            let metrics = counters;
             let mut store = store;
             while let Some(first) = rx.blocking_recv() {
                 let mut group = vec![first];
@@ -69,12 +81,16 @@ impl StoreWriter {
                 let mut rejects = Vec::new();
                 let mut settings = Vec::new();
                 let mut waiters = Vec::new();
+                metrics
+                    .queue_depth
+                    .fetch_sub(group.len() as u64, Ordering::Relaxed);
                 for job in group {
                     records.extend(job.records);
                     rejects.extend(job.rejects);
                     settings.extend(job.settings);
                     waiters.push(job.done);
                 }
+                let (n_records, n_rejects) = (records.len() as u64, rejects.len() as u64);
                 let result = store
                     .write_batch(records, rejects)
                     .map(|_| ())
@@ -84,18 +100,31 @@ impl StoreWriter {
                             .try_for_each(|(k, v)| store.set_setting(k, v))
                     })
                     .map_err(|e: StoreError| e.to_string());
+                match &result {
+                    Ok(()) => {
+                        Metrics::add(&metrics.records_stored, n_records);
+                        Metrics::add(&metrics.rejects_stored, n_rejects);
+                        Metrics::add(&metrics.store_batches, 1);
+                        metrics.store_failing.store(false, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        Metrics::add(&metrics.store_errors, 1);
+                        metrics.store_failing.store(true, Ordering::Relaxed);
+                    }
+                }
                 for waiter in waiters {
                     // A waiter that gave up (connection closed) is fine to miss.
                     let _ = waiter.send(result.clone());
                 }
             }
         });
-        (StoreWriter { jobs }, handle)
+        (StoreWriter { jobs, metrics }, handle)
     }
 
     /// Store one record durably; returns when it is committed.
     pub async fn submit(&self, record: MessageRecord) -> Result<(), WriteError> {
         let (done, wait) = oneshot::channel();
+        self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .try_send(Job {
                 records: vec![record],
@@ -103,9 +132,12 @@ impl StoreWriter {
                 settings: Vec::new(),
                 done,
             })
-            .map_err(|e| match e {
-                tokio_mpsc::error::TrySendError::Full(_) => WriteError::Busy,
-                tokio_mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+            .map_err(|e| {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                match e {
+                    tokio_mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+                    tokio_mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+                }
             })?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
@@ -123,6 +155,7 @@ impl StoreWriter {
         settings: Vec<(String, String)>,
     ) -> Result<(), WriteError> {
         let (done, wait) = oneshot::channel();
+        self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .blocking_send(Job {
                 records,
@@ -130,7 +163,10 @@ impl StoreWriter {
                 settings,
                 done,
             })
-            .map_err(|_| WriteError::Closed)?;
+            .map_err(|_| {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                WriteError::Closed
+            })?;
         match wait.blocking_recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(WriteError::Store(e)),

@@ -1,0 +1,167 @@
+//! What `mailtrail serve` counts, and the HTTP endpoints that show it.
+//!
+//! Counters are plain atomics shared by every component: incrementing one
+//! costs nothing on the hot path, and `/metrics` renders them in the
+//! Prometheus text format that monitoring systems scrape. `/healthz` answers
+//! 200 while the store accepts writes and 503 after a write failed (until
+//! the next success), so a load balancer or systemd watchdog sees a broken
+//! disk, not just a live process.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+/// Counters of one `mailtrail serve` process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub smtp_connections: AtomicU64,
+    pub smtp_messages_stored: AtomicU64,
+    pub smtp_messages_refused: AtomicU64,
+    pub syslog_udp_lines: AtomicU64,
+    pub syslog_tcp_lines: AtomicU64,
+    pub syslog_udp_dropped: AtomicU64,
+    pub follow_lines: AtomicU64,
+    pub records_stored: AtomicU64,
+    pub rejects_stored: AtomicU64,
+    pub store_batches: AtomicU64,
+    pub store_errors: AtomicU64,
+    /// Jobs waiting for the store writer.
+    pub queue_depth: AtomicU64,
+    /// The last store write failed.
+    pub store_failing: AtomicBool,
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+            (
+                "mailtrail_smtp_connections_total",
+                "counter",
+                "SMTP connections accepted",
+                &self.smtp_connections,
+            ),
+            (
+                "mailtrail_smtp_messages_stored_total",
+                "counter",
+                "Messages received over SMTP and stored (answered 250)",
+                &self.smtp_messages_stored,
+            ),
+            (
+                "mailtrail_smtp_messages_refused_total",
+                "counter",
+                "Messages refused after DATA (4xx/5xx)",
+                &self.smtp_messages_refused,
+            ),
+            (
+                "mailtrail_syslog_udp_lines_total",
+                "counter",
+                "Syslog messages received over UDP",
+                &self.syslog_udp_lines,
+            ),
+            (
+                "mailtrail_syslog_tcp_lines_total",
+                "counter",
+                "Syslog messages received over TCP",
+                &self.syslog_tcp_lines,
+            ),
+            (
+                "mailtrail_syslog_udp_dropped_total",
+                "counter",
+                "UDP syslog messages dropped because the decoder was behind",
+                &self.syslog_udp_dropped,
+            ),
+            (
+                "mailtrail_follow_lines_total",
+                "counter",
+                "Lines read from followed log files",
+                &self.follow_lines,
+            ),
+            (
+                "mailtrail_records_stored_total",
+                "counter",
+                "Message records written to the store",
+                &self.records_stored,
+            ),
+            (
+                "mailtrail_rejects_stored_total",
+                "counter",
+                "Rejected inputs written to the quarantine",
+                &self.rejects_stored,
+            ),
+            (
+                "mailtrail_store_batches_total",
+                "counter",
+                "Store transactions committed",
+                &self.store_batches,
+            ),
+            (
+                "mailtrail_store_errors_total",
+                "counter",
+                "Store transactions that failed",
+                &self.store_errors,
+            ),
+            (
+                "mailtrail_store_queue_depth",
+                "gauge",
+                "Jobs waiting for the store writer",
+                &self.queue_depth,
+            ),
+            (
+                "mailtrail_store_failing",
+                "gauge",
+                "1 while the last store write failed",
+                &AtomicU64::new(u64::from(self.store_failing.load(Ordering::Relaxed))),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
+}
+
+async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    let failing = m.store_failing.load(Ordering::Relaxed);
+    let body = serde_json::json!({
+        "status": if failing { "failing" } else { "ok" },
+        "store": if failing { "the last write failed" } else { "ok" },
+        "records_stored": m.records_stored.load(Ordering::Relaxed),
+        "queue_depth": m.queue_depth.load(Ordering::Relaxed),
+    });
+    let code = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body))
+}
+
+/// Serve `/healthz` and `/metrics` until the task is dropped.
+pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .with_state(metrics);
+    let _ = axum::serve(listener, app).await;
+}
