@@ -1258,22 +1258,7 @@ impl<'a> RejectFacts<'a> {
 mod tests {
     use super::*;
 
-    #[derive(Default)]
-    struct VecSink {
-        records: Vec<MessageRecord>,
-        rejects: Vec<Reject>,
-    }
-
-    impl Sink for VecSink {
-        fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
-            self.records.push(record);
-            Ok(())
-        }
-        fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
-            self.rejects.push(reject);
-            Ok(())
-        }
-    }
+    use crate::VecSink;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

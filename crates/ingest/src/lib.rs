@@ -37,6 +37,26 @@ pub trait Sink {
     fn progress(&mut self, _bytes: u64) {}
 }
 
+/// A sink that keeps what it is given in memory: for tests, and for callers
+/// that hand records on in groups (the live receivers).
+#[derive(Debug, Default)]
+pub struct VecSink {
+    pub records: Vec<MessageRecord>,
+    pub rejects: Vec<Reject>,
+}
+
+impl Sink for VecSink {
+    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
+        self.records.push(record);
+        Ok(())
+    }
+
+    fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
+        self.rejects.push(reject);
+        Ok(())
+    }
+}
+
 /// A sink failure: the destination could not take the record. Aborts the import.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -7,25 +7,10 @@
 use std::path::PathBuf;
 
 use mailtrail_ingest::syslog::{import_syslog, SyslogParser};
-use mailtrail_ingest::{DecodeOptions, Sink, SinkError};
-use mailtrail_model::{DeliveryStatus, MessageRecord, Reject};
+use mailtrail_ingest::DecodeOptions;
+use mailtrail_model::{DeliveryStatus, MessageRecord};
 
-#[derive(Default)]
-struct VecSink {
-    records: Vec<MessageRecord>,
-    rejects: Vec<Reject>,
-}
-
-impl Sink for VecSink {
-    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
-        self.records.push(record);
-        Ok(())
-    }
-    fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
-        self.rejects.push(reject);
-        Ok(())
-    }
-}
+use mailtrail_ingest::VecSink;
 
 fn corpus() -> Option<PathBuf> {
     let dir = match std::env::var_os("MAILTRAIL_CORPUS") {

@@ -6,25 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use mailtrail_ingest::syslog::import_syslog;
-use mailtrail_ingest::{DecodeOptions, Sink, SinkError};
-use mailtrail_model::{DeliveryStatus, MessageRecord, Position, Reject};
+use mailtrail_ingest::DecodeOptions;
+use mailtrail_model::{DeliveryStatus, MessageRecord, Position};
 
-#[derive(Default)]
-struct VecSink {
-    records: Vec<MessageRecord>,
-    rejects: Vec<Reject>,
-}
-
-impl Sink for VecSink {
-    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
-        self.records.push(record);
-        Ok(())
-    }
-    fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
-        self.rejects.push(reject);
-        Ok(())
-    }
-}
+use mailtrail_ingest::VecSink;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/postfix")

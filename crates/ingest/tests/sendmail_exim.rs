@@ -16,26 +16,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use mailtrail_ingest::exim::{self, ImportSummary};
 use mailtrail_ingest::sendmail;
 use mailtrail_ingest::syslog::{LineRef, SyslogLine};
-use mailtrail_ingest::{DecodeOptions, Sink, SinkError};
-use mailtrail_model::{DeliveryStatus, MessageRecord, Position, Reject};
+use mailtrail_ingest::DecodeOptions;
+use mailtrail_model::{DeliveryStatus, MessageRecord, Position};
 use serde_json::{json, Value};
 
-#[derive(Default)]
-struct VecSink {
-    records: Vec<MessageRecord>,
-    rejects: Vec<Reject>,
-}
-
-impl Sink for VecSink {
-    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
-        self.records.push(record);
-        Ok(())
-    }
-    fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
-        self.rejects.push(reject);
-        Ok(())
-    }
-}
+use mailtrail_ingest::VecSink;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

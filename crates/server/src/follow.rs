@@ -33,10 +33,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use mailtrail_ingest::syslog::Dispatcher;
-use mailtrail_ingest::DecodeOptions;
+use mailtrail_ingest::{DecodeOptions, VecSink};
 
 use crate::metrics::Metrics;
-use crate::syslog::Pending;
 use crate::writer::StoreWriter;
 
 /// Where a follower stopped: the file's identity and the byte after the last
@@ -162,7 +161,7 @@ impl Open {
 struct Follower {
     config: FollowConfig,
     dispatcher: Dispatcher,
-    pending: Pending,
+    pending: VecSink,
     writer: StoreWriter,
     source: String,
     line_number: u64,
@@ -249,7 +248,7 @@ pub fn follow(
         let source = config.path.display().to_string();
         let mut follower = Follower {
             dispatcher: Dispatcher::new(&opts),
-            pending: Pending::default(),
+            pending: VecSink::default(),
             writer,
             source,
             line_number: 0,

@@ -18,8 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mailtrail_ingest::syslog::Dispatcher;
-use mailtrail_ingest::{DecodeOptions, Sink, SinkError};
-use mailtrail_model::{MessageRecord, Reject};
+use mailtrail_ingest::{DecodeOptions, VecSink};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -57,25 +56,6 @@ pub struct Line {
     pub bytes: Vec<u8>,
 }
 
-/// Collects what the dispatcher emits until it is handed to the writer.
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub(crate) records: Vec<MessageRecord>,
-    pub(crate) rejects: Vec<Reject>,
-}
-
-impl Sink for Pending {
-    fn record(&mut self, record: MessageRecord) -> Result<(), SinkError> {
-        self.records.push(record);
-        Ok(())
-    }
-
-    fn reject(&mut self, reject: Reject) -> Result<(), SinkError> {
-        self.rejects.push(reject);
-        Ok(())
-    }
-}
-
 /// The decoder thread: lines in, records to the store. Ends when every
 /// sender is gone, after emitting the messages still open.
 pub fn decode_lines(
@@ -85,9 +65,9 @@ pub fn decode_lines(
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut dispatcher = Dispatcher::new(&opts);
-        let mut pending = Pending::default();
+        let mut pending = VecSink::default();
         let mut number: u64 = 0;
-        let flush = |pending: &mut Pending| {
+        let flush = |pending: &mut VecSink| {
             if pending.records.is_empty() && pending.rejects.is_empty() {
                 return;
             }
