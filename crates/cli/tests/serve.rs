@@ -429,3 +429,23 @@ fn healthz_and_metrics_report_what_was_stored() {
     );
     assert!(http_get(&http, "/nope").starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn a_bare_lf_dot_does_not_end_data_and_smuggle_a_second_message() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let mut c = Client::connect(&server.addr);
+    c.send("EHLO x");
+    c.send("MAIL FROM:<taro.yamada@example.co.jp>");
+    c.send("RCPT TO:<hanako@partner.example>");
+    assert!(c.send("DATA").starts_with("354"));
+    let payload = "Subject: innocent\r\nMessage-ID: <outer@example.co.jp>\r\n\r\nhello\n.\r\n\
+MAIL FROM:<ceo@example.co.jp>\r\nRCPT TO:<victim@partner.example>\r\nDATA\r\n\
+Subject: FORGED\r\n\r\nforged body\r\n.\r\n";
+    c.writer.write_all(payload.as_bytes()).unwrap();
+    // Only one transaction ends, at the first CRLF.CRLF after a CRLF line.
+    assert!(c.reply().starts_with("250"));
+    assert!(c.send("NOOP").starts_with("250"));
+    assert!(search_json(data.path(), "subject:FORGED").is_empty());
+    assert_eq!(search_json(data.path(), "").len(), 1);
+}

@@ -379,44 +379,91 @@ enum Data {
 
 /// Read DATA up to the lone dot, undoing dot-stuffing. Over the size limit
 /// the rest is read and discarded so the session stays in sync. `None` on EOF.
+///
+/// The end is `CRLF . CRLF` and nothing else: a dot line after a bare LF is
+/// content, not the end, so a crafted message cannot end early and smuggle
+/// a second, forged message into the archive. Memory is bounded by the size
+/// limit even for a "line" without end.
 async fn read_data<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     ctx: &SmtpContext,
 ) -> std::io::Result<Option<Data>> {
+    let max = ctx.config.max_message_bytes;
     let mut message = Vec::new();
     let mut too_large = false;
     let mut line = Vec::new();
+    // Whether the previous line ended with CRLF (the start of DATA counts as one).
+    let mut after_crlf = true;
     loop {
-        let next =
-            tokio::time::timeout(ctx.config.idle_timeout, reader.read_until(b'\n', &mut line))
-                .await;
-        match next {
-            Err(_) | Ok(Ok(0)) => return Ok(None),
+        line.clear();
+        let read = tokio::time::timeout(
+            ctx.config.idle_timeout,
+            read_capped_line(reader, max + 3, &mut line),
+        )
+        .await;
+        let (overflow, crlf) = match read {
+            Err(_) | Ok(Ok(None)) => return Ok(None),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(_)) => {}
-        }
-        let content = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"))
-            .unwrap_or(&line);
-        if content == b"." {
+            Ok(Ok(Some(ending))) => ending,
+        };
+        if after_crlf && line.as_slice() == b".\r\n" {
             return Ok(Some(if too_large {
                 Data::TooLarge
             } else {
                 Data::Message(message)
             }));
         }
-        let content = content.strip_prefix(b".").unwrap_or(content);
-        if !too_large {
-            if message.len() + content.len() + 2 > ctx.config.max_message_bytes {
-                too_large = true;
-                message = Vec::new();
-            } else {
-                message.extend_from_slice(content);
-                message.extend_from_slice(b"\r\n");
-            }
+        let content = if after_crlf {
+            line.strip_prefix(b".").unwrap_or(&line)
+        } else {
+            &line[..]
+        };
+        if overflow || message.len() + content.len() > max {
+            too_large = true;
+            message = Vec::new();
         }
-        line.clear();
+        if !too_large {
+            message.extend_from_slice(content);
+        }
+        after_crlf = crlf;
+    }
+}
+
+/// Read up to and including the next LF, keeping at most `cap` bytes (the
+/// rest of a longer line is consumed and dropped). `None` at EOF before any
+/// byte; else whether the line was longer than `cap`, and whether it ended
+/// with CRLF (judged on the real bytes, not the kept ones).
+async fn read_capped_line<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Option<(bool, bool)>> {
+    let mut overflow = false;
+    let mut any = false;
+    let mut last_two = [0u8; 2];
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if any { Some((overflow, false)) } else { None });
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let room = cap.saturating_sub(out.len());
+        if chunk.len() > room {
+            overflow = true;
+        }
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        for &b in chunk {
+            last_two = [last_two[1], b];
+        }
+        let used = chunk.len();
+        reader.consume(used);
+        if done {
+            return Ok(Some((overflow, last_two == *b"\r\n")));
+        }
     }
 }
 
