@@ -182,14 +182,10 @@ struct QuarantineArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address of the SMTP journal receiver (port 0 picks a free port)
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:2525",
-        env = "MAILTRAIL_SMTP"
-    )]
-    smtp: std::net::SocketAddr,
+    /// Address of the SMTP journal receiver (port 0 picks a free port). When no
+    /// listener or follower is named at all: 127.0.0.1:2525
+    #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SMTP")]
+    smtp: Option<std::net::SocketAddr>,
     /// Serve /healthz and /metrics (Prometheus) on this address
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_HTTP")]
     http: Option<std::net::SocketAddr>,
@@ -644,8 +640,17 @@ fn cmd_stats(config: &Config, args: FormatArgs) -> Result<ExitCode> {
 
 fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
     let store = open_store_with(config, true)?;
-    let smtp = mailtrail_server::SmtpConfig {
-        listen: args.smtp,
+    let nothing_named = args.smtp.is_none()
+        && args.syslog_udp.is_none()
+        && args.syslog_tcp.is_none()
+        && args.follow.is_empty();
+    let smtp_listen = match args.smtp {
+        Some(addr) => Some(addr),
+        None if nothing_named => Some(mailtrail_server::SmtpConfig::default().listen),
+        None => None,
+    };
+    let smtp = smtp_listen.map(|listen| mailtrail_server::SmtpConfig {
+        listen,
         max_message_bytes: args.max_message_size,
         max_recipients: args.max_recipients,
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
@@ -655,11 +660,11 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             .filter_map(|a| mailtrail_model::normalize_address(a))
             .collect(),
         ..mailtrail_server::SmtpConfig::default()
-    };
+    });
     let timezone = effective_timezone(config, &store)?;
     let options = mailtrail_server::ServeOptions {
         http: args.http,
-        smtp: Some(smtp),
+        smtp,
         syslog: mailtrail_server::SyslogConfig {
             udp: args.syslog_udp,
             tcp: args.syslog_tcp,

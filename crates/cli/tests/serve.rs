@@ -176,15 +176,22 @@ fn journal_copies_are_stored_before_250_and_searchable() {
         .iter()
         .any(|s| s == "journal"));
 
-    // The same copy again (a retry after a lost 250) adds nothing.
+    // The same copy again (a retry after a lost 250) adds nothing: no
+    // message, no delivery.
+    let deliveries = m["deliveries"].as_array().unwrap().len();
     assert!(c
         .send("MAIL FROM:<taro.yamada@example.co.jp>")
+        .starts_with("250"));
+    assert!(c
+        .send("RCPT TO:<hanako@partner.example>")
         .starts_with("250"));
     assert!(c
         .send("RCPT TO:<secret@partner.example>")
         .starts_with("250"));
     assert!(c.data(MESSAGE).starts_with("250"));
-    assert_eq!(search_json(data.path(), "").len(), 1);
+    let again = search_json(data.path(), "");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["deliveries"].as_array().unwrap().len(), deliveries);
 
     // Over the size limit: 552 after the data, and the session goes on.
     assert!(c.send("MAIL FROM:<a@example.co.jp>").starts_with("250"));

@@ -198,6 +198,20 @@ pub fn decode_journal(
         (kind, record)
     };
     record.systems = vec![JOURNAL_SYSTEM.to_string()];
+    // The journal's deliveries carry the message's own time (its earliest
+    // Received:/Date:), not the moment this copy arrived: a copy sent again
+    // (an MTA retrying after a lost `250`) must describe the same events, or
+    // the store would count its deliveries twice. Journaling happens as the
+    // message passes, so the two times differ by seconds.
+    if let Some(own_time) = record.first_seen {
+        for d in record
+            .deliveries
+            .iter_mut()
+            .filter(|d| d.system == JOURNAL_SYSTEM)
+        {
+            d.time = own_time;
+        }
+    }
     record.first_seen = Some(match record.first_seen {
         Some(t) => t.min(envelope.received_at),
         None => envelope.received_at,

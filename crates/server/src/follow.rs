@@ -102,6 +102,9 @@ struct Open {
     head: Vec<u8>,
 }
 
+/// Lines read before what was read is committed.
+const DRAIN_LINES: usize = 20_000;
+
 /// How many leading bytes identify a file's content across looks.
 const HEAD_BYTES: usize = 256;
 
@@ -169,11 +172,17 @@ struct Follower {
 }
 
 impl Follower {
-    /// Read every complete line now available; returns whether any was read.
+    /// Read the complete lines now available, at most [`DRAIN_LINES`] of
+    /// them (a cold start on a large log is committed in slices, not held
+    /// whole); returns whether any was read.
     fn drain(&mut self, open: &mut Open) -> std::io::Result<bool> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut any = false;
+        let mut lines = 0usize;
         loop {
+            if lines >= DRAIN_LINES {
+                return Ok(any);
+            }
             let n = open.file.read(&mut buf)?;
             if n == 0 {
                 return Ok(any);
@@ -191,6 +200,7 @@ impl Follower {
                     self.dispatcher
                         .line(line, &self.source, self.line_number, &mut self.pending);
                 consumed += end + 1;
+                lines += 1;
             }
             open.offset += consumed as u64;
             open.partial.drain(..consumed);
@@ -203,13 +213,15 @@ impl Follower {
     }
 
     /// Commit what was read, open messages included, with the checkpoint.
-    fn flush(&mut self, checkpoint: Checkpoint) {
+    /// A failing store is retried here, and reading waits meanwhile: the
+    /// records exist nowhere else.
+    fn flush(&mut self, checkpoint: Checkpoint, stop: &AtomicBool) {
         let _ = self.dispatcher.finish(&mut self.pending);
         let records = std::mem::take(&mut self.pending.records);
         let rejects = std::mem::take(&mut self.pending.rejects);
         let settings = vec![(checkpoint_key(&self.config.path), checkpoint.format())];
-        // On a store error the checkpoint is not written: the lines are read again.
-        let _ = self.writer.submit_blocking(records, rejects, settings);
+        self.writer
+            .submit_until_stored(records, rejects, settings, &|| stop.load(Ordering::Relaxed));
     }
 }
 
@@ -239,11 +251,12 @@ pub fn follow(
     writer: StoreWriter,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    decode: DecodeOptions,
 ) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let opts = DecodeOptions {
             reference_time: Utc::now(),
-            ..DecodeOptions::default()
+            ..decode
         };
         let source = config.path.display().to_string();
         let mut follower = Follower {
@@ -261,11 +274,10 @@ pub fn follow(
             if let Some(rotated) = find_by_identity(&path, cp.device, cp.inode) {
                 if rotated != path {
                     if let Ok(mut old) = Open::at(&rotated, cp.offset) {
-                        let _ = follower.drain(&mut old);
-                        follower.flush(Checkpoint {
-                            offset: 0,
-                            ..old.checkpoint()
-                        });
+                        while follower.drain(&mut old).unwrap_or(false) {
+                            follower.flush(old.checkpoint(), &stop);
+                        }
+                        follower.flush(old.checkpoint(), &stop);
                     }
                 }
             }
@@ -280,20 +292,34 @@ pub fn follow(
             match open.as_mut() {
                 None => open = Open::at(&path, 0).ok(),
                 Some(current) => {
+                    // Truncation first: reading at the old offset of a file
+                    // that started again would begin mid-line.
+                    let truncated = std::fs::metadata(&path).is_ok_and(|meta| {
+                        meta.dev() == current.device
+                            && meta.ino() == current.inode
+                            && current.truncated(meta.len())
+                    });
+                    if truncated {
+                        follower.flush(current.checkpoint(), &stop);
+                        open = Open::at(&path, 0).ok();
+                        dirty = false;
+                        last_flush = Instant::now();
+                        continue;
+                    }
                     dirty |= follower.drain(current).unwrap_or(false);
+                    if follower.pending.records.len() >= DRAIN_LINES / 4 {
+                        follower.flush(current.checkpoint(), &stop);
+                        dirty = false;
+                        last_flush = Instant::now();
+                    }
                     match std::fs::metadata(&path) {
                         Ok(meta) if meta.dev() != current.device || meta.ino() != current.inode => {
                             // Renamed away: the old file is read to its end above;
                             // commit it, then start on the new file.
-                            let _ = follower.drain(current);
-                            follower.flush(current.checkpoint());
-                            open = Open::at(&path, 0).ok();
-                            dirty = false;
-                            last_flush = Instant::now();
-                        }
-                        Ok(meta) if current.truncated(meta.len()) => {
-                            // Copy-truncate: the file starts again.
-                            follower.flush(current.checkpoint());
+                            while follower.drain(current).unwrap_or(false) {
+                                follower.flush(current.checkpoint(), &stop);
+                            }
+                            follower.flush(current.checkpoint(), &stop);
                             open = Open::at(&path, 0).ok();
                             dirty = false;
                             last_flush = Instant::now();
@@ -304,7 +330,7 @@ pub fn follow(
             }
             if dirty && last_flush.elapsed() >= follower.config.flush_every {
                 if let Some(current) = open.as_ref() {
-                    follower.flush(current.checkpoint());
+                    follower.flush(current.checkpoint(), &stop);
                 }
                 dirty = false;
                 last_flush = Instant::now();
@@ -312,8 +338,10 @@ pub fn follow(
             thread::sleep(follower.config.poll);
         }
         if let Some(current) = open.as_mut() {
-            let _ = follower.drain(current);
-            follower.flush(current.checkpoint());
+            while follower.drain(current).unwrap_or(false) {
+                follower.flush(current.checkpoint(), &stop);
+            }
+            follower.flush(current.checkpoint(), &stop);
         }
     })
 }

@@ -105,6 +105,7 @@ where
                 writer.clone(),
                 stop_following.clone(),
                 metrics.clone(),
+                options.decode.clone(),
             )
         })
         .collect();

@@ -285,6 +285,8 @@ pub struct SmtpContext {
 pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
+            // Out of descriptors or similar: do not spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let ctx = ctx.clone();

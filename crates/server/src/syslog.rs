@@ -73,9 +73,9 @@ pub fn decode_lines(
             }
             let records = std::mem::take(&mut pending.records);
             let rejects = std::mem::take(&mut pending.rejects);
-            // A failed write here has no client to tell; the error is the
-            // store's, and the writer reports it in its own result.
-            let _ = writer.submit_blocking(records, rejects, Vec::new());
+            // No client to tell: retry until the store takes them (the line
+            // queue fills meanwhile, and TCP senders are slowed down).
+            writer.submit_until_stored(records, rejects, Vec::new(), &|| false);
         };
         while let Some(line) = lines.blocking_recv() {
             number += 1;
@@ -120,23 +120,53 @@ pub async fn serve_udp(
     }
 }
 
-/// Accept TCP connections until the task is dropped.
+/// Accept TCP connections until the task is dropped. At most
+/// `MAX_TCP_CONNECTIONS` at once; more are closed at once.
 pub async fn serve_tcp(
     listener: TcpListener,
     lines: mpsc::Sender<Line>,
     metrics: Arc<Metrics>,
     max: usize,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                // Out of descriptors or similar: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
             continue;
         };
         let lines = lines.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = tcp_connection(stream, peer, lines, metrics, max).await;
         });
     }
+}
+
+/// Syslog TCP connections served at once.
+pub const MAX_TCP_CONNECTIONS: usize = 1000;
+/// A sender silent this long is disconnected (it reconnects when it has more).
+const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Octet counting (RFC 6587 3.4.1) is `[1-9][0-9]{0,9} SP MSG`; anything
+/// else — an ISO timestamp, a BSD stamp, `<PRI>` — is newline framing.
+fn octet_count(head: &[u8]) -> Option<usize> {
+    let digits = head.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 10 || head.first() == Some(&b'0') {
+        return None;
+    }
+    if head.get(digits) != Some(&b' ') {
+        return None;
+    }
+    std::str::from_utf8(&head[..digits]).ok()?.parse().ok()
 }
 
 async fn tcp_connection(
@@ -149,52 +179,48 @@ async fn tcp_connection(
     let source = format!("syslog-tcp:{}", peer.ip());
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     loop {
-        let first = match reader.fill_buf().await? {
-            [] => return Ok(()),
-            buf => buf[0],
+        let head = match tokio::time::timeout(TCP_IDLE, reader.fill_buf()).await {
+            Err(_) => return Ok(()),
+            Ok(result) => result?,
         };
-        let message = if first.is_ascii_digit() {
-            // Octet counting: LEN SP MSG.
-            let mut len_text = Vec::new();
-            reader.read_until(b' ', &mut len_text).await?;
-            let len: usize = std::str::from_utf8(&len_text)
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-                .ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "bad octet count")
-                })?;
-            let mut message = vec![0u8; len.min(max)];
-            reader.read_exact(&mut message).await?;
-            if len > max {
-                // Skip what does not fit; the kept head is decoded (and
-                // rejected if it cannot be read).
-                let mut rest = (&mut reader).take((len - max) as u64);
-                tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
+        if head.is_empty() {
+            return Ok(());
+        }
+        // Enough of the head to see a length prefix (at most 10 digits + SP).
+        let peek: Vec<u8> = head.iter().take(11).copied().collect();
+        let message = match octet_count(&peek) {
+            Some(len) => {
+                let prefix = peek.iter().position(|&b| b == b' ').unwrap_or(0) + 1;
+                reader.consume(prefix);
+                let mut message = vec![0u8; len.min(max)];
+                tokio::time::timeout(TCP_IDLE, reader.read_exact(&mut message))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                if len > max {
+                    // Skip what does not fit; the kept head is decoded.
+                    let mut rest = (&mut reader).take((len - max) as u64);
+                    tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
+                }
+                message
             }
-            while message.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                message.pop();
+            None => {
+                let mut message = Vec::new();
+                let complete = tokio::time::timeout(
+                    TCP_IDLE,
+                    read_line_bounded(&mut reader, max, &mut message),
+                )
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                if !complete && message.is_empty() {
+                    return Ok(());
+                }
+                message
             }
-            message
-        } else {
-            let mut message = Vec::new();
-            let n = (&mut reader)
-                .take(max as u64 + 1)
-                .read_until(b'\n', &mut message)
-                .await?;
-            if n == 0 {
-                return Ok(());
-            }
-            if message.last() != Some(&b'\n') && message.len() > max {
-                // An over-long line: drop the rest of it.
-                let mut skipped = Vec::new();
-                reader.read_until(b'\n', &mut skipped).await?;
-                message.truncate(max);
-            }
-            while message.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                message.pop();
-            }
-            message
         };
+        let mut message = message;
+        while message.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            message.pop();
+        }
         Metrics::add(&metrics.syslog_tcp_lines, 1);
         if message.is_empty() {
             continue;
@@ -207,5 +233,48 @@ async fn tcp_connection(
         if lines.send(line).await.is_err() {
             return Ok(());
         }
+    }
+}
+
+/// Read through the next LF keeping at most `max` bytes; the rest of a
+/// longer line is consumed chunk by chunk, never buffered. Returns whether
+/// an LF was found (false at EOF).
+async fn read_line_bounded<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(false);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], true),
+            None => (available, false),
+        };
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len() + usize::from(done);
+        reader.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_is_told_by_a_length_and_a_space() {
+        assert_eq!(octet_count(b"123 <13>1 2026"), Some(123));
+        assert_eq!(octet_count(b"87 Nov 27 10:"), Some(87));
+        assert_eq!(octet_count(b"2026-11-27T10:"), None);
+        assert_eq!(octet_count(b"<13>Nov 27 10"), None);
+        assert_eq!(octet_count(b"0 x"), None);
+        assert_eq!(octet_count(b"12345678901 x"), None);
+        assert_eq!(octet_count(b"Nov 27 10:00"), None);
     }
 }

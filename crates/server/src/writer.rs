@@ -146,6 +146,31 @@ impl StoreWriter {
         }
     }
 
+    /// Like [`StoreWriter::submit_blocking`], but a failed write is retried
+    /// (with a pause growing to 30 s) until it succeeds or `stop` is set: the
+    /// caller has nothing to answer, so the only alternative would be to lose
+    /// the records. Returns whether they were stored.
+    pub fn submit_until_stored(
+        &self,
+        records: Vec<MessageRecord>,
+        rejects: Vec<Reject>,
+        settings: Vec<(String, String)>,
+        stop: &dyn Fn() -> bool,
+    ) -> bool {
+        let mut pause = std::time::Duration::from_millis(250);
+        loop {
+            match self.submit_blocking(records.clone(), rejects.clone(), settings.clone()) {
+                Ok(()) => return true,
+                Err(WriteError::Closed) => return false,
+                Err(_) if stop() => return false,
+                Err(_) => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
     /// Store records and rejects from a thread that is not async, waiting for
     /// room in the queue (back-pressure) and then for the commit.
     pub fn submit_blocking(
