@@ -13,7 +13,8 @@
 //!   partial view of every open message, and the store joins the partial
 //!   views again by source key (`postfix@host:queue-id`).
 //! - **Rotation**: by rename (logrotate's default) — the old file is read to
-//!   its end before the new one is opened; by copy-truncate — a file shorter
+//!   its end before the new one is opened, and for 30 s after its last growth
+//!   (the writer keeps writing to it until it reopens its log); by copy-truncate — a file shorter
 //!   than the offset, or whose first bytes changed (truncated and written
 //!   again between two looks), is read again from the start. A checkpoint whose inode
 //!   now belongs to a rotated sibling (`mail.log.1`) is finished there first.
@@ -101,6 +102,9 @@ struct Open {
     /// The file's first bytes: an append-only log never changes them.
     head: Vec<u8>,
 }
+
+/// How long a file rotated away by rename is still read after its last growth.
+const RETIRE_AFTER: Duration = Duration::from_secs(30);
 
 /// Lines read before what was read is committed.
 const DRAIN_LINES: usize = 20_000;
@@ -288,6 +292,9 @@ pub fn follow(
         let mut open: Option<Open> = Open::at(&path, start).ok();
         let mut last_flush = Instant::now();
         let mut dirty = false;
+        let mut rotated = false;
+        // A file rotated away by rename, read until it has been quiet a while.
+        let mut retiring: Option<(Open, Instant)> = None;
         while !stop.load(Ordering::Relaxed) {
             match open.as_mut() {
                 None => open = Open::at(&path, 0).ok(),
@@ -314,18 +321,34 @@ pub fn follow(
                     }
                     match std::fs::metadata(&path) {
                         Ok(meta) if meta.dev() != current.device || meta.ino() != current.inode => {
-                            // Renamed away: the old file is read to its end above;
-                            // commit it, then start on the new file.
+                            // Renamed away: commit what the old file had, then
+                            // start on the new one — and keep reading the old
+                            // one for a while, since the writer may not have
+                            // reopened its log yet.
                             while follower.drain(current).unwrap_or(false) {
                                 follower.flush(current.checkpoint(), &stop);
                             }
                             follower.flush(current.checkpoint(), &stop);
-                            open = Open::at(&path, 0).ok();
-                            dirty = false;
-                            last_flush = Instant::now();
+                            rotated = true;
                         }
                         _ => {}
                     }
+                }
+            }
+            if rotated {
+                rotated = false;
+                retiring = open.take().map(|old| (old, Instant::now()));
+                open = Open::at(&path, 0).ok();
+                dirty = false;
+                last_flush = Instant::now();
+            }
+            if let Some((old, quiet_since)) = retiring.as_mut() {
+                if follower.drain(old).unwrap_or(false) {
+                    *quiet_since = Instant::now();
+                    dirty = true;
+                }
+                if quiet_since.elapsed() >= RETIRE_AFTER {
+                    retiring = None;
                 }
             }
             if dirty && last_flush.elapsed() >= follower.config.flush_every {
@@ -336,6 +359,9 @@ pub fn follow(
                 last_flush = Instant::now();
             }
             thread::sleep(follower.config.poll);
+        }
+        if let Some((old, _)) = retiring.as_mut() {
+            let _ = follower.drain(old);
         }
         if let Some(current) = open.as_mut() {
             while follower.drain(current).unwrap_or(false) {
