@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 use mailtrail_store::{Store, StoreError};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
+/// How long an SMTP client waits for the commit before it is told to retry.
+const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Records written per transaction at most.
 const MAX_GROUP: usize = 256;
 
@@ -53,6 +56,48 @@ pub enum WriteError {
     Store(String),
 }
 
+/// Write a group of jobs in one transaction (settings after the records);
+/// gives the jobs back, emptied of their data, for answering.
+fn write_group<S: Store>(
+    store: &mut S,
+    group: Vec<Job>,
+    metrics: &Metrics,
+) -> (Vec<Job>, Result<(), String>) {
+    let mut records = Vec::new();
+    let mut rejects = Vec::new();
+    let mut settings = Vec::new();
+    let mut jobs = Vec::with_capacity(group.len());
+    for job in group {
+        records.extend(job.records.iter().cloned());
+        rejects.extend(job.rejects.iter().cloned());
+        settings.extend(job.settings.iter().cloned());
+        jobs.push(job);
+    }
+    let (n_records, n_rejects) = (records.len() as u64, rejects.len() as u64);
+    let result = store
+        .write_batch(records, rejects)
+        .map(|_| ())
+        .and_then(|()| {
+            settings
+                .iter()
+                .try_for_each(|(k, v)| store.set_setting(k, v))
+        })
+        .map_err(|e: StoreError| e.to_string());
+    match &result {
+        Ok(()) => {
+            Metrics::add(&metrics.records_stored, n_records);
+            Metrics::add(&metrics.rejects_stored, n_rejects);
+            Metrics::add(&metrics.store_batches, 1);
+            metrics.store_failing.store(false, Ordering::Relaxed);
+        }
+        Err(_) => {
+            Metrics::add(&metrics.store_errors, 1);
+            metrics.store_failing.store(true, Ordering::Relaxed);
+        }
+    }
+    (jobs, result)
+}
+
 impl StoreWriter {
     /// Start the writer thread over a store opened with durable batches.
     /// The thread ends when every handle is dropped, after writing what was queued.
@@ -77,44 +122,28 @@ impl StoreWriter {
                         Err(_) => break,
                     }
                 }
-                let mut records = Vec::new();
-                let mut rejects = Vec::new();
-                let mut settings = Vec::new();
-                let mut waiters = Vec::new();
                 metrics
                     .queue_depth
                     .fetch_sub(group.len() as u64, Ordering::Relaxed);
+                if group.len() > 1 {
+                    let (jobs, result) = write_group(&mut store, group, &metrics);
+                    match result {
+                        Ok(()) => {
+                            for job in jobs {
+                                let _ = job.done.send(Ok(()));
+                            }
+                            continue;
+                        }
+                        // One bad record must not fail the others: write them one by one.
+                        Err(_) => group = jobs,
+                    }
+                }
                 for job in group {
-                    records.extend(job.records);
-                    rejects.extend(job.rejects);
-                    settings.extend(job.settings);
-                    waiters.push(job.done);
-                }
-                let (n_records, n_rejects) = (records.len() as u64, rejects.len() as u64);
-                let result = store
-                    .write_batch(records, rejects)
-                    .map(|_| ())
-                    .and_then(|()| {
-                        settings
-                            .iter()
-                            .try_for_each(|(k, v)| store.set_setting(k, v))
-                    })
-                    .map_err(|e: StoreError| e.to_string());
-                match &result {
-                    Ok(()) => {
-                        Metrics::add(&metrics.records_stored, n_records);
-                        Metrics::add(&metrics.rejects_stored, n_rejects);
-                        Metrics::add(&metrics.store_batches, 1);
-                        metrics.store_failing.store(false, Ordering::Relaxed);
+                    let (mut jobs, result) = write_group(&mut store, vec![job], &metrics);
+                    if let Some(job) = jobs.pop() {
+                        // A waiter that gave up (connection closed) is fine to miss.
+                        let _ = job.done.send(result);
                     }
-                    Err(_) => {
-                        Metrics::add(&metrics.store_errors, 1);
-                        metrics.store_failing.store(true, Ordering::Relaxed);
-                    }
-                }
-                for waiter in waiters {
-                    // A waiter that gave up (connection closed) is fine to miss.
-                    let _ = waiter.send(result.clone());
                 }
             }
         });
@@ -139,10 +168,14 @@ impl StoreWriter {
                     tokio_mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
                 }
             })?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WriteError::Store(e)),
-            Err(_) => Err(WriteError::Closed),
+        // A store stuck longer than this (a locked database, a hung disk)
+        // answers "try later" rather than holding the client: the write is
+        // idempotent, so a retry after a late commit stores nothing twice.
+        match tokio::time::timeout(SUBMIT_TIMEOUT, wait).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(WriteError::Store(e)),
+            Ok(Err(_)) => Err(WriteError::Closed),
+            Err(_) => Err(WriteError::Busy),
         }
     }
 
