@@ -56,19 +56,8 @@ pub fn is_exim_program(program: &str) -> bool {
     p == "exim" || p.starts_with("exim4") || p.starts_with("exim-")
 }
 
-/// Counts from one main-log import.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    /// Lines read (including blank and rejected ones).
-    pub lines: u64,
-    /// Valid main-log lines that carried nothing kept (queue runs, auth
-    /// failures, blank lines, ...).
-    pub ignored: u64,
-    /// Lines reported as [`Reject`]s (not main-log lines, over-long).
-    pub rejected: u64,
-    /// Records emitted.
-    pub records: u64,
-}
+/// Counts from one main-log import: the same as a syslog import's.
+pub use crate::syslog::ImportSummary;
 
 /// Import an Exim main log. Keys use the host `local` (`exim@local:{id}`);
 /// use [`import_mainlog_for_host`] when the caller knows which host wrote it.

@@ -603,14 +603,7 @@ pub fn base64_decode_lenient(input: &[u8]) -> Vec<u8> {
     for &b in input {
         if b == b'=' {
             // Padding ends a quantum; keep going (concatenated base64 exists).
-            match n {
-                2 => out.push((acc >> 4) as u8),
-                3 => {
-                    out.push((acc >> 10) as u8);
-                    out.push((acc >> 2) as u8);
-                }
-                _ => {}
-            }
+            push_partial_quantum(acc, n, &mut out);
             acc = 0;
             n = 0;
             continue;
@@ -626,6 +619,12 @@ pub fn base64_decode_lenient(input: &[u8]) -> Vec<u8> {
             n = 0;
         }
     }
+    push_partial_quantum(acc, n, &mut out);
+    out
+}
+
+/// The bytes of an incomplete base64 quantum of `n` sextets held in `acc`.
+fn push_partial_quantum(acc: u32, n: u8, out: &mut Vec<u8>) {
     match n {
         2 => out.push((acc >> 4) as u8),
         3 => {
@@ -634,7 +633,6 @@ pub fn base64_decode_lenient(input: &[u8]) -> Vec<u8> {
         }
         _ => {}
     }
-    out
 }
 
 fn hex_value(b: u8) -> Option<u8> {
