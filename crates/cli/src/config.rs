@@ -12,7 +12,21 @@
 //! data_dir = "/var/lib/mailtrail"      # where the database, blobs and quarantine live
 //! timezone = "Asia/Tokyo"              # for log stamps without a zone and for display
 //! org_domains = ["example.co.jp", "example.com"]   # decides inbound/outbound/internal
+//! journal_addresses = ["journal@example.co.jp"]     # where journal copies go; never a recipient
+//!
+//! # `mailtrail serve`: one section per source (see each type's documentation)
+//! [http]                       # mailtrail_server::HttpConfig
+//! listen = "127.0.0.1:8025"
+//! [smtp]                       # mailtrail_server::SmtpConfig
+//! listen = "0.0.0.0:2525"
+//! [syslog]                     # mailtrail_server::SyslogConfig
+//! tcp = "0.0.0.0:601"
+//! [follow]                     # mailtrail_server::FollowSection
+//! paths = ["/var/log/mail.log"]
 //! ```
+//!
+//! Paths in the file (data directory, certificates, followed logs) are
+//! relative to the file itself.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +43,17 @@ pub struct FileConfig {
     pub timezone: Option<String>,
     /// The organisation's own mail domains (sub-domains included).
     pub org_domains: Option<Vec<String>>,
+    /// Mailboxes that journal copies are sent to (journal rules, always_bcc):
+    /// never counted as recipients of the journaled email.
+    pub journal_addresses: Option<Vec<String>>,
+    /// `mailtrail serve`: health and metrics endpoint.
+    pub http: Option<mailtrail_server::HttpConfig>,
+    /// `mailtrail serve`: the SMTP journal receiver (enabled by the section).
+    pub smtp: Option<mailtrail_server::SmtpConfig>,
+    /// `mailtrail serve`: the syslog receiver.
+    pub syslog: Option<mailtrail_server::SyslogConfig>,
+    /// `mailtrail serve`: log files to follow.
+    pub follow: Option<mailtrail_server::FollowSection>,
 }
 
 /// Settings after file, environment and flags are combined.
@@ -41,8 +66,22 @@ pub struct Config {
     /// that wins over the system's.
     pub timezone_explicit: bool,
     pub org_domains: Vec<String>,
+    /// Normalised journal mailbox addresses.
+    pub journal_addresses: Vec<String>,
+    /// The `mailtrail serve` sections of the file (flags are applied by `serve`).
+    pub serve: ServeSections,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
+}
+
+/// The sections of mailtrail.toml that configure `mailtrail serve`, with
+/// relative paths already resolved against the file's folder.
+#[derive(Debug, Clone, Default)]
+pub struct ServeSections {
+    pub http: Option<mailtrail_server::HttpConfig>,
+    pub smtp: Option<mailtrail_server::SmtpConfig>,
+    pub syslog: Option<mailtrail_server::SyslogConfig>,
+    pub follow: Vec<PathBuf>,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -52,6 +91,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub timezone: Option<String>,
     pub org_domains: Vec<String>,
+    pub journal_addresses: Vec<String>,
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "mailtrail.toml";
@@ -70,14 +110,56 @@ impl Config {
                 }
             }
         };
-        // A relative data_dir in a config file is relative to that file,
-        // not to wherever the command happens to be run from.
-        let file_data_dir = file
-            .data_dir
-            .map(|d| match source.as_deref().and_then(Path::parent) {
-                Some(base) if d.is_relative() => base.join(d),
-                _ => d,
-            });
+        // A relative path in a config file is relative to that file, not to
+        // wherever the command happens to be run from.
+        let base = source
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        let resolve = |d: PathBuf| match &base {
+            Some(base) if d.is_relative() => base.join(d),
+            _ => d,
+        };
+        let file_data_dir = file.data_dir.map(resolve);
+        let mut serve = ServeSections {
+            http: file.http,
+            smtp: file.smtp,
+            syslog: file.syslog,
+            follow: file
+                .follow
+                .map(|f| f.paths.into_iter().map(resolve).collect())
+                .unwrap_or_default(),
+        };
+        let resolve_tls = |t: &mut mailtrail_server::TlsFiles| {
+            t.cert = resolve(std::mem::take(&mut t.cert));
+            t.key = resolve(std::mem::take(&mut t.key));
+        };
+        if let Some(tls) = serve.smtp.as_mut().and_then(|s| s.tls.as_mut()) {
+            resolve_tls(tls);
+        }
+        if let Some(tls) = serve.syslog.as_mut().and_then(|s| s.tls_files.as_mut()) {
+            resolve_tls(tls);
+        }
+        let journal_given = if overrides.journal_addresses.is_empty() {
+            file.journal_addresses.unwrap_or_default()
+        } else {
+            overrides.journal_addresses.clone()
+        };
+        let mut journal_addresses = Vec::new();
+        for a in journal_given
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            let Some(normal) = mailtrail_model::normalize_address(a) else {
+                bail!("journal address {a:?} is not a mail address (e.g. journal@example.co.jp)");
+            };
+            journal_addresses.push(normal);
+        }
+        if let Some(smtp) = serve.smtp.as_mut() {
+            smtp.journal_addresses = journal_addresses.clone();
+        }
         let data_dir = overrides
             .data_dir
             .clone()
@@ -113,6 +195,8 @@ impl Config {
             timezone,
             timezone_explicit,
             org_domains,
+            journal_addresses,
+            serve,
             source,
         })
     }
@@ -185,6 +269,7 @@ mod tests {
             data_dir: Some("/tmp/x".into()),
             org_domains: vec!["a.example,b.example".into()],
             timezone: Some("UTC".into()),
+            journal_addresses: Vec::new(),
         })
         .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));

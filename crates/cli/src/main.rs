@@ -53,6 +53,16 @@ struct Cli {
         value_delimiter = ','
     )]
     org_domains: Vec<String>,
+    /// Mailbox that receives journal copies (journal rule, always_bcc); repeat
+    /// or separate with commas. Never counted as a recipient of the email
+    #[arg(
+        long = "journal-address",
+        global = true,
+        env = "MAILTRAIL_JOURNAL_ADDRESSES",
+        value_name = "ADDRESS",
+        value_delimiter = ','
+    )]
+    journal_addresses: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,15 +87,26 @@ counted, reported with its file and line, and kept in the quarantine (see `mailt
     Stats(FormatArgs),
     /// List rejected input kept in the quarantine
     Quarantine(QuarantineArgs),
-    /// Run the service: receive journal copies over SMTP as they are sent
+    /// Run the service: journal copies over SMTP, syslog, followed log files
     #[command(
         long_about = "Run the service. The SMTP journal receiver takes the copies that \
 journal rules (Microsoft 365 / Exchange), compliance routing (Google Workspace) or Postfix \
 always_bcc / recipient_bcc_maps send; each message is searchable as soon as it is acknowledged, \
-and `250` is only sent once it is durably stored. Bound addresses are printed as \
-`listening smtp ADDR`. Stops on SIGTERM or Ctrl-C after in-flight messages finish."
+and `250` is only sent once it is durably stored. The syslog receiver (UDP, TCP, TLS) and the \
+log followers read Postfix, Sendmail and Exim logs as they are written. Every source can be \
+set in mailtrail.toml ([smtp], [syslog], [follow], [http]) or with the flags below; flags win. \
+Bound addresses are printed as `listening smtp ADDR`. Stops on SIGTERM or Ctrl-C after \
+in-flight messages finish."
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Hash a password (read from standard input) for [[smtp.users]] in mailtrail.toml
+    #[command(
+        long_about = "Hash a password for an SMTP AUTH account. Reads the password from \
+standard input (the first line) and prints an argon2id hash to put into mailtrail.toml:\n\n\
+  [[smtp.users]]\n  name = \"postfix-relay\"\n  password_hash = \"$argon2id$...\"\n\n\
+Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
+    )]
+    HashPassword,
     /// Generate a small company's mail, import it, and show example searches
     Demo(DemoArgs),
     /// Generate synthetic Postfix logs and Maildirs (for tests and benchmarks)
@@ -182,34 +203,58 @@ struct QuarantineArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address of the SMTP journal receiver (port 0 picks a free port). When no
-    /// listener or follower is named at all: 127.0.0.1:2525
+    /// Address of the SMTP journal receiver (port 0 picks a free port). Also
+    /// `[smtp] listen`. When no source is configured at all: 127.0.0.1:2525
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SMTP")]
     smtp: Option<std::net::SocketAddr>,
-    /// Serve /healthz and /metrics (Prometheus) on this address
+    /// Serve /healthz and /metrics (Prometheus) on this address. Also `[http] listen`
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_HTTP")]
     http: Option<std::net::SocketAddr>,
-    /// Receive Postfix / Sendmail / Exim syslog over UDP on this address (port 0 picks a free port)
+    /// Receive Postfix / Sendmail / Exim syslog over UDP on this address. Also `[syslog] udp`
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_UDP")]
     syslog_udp: Option<std::net::SocketAddr>,
-    /// Receive syslog over TCP (octet-counting or newline framing, RFC 6587) on this address
+    /// Receive syslog over TCP (octet-counting or newline framing, RFC 6587). Also `[syslog] tcp`
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_TCP")]
     syslog_tcp: Option<std::net::SocketAddr>,
-    /// Follow a growing mail log (repeatable): read as it is written, across rotation and restarts
+    /// Receive syslog over TLS (RFC 5425; needs --tls-cert and --tls-key). Also `[syslog] tls`
+    #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SYSLOG_TLS")]
+    syslog_tls: Option<std::net::SocketAddr>,
+    /// Follow a growing mail log (repeatable), across rotation and restarts. Also `[follow] paths`
     #[arg(long = "follow", value_name = "PATH")]
     follow: Vec<PathBuf>,
-    /// The journal mailbox's own address (repeatable): envelope recipients equal to it are not recipients of the message
-    #[arg(long = "journal-address", value_name = "ADDRESS")]
-    journal_addresses: Vec<String>,
-    /// Largest message accepted over SMTP, in bytes
-    #[arg(long, default_value_t = 50 * 1024 * 1024)]
-    max_message_size: usize,
-    /// Most recipients per message
-    #[arg(long, default_value_t = 1000)]
-    max_recipients: usize,
-    /// Seconds before a silent SMTP client is disconnected
-    #[arg(long, default_value_t = 300)]
-    idle_timeout: u64,
+    /// Certificate (PEM, with intermediates) for SMTP STARTTLS and syslog TLS.
+    /// Also `[smtp.tls] cert` / `[syslog.tls_files] cert`
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MAILTRAIL_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MAILTRAIL_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Client network allowed to send over SMTP (repeatable, e.g. 10.0.0.0/8).
+    /// Also `[smtp] allowed_networks`. Default: loopback and private ranges
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_networks: Vec<ipnet::IpNet>,
+    /// Largest message accepted over SMTP, in bytes. Also `[smtp] max_message_size`. Default 50 MiB
+    #[arg(long, value_name = "BYTES")]
+    max_message_size: Option<usize>,
+    /// Most recipients per SMTP message. Also `[smtp] max_recipients`. Default 1000
+    #[arg(long, value_name = "N")]
+    max_recipients: Option<usize>,
+    /// Seconds before a silent SMTP client is disconnected. Also `[smtp] idle_timeout_secs`. Default 300
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// SMTP connections served at once (more get 421). Also `[smtp] max_connections`. Default 200
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 #[derive(Args)]
@@ -261,6 +306,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         data_dir: cli.data_dir,
         timezone: cli.timezone,
         org_domains: cli.org_domains,
+        journal_addresses: cli.journal_addresses,
     };
     let config = Config::load(&overrides)?;
     match cli.command {
@@ -269,9 +315,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show(args) => cmd_show(&config, args),
         Command::Stats(args) => cmd_stats(&config, args),
         Command::Quarantine(args) => cmd_quarantine(&config, args),
-        Command::Serve(args) => cmd_serve(&config, args),
+        Command::Serve(args) => cmd_serve(&config, *args),
         Command::Demo(args) => demo::run(&config, &args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => demo::generate_cmd(&config, &args).map(|()| ExitCode::SUCCESS),
+        Command::HashPassword => cmd_hash_password(),
     }
 }
 
@@ -284,6 +331,7 @@ pub fn open_store_with(config: &Config, durable: bool) -> Result<SqliteStore> {
             org_domains: OrgDomains::new(&config.org_domains),
             durable,
             read_only: false,
+            journal_addresses: config.journal_addresses.clone(),
         },
     )
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
@@ -297,6 +345,7 @@ pub fn open_store(config: &Config) -> Result<SqliteStore> {
             org_domains: OrgDomains::new(&config.org_domains),
             durable: true,
             read_only: true,
+            journal_addresses: config.journal_addresses.clone(),
         },
     )
     .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
@@ -640,37 +689,73 @@ fn cmd_stats(config: &Config, args: FormatArgs) -> Result<ExitCode> {
 
 fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
     let store = open_store_with(config, true)?;
-    let nothing_named = args.smtp.is_none()
-        && args.syslog_udp.is_none()
-        && args.syslog_tcp.is_none()
-        && args.follow.is_empty();
-    let smtp_listen = match args.smtp {
-        Some(addr) => Some(addr),
-        None if nothing_named => Some(mailtrail_server::SmtpConfig::default().listen),
-        None => None,
+    // Flags win over the file's sections, field by field.
+    let sections = config.serve.clone();
+    let flag_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(mailtrail_server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
     };
-    let smtp = smtp_listen.map(|listen| mailtrail_server::SmtpConfig {
-        listen,
-        max_message_bytes: args.max_message_size,
-        max_recipients: args.max_recipients,
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
-        journal_addresses: args
-            .journal_addresses
-            .iter()
-            .filter_map(|a| mailtrail_model::normalize_address(a))
-            .collect(),
-        ..mailtrail_server::SmtpConfig::default()
-    });
+    let mut smtp = sections.smtp;
+    if let Some(listen) = args.smtp {
+        smtp.get_or_insert_with(mailtrail_server::SmtpConfig::default)
+            .listen = listen;
+    }
+    let mut syslog = sections.syslog.unwrap_or_default();
+    syslog.udp = args.syslog_udp.or(syslog.udp);
+    syslog.tcp = args.syslog_tcp.or(syslog.tcp);
+    syslog.tls = args.syslog_tls.or(syslog.tls);
+    if syslog.tls.is_some() && flag_tls.is_some() {
+        syslog.tls_files = flag_tls.clone();
+    }
+    let mut follow = sections.follow;
+    for path in &args.follow {
+        if !follow.contains(path) {
+            follow.push(path.clone());
+        }
+    }
+    if smtp.is_none() && !syslog.enabled() && follow.is_empty() {
+        smtp = Some(mailtrail_server::SmtpConfig::default());
+    }
+    if let Some(smtp) = smtp.as_mut() {
+        if let Some(n) = args.max_message_size {
+            smtp.max_message_bytes = n;
+        }
+        if let Some(n) = args.max_recipients {
+            smtp.max_recipients = n;
+        }
+        if let Some(secs) = args.idle_timeout {
+            smtp.idle_timeout = std::time::Duration::from_secs(secs);
+        }
+        if let Some(n) = args.max_connections {
+            smtp.max_connections = n;
+        }
+        if !args.allow_networks.is_empty() {
+            smtp.allowed_networks = args.allow_networks.clone();
+        }
+        if flag_tls.is_some() {
+            smtp.tls = flag_tls.clone();
+        }
+        smtp.journal_addresses = config.journal_addresses.clone();
+    } else if args.max_message_size.is_some()
+        || args.max_recipients.is_some()
+        || args.idle_timeout.is_some()
+        || args.max_connections.is_some()
+        || !args.allow_networks.is_empty()
+    {
+        bail!("SMTP settings were given but the SMTP receiver is off: add --smtp ADDR or an [smtp] section");
+    }
+    if flag_tls.is_some() && smtp.is_none() && syslog.tls.is_none() {
+        bail!("--tls-cert/--tls-key were given but neither SMTP (--smtp) nor syslog TLS (--syslog-tls) is on");
+    }
     let timezone = effective_timezone(config, &store)?;
     let options = mailtrail_server::ServeOptions {
-        http: args.http,
+        http: args.http.or(sections.http.map(|h| h.listen)),
         smtp,
-        syslog: mailtrail_server::SyslogConfig {
-            udp: args.syslog_udp,
-            tcp: args.syslog_tcp,
-            ..mailtrail_server::SyslogConfig::default()
-        },
-        follow: args.follow.clone(),
+        syslog,
+        follow,
         decode: DecodeOptions {
             timezone,
             ..DecodeOptions::default()
@@ -690,6 +775,21 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             let _ = std::io::stdout().flush();
         },
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_hash_password() -> Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("no password on standard input (e.g. printf '%s' \"$PASSWORD\" | mailtrail hash-password)");
+    }
+    let hash = mailtrail_server::smtp::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    println!("{hash}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -546,6 +546,55 @@ impl MessageRecord {
     }
 }
 
+impl MessageRecord {
+    /// Place envelope-only recipients once the message's own header view is
+    /// known, and forget the journal mailbox.
+    ///
+    /// A journal copy (or a mailbox copy) tells To and Cc; the sending MTA's
+    /// log tells every envelope recipient. Together they answer who was
+    /// blind-copied: an envelope recipient that the headers do not name is a
+    /// Bcc recipient, unless it is the expansion of an addressed alias or list
+    /// (its delivery's `orig_to` is in To/Cc). Until the headers are known
+    /// nothing can be said, and envelope recipients stay as they are.
+    ///
+    /// Journal addresses (where the journal copies are sent) are not
+    /// recipients of the email: they are dropped from recipients and from
+    /// deliveries, so that they neither show as Bcc nor turn an internal
+    /// email into an outbound one.
+    pub fn settle_recipients(&mut self, headers_known: bool, journal_addresses: &[String]) {
+        if !journal_addresses.is_empty() {
+            self.recipients
+                .retain(|r| !journal_addresses.contains(&r.address));
+            self.deliveries
+                .retain(|d| !journal_addresses.contains(&d.recipient));
+        }
+        if !headers_known {
+            return;
+        }
+        let addressed: BTreeSet<String> = self
+            .recipients
+            .iter()
+            .filter(|r| matches!(r.kind, RecipientKind::To | RecipientKind::Cc))
+            .map(|r| r.address.clone())
+            .collect();
+        let expanded: BTreeSet<&str> = self
+            .deliveries
+            .iter()
+            .filter(|d| {
+                d.original_recipient
+                    .as_ref()
+                    .is_some_and(|o| addressed.contains(o))
+            })
+            .map(|d| d.recipient.as_str())
+            .collect();
+        for r in &mut self.recipients {
+            if r.kind == RecipientKind::Envelope && !expanded.contains(r.address.as_str()) {
+                r.kind = RecipientKind::Bcc;
+            }
+        }
+    }
+}
+
 /// Add a recipient to a list. The same address may stand in several kinds
 /// (To and Cc) when the sources say so; an envelope-only entry (known from a
 /// log or an SMTP envelope) is upgraded when another view places the address

@@ -20,11 +20,43 @@ pub mod follow;
 pub mod metrics;
 pub mod smtp;
 pub mod syslog;
+pub mod tls;
 pub mod writer;
 
 pub use smtp::SmtpConfig;
 pub use syslog::SyslogConfig;
+pub use tls::TlsFiles;
 pub use writer::StoreWriter;
+
+/// `[http]` in mailtrail.toml: `/healthz` and `/metrics`.
+///
+/// ```toml
+/// [http]
+/// listen = "127.0.0.1:8025"
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+/// `[follow]` in mailtrail.toml: growing log files read as they are written.
+///
+/// ```toml
+/// [follow]
+/// paths = ["/var/log/mail.log"]   # or Postfix's maillog_file
+/// ```
+///
+/// Each file is read from where the last run stopped (a checkpoint of file
+/// identity and offset in the store), across rotation by rename and by
+/// copy-truncate.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowSection {
+    /// Files to follow. A file that does not exist yet is waited for.
+    pub paths: Vec<std::path::PathBuf>,
+}
 
 /// What `mailtrail serve` runs.
 #[derive(Debug, Clone)]
@@ -57,6 +89,21 @@ pub enum ServerError {
     NothingToServe,
     #[error("cannot read the followers' checkpoints: {0}")]
     Checkpoint(String),
+    #[error(transparent)]
+    Smtp(#[from] smtp::SmtpConfigError),
+    #[error(transparent)]
+    Syslog(#[from] syslog::SyslogConfigError),
+}
+
+/// `Duration` as whole seconds in mailtrail.toml (`idle_timeout_secs = 300`).
+pub(crate) mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
 }
 
 /// Run until SIGTERM or SIGINT. `listening` is called once per bound
@@ -72,10 +119,17 @@ where
     F: Fn(&str, SocketAddr),
     P: Fn(&str, &std::path::Path),
 {
-    let syslog_on = options.syslog.udp.is_some() || options.syslog.tcp.is_some();
+    let syslog_on = options.syslog.enabled();
     if options.smtp.is_none() && !syslog_on && options.follow.is_empty() {
         return Err(ServerError::NothingToServe);
     }
+    // Certificates and accounts are checked before anything listens: a
+    // wrong path fails the start, not a client's handshake hours later.
+    let smtp_tls = match &options.smtp {
+        Some(config) => config.prepare()?,
+        None => None,
+    };
+    let syslog_tls = options.syslog.prepare()?;
     // Followers resume where the store says they stopped.
     let mut checkpoints = Vec::new();
     for path in &options.follow {
@@ -143,6 +197,7 @@ where
                 decode: options.decode.clone(),
                 connections: connections.clone(),
                 metrics: metrics.clone(),
+                tls: smtp_tls.clone(),
             });
             tasks.push(tokio::spawn(smtp::serve(listener, ctx)));
             smtp_connections = Some((connections, config.max_connections));
@@ -176,6 +231,24 @@ where
             listening("syslog-tcp", listener.local_addr().unwrap_or(addr));
             tasks.push(tokio::spawn(syslog::serve_tcp(
                 listener,
+                None,
+                lines.clone(),
+                metrics.clone(),
+                max,
+            )));
+        }
+        if let (Some(addr), Some(acceptor)) = (options.syslog.tls, &syslog_tls) {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    what: "syslog-tls",
+                    addr,
+                    source,
+                })?;
+            listening("syslog-tls", listener.local_addr().unwrap_or(addr));
+            tasks.push(tokio::spawn(syslog::serve_tcp(
+                listener,
+                Some(acceptor.clone()),
                 lines.clone(),
                 metrics.clone(),
                 max,

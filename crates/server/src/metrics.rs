@@ -23,6 +23,10 @@ pub struct Metrics {
     pub smtp_connections: AtomicU64,
     pub smtp_messages_stored: AtomicU64,
     pub smtp_messages_refused: AtomicU64,
+    pub smtp_clients_refused: AtomicU64,
+    pub smtp_tls_failures: AtomicU64,
+    pub smtp_auth_failures: AtomicU64,
+    pub syslog_tls_failures: AtomicU64,
     pub syslog_udp_lines: AtomicU64,
     pub syslog_tcp_lines: AtomicU64,
     pub syslog_udp_dropped: AtomicU64,
@@ -44,7 +48,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
             (
                 "mailtrail_smtp_connections_total",
                 "counter",
@@ -64,6 +68,30 @@ impl Metrics {
                 &self.smtp_messages_refused,
             ),
             (
+                "mailtrail_smtp_clients_refused_total",
+                "counter",
+                "SMTP clients refused because their address is not in allowed_networks",
+                &self.smtp_clients_refused,
+            ),
+            (
+                "mailtrail_smtp_tls_failures_total",
+                "counter",
+                "STARTTLS handshakes that failed",
+                &self.smtp_tls_failures,
+            ),
+            (
+                "mailtrail_smtp_auth_failures_total",
+                "counter",
+                "SMTP AUTH attempts with wrong credentials",
+                &self.smtp_auth_failures,
+            ),
+            (
+                "mailtrail_syslog_tls_failures_total",
+                "counter",
+                "Syslog TLS handshakes that failed",
+                &self.syslog_tls_failures,
+            ),
+            (
                 "mailtrail_syslog_udp_lines_total",
                 "counter",
                 "Syslog messages received over UDP",
@@ -72,7 +100,7 @@ impl Metrics {
             (
                 "mailtrail_syslog_tcp_lines_total",
                 "counter",
-                "Syslog messages received over TCP",
+                "Syslog messages received over TCP or TLS",
                 &self.syslog_tcp_lines,
             ),
             (

@@ -12,40 +12,115 @@
 //! retries (MTAs do); after it, nothing is lost. A store that cannot keep up
 //! answers `451` (try again later), never an unbounded queue.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use chrono::Utc;
+use ipnet::IpNet;
 use mailtrail_ingest::journal::{decode_journal, Envelope};
 use mailtrail_ingest::DecodeOptions;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
+use crate::tls::TlsFiles;
 use crate::writer::{StoreWriter, WriteError};
 
-/// Settings of the SMTP receiver (`[smtp]` in mailtrail.toml).
-#[derive(Debug, Clone)]
+/// The SMTP journal receiver: `[smtp]` in mailtrail.toml.
+///
+/// ```toml
+/// [smtp]
+/// listen = "0.0.0.0:2525"
+/// allowed_networks = ["127.0.0.0/8", "10.0.0.0/8", "40.92.0.0/15"]
+/// require_tls = true
+///
+/// [smtp.tls]
+/// cert = "/etc/mailtrail/tls/fullchain.pem"
+/// key = "/etc/mailtrail/tls/privkey.pem"
+///
+/// [[smtp.users]]     # only for senders that can authenticate (Postfix can)
+/// name = "postfix-relay"
+/// password_hash = "$argon2id$v=19$m=19456,t=2,p=1$..."   # from `mailtrail hash-password`
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Address to listen on. Default `127.0.0.1:2525`; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Name announced in the greeting and EHLO reply.
+    /// Name announced in the greeting and EHLO reply. Default `mailtrail`.
     pub hostname: String,
-    /// Largest message accepted, in bytes (announced as SIZE). Default 50 MiB.
+    /// Largest message accepted, in bytes (announced as SIZE; larger ones get
+    /// `552`). Default 50 MiB.
+    #[serde(rename = "max_message_size")]
     pub max_message_bytes: usize,
-    /// Most recipients per message. Default 1000.
+    /// Most recipients per message; more get `452` (the sender retries them
+    /// in another transaction). Default 1000.
     pub max_recipients: usize,
-    /// Longest command line, in bytes. Default 4096 (RFC 5321 asks for 512 at least).
+    /// Longest command line, in bytes; longer ones get `500`. Default 4096
+    /// (RFC 5321 asks for 512 at least).
     pub max_line_bytes: usize,
-    /// Idle time before a silent client is disconnected. Default 5 minutes.
+    /// Seconds before a silent client gets `421` and is disconnected. Default 300.
+    #[serde(rename = "idle_timeout_secs", with = "crate::seconds")]
     pub idle_timeout: Duration,
     /// Connections served at once; more are answered `421` and closed. Default 200.
     pub max_connections: usize,
+    /// Client networks allowed to send; others are answered `554` and closed.
+    /// Default: loopback and the private ranges (127.0.0.0/8, ::1, 10.0.0.0/8,
+    /// 172.16.0.0/12, 192.168.0.0/16, fc00::/7). Add your cloud provider's
+    /// sending ranges for Microsoft 365 or Google Workspace journaling.
+    pub allowed_networks: Vec<IpNet>,
+    /// Certificate and key for STARTTLS. Without it STARTTLS is not offered.
+    pub tls: Option<TlsFiles>,
+    /// Refuse mail (`530`) until the client has started TLS. Default false.
+    pub require_tls: bool,
+    /// Accounts for SMTP AUTH (PLAIN, LOGIN), offered only over TLS.
+    pub users: Vec<SmtpUser>,
+    /// Refuse mail (`530`) until the client has authenticated. Default false.
+    pub require_auth: bool,
     /// Addresses of the journal mailbox itself: envelope recipients equal to
-    /// one of these are not recipients of the journaled message.
+    /// one of these are not recipients of the journaled message. Set from
+    /// the top-level `journal_addresses` of mailtrail.toml.
+    #[serde(skip)]
     pub journal_addresses: Vec<String>,
+}
+
+/// One SMTP AUTH account.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpUser {
+    /// The user name the client sends.
+    pub name: String,
+    /// argon2 hash of the password in PHC form (`$argon2id$...`), as printed
+    /// by `mailtrail hash-password`. The password itself is never stored.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for SmtpUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The networks allowed by default: this host and the private ranges.
+pub fn default_allowed_networks() -> Vec<IpNet> {
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+    ]
+    .iter()
+    .filter_map(|n| n.parse().ok())
+    .collect()
 }
 
 impl Default for SmtpConfig {
@@ -58,9 +133,94 @@ impl Default for SmtpConfig {
             max_line_bytes: 4096,
             idle_timeout: Duration::from_secs(300),
             max_connections: 200,
+            allowed_networks: default_allowed_networks(),
+            tls: None,
+            require_tls: false,
+            users: Vec::new(),
+            require_auth: false,
             journal_addresses: Vec::new(),
         }
     }
+}
+
+/// A configuration that cannot work, found before anything listens.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpConfigError {
+    #[error("[smtp] {0} needs [smtp.tls] (a certificate and key): AUTH is only offered over TLS")]
+    AuthWithoutTls(&'static str),
+    #[error("[smtp] require_tls needs [smtp.tls] (a certificate and key)")]
+    RequireTlsWithoutTls,
+    #[error("[smtp] require_auth is set but no [[smtp.users]] are configured")]
+    RequireAuthWithoutUsers,
+    #[error("[smtp] user {name:?}: password_hash is not an argon2 PHC string ({reason}); make one with `mailtrail hash-password`")]
+    BadPasswordHash { name: String, reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+impl SmtpConfig {
+    /// Check the settings and load the certificate, if any.
+    pub fn prepare(&self) -> Result<Option<TlsAcceptor>, SmtpConfigError> {
+        if self.tls.is_none() {
+            if !self.users.is_empty() {
+                return Err(SmtpConfigError::AuthWithoutTls("users"));
+            }
+            if self.require_auth {
+                return Err(SmtpConfigError::AuthWithoutTls("require_auth"));
+            }
+            if self.require_tls {
+                return Err(SmtpConfigError::RequireTlsWithoutTls);
+            }
+        }
+        if self.require_auth && self.users.is_empty() {
+            return Err(SmtpConfigError::RequireAuthWithoutUsers);
+        }
+        for user in &self.users {
+            argon2::PasswordHash::new(&user.password_hash).map_err(|e| {
+                SmtpConfigError::BadPasswordHash {
+                    name: user.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        self.tls
+            .as_ref()
+            .map(TlsFiles::acceptor)
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Whether a client at this address may send.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allowed_networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Check a user name and password (slow on purpose: argon2).
+    pub fn verify(&self, name: &str, password: &str) -> bool {
+        use argon2::PasswordVerifier as _;
+        self.users.iter().any(|u| {
+            u.name == name
+                && argon2::PasswordHash::new(&u.password_hash).is_ok_and(|hash| {
+                    argon2::Argon2::default()
+                        .verify_password(password.as_bytes(), &hash)
+                        .is_ok()
+                })
+        })
+    }
+}
+
+/// Hash a password for `[[smtp.users]]` (argon2id, random salt, PHC string).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher as _, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// What the connection loop must do after a command.
@@ -72,6 +232,21 @@ pub enum Action {
     ReadData,
     /// Send this reply and close the connection.
     Close(String),
+    /// Send `220` and start the TLS handshake.
+    StartTls,
+    /// Check these credentials, then call [`Session::authenticated`].
+    Authenticate { user: String, password: String },
+}
+
+/// Where an AUTH exchange stands between client lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthStep {
+    /// `AUTH PLAIN` without an initial response: waiting for it.
+    Plain,
+    /// `AUTH LOGIN`: waiting for the user name.
+    LoginUser,
+    /// `AUTH LOGIN`: waiting for the password of this user.
+    LoginPassword,
 }
 
 #[derive(Debug, Default)]
@@ -82,18 +257,38 @@ pub struct Session {
     max_recipients: usize,
     max_message_bytes: usize,
     hostname: String,
+    tls_offered: bool,
+    tls_active: bool,
+    require_tls: bool,
+    auth_offered: bool,
+    require_auth: bool,
+    user: Option<String>,
+    auth_step: Option<AuthStep>,
+    login_user: String,
 }
 
 fn reply(text: &str) -> Action {
     Action::Reply(format!("{text}\r\n"))
 }
 
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+}
+
 impl Session {
-    pub fn new(config: &SmtpConfig) -> Session {
+    /// A session for a new connection. `tls_offered`: a certificate is
+    /// configured, so STARTTLS may be announced.
+    pub fn new(config: &SmtpConfig, tls_offered: bool) -> Session {
         Session {
             max_recipients: config.max_recipients,
             max_message_bytes: config.max_message_bytes,
             hostname: config.hostname.clone(),
+            tls_offered,
+            require_tls: config.require_tls,
+            auth_offered: !config.users.is_empty(),
+            require_auth: config.require_auth,
             ..Session::default()
         }
     }
@@ -111,14 +306,42 @@ impl Session {
         self.helo.as_deref()
     }
 
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     /// Forget the transaction (after a message, RSET, or a new EHLO).
     pub fn reset(&mut self) {
         self.mail_from = None;
         self.rcpt_to.clear();
     }
 
+    /// TLS is up: everything learnt before it is forgotten (RFC 3207 4.2),
+    /// the client must say EHLO again.
+    pub fn tls_started(&mut self) {
+        self.reset();
+        self.helo = None;
+        self.user = None;
+        self.auth_step = None;
+        self.tls_active = true;
+    }
+
+    /// The outcome of [`Action::Authenticate`].
+    pub fn authenticated(&mut self, user: String, ok: bool) -> String {
+        if ok {
+            self.user = Some(user);
+            "235 2.7.0 Authentication successful\r\n".into()
+        } else {
+            "535 5.7.8 Authentication credentials invalid\r\n".into()
+        }
+    }
+
     /// Handle one command line (without CRLF).
     pub fn command(&mut self, line: &str) -> Action {
+        if let Some(step) = self.auth_step.take() {
+            return self.auth_response(step, line);
+        }
         let (verb, rest) = match line.find(' ') {
             Some(i) => (&line[..i], line[i + 1..].trim()),
             None => (line.trim(), ""),
@@ -128,21 +351,47 @@ impl Session {
             "EHLO" => {
                 self.reset();
                 self.helo = Some(rest.to_string());
-                Action::Reply(format!(
+                let mut text = format!(
                     "250-{host} greets {rest}\r\n250-SIZE {size}\r\n250-8BITMIME\r\n\
-                     250-SMTPUTF8\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n",
+                     250-SMTPUTF8\r\n250-PIPELINING\r\n",
                     host = self.hostname,
                     size = self.max_message_bytes
-                ))
+                );
+                if self.tls_offered && !self.tls_active {
+                    text.push_str("250-STARTTLS\r\n");
+                }
+                if self.auth_offered && self.tls_active {
+                    text.push_str("250-AUTH PLAIN LOGIN\r\n");
+                }
+                text.push_str("250 ENHANCEDSTATUSCODES\r\n");
+                Action::Reply(text)
             }
             "HELO" => {
                 self.reset();
                 self.helo = Some(rest.to_string());
                 reply(&format!("250 {}", self.hostname))
             }
+            "STARTTLS" => {
+                if !self.tls_offered {
+                    reply("502 5.5.1 STARTTLS not available")
+                } else if self.tls_active {
+                    reply("503 5.5.1 TLS already active")
+                } else if !rest.is_empty() {
+                    reply("501 5.5.4 Syntax: STARTTLS")
+                } else {
+                    Action::StartTls
+                }
+            }
+            "AUTH" => self.auth(rest),
             "MAIL" => {
                 if self.helo.is_none() {
                     return reply("503 5.5.1 Send EHLO first");
+                }
+                if self.require_tls && !self.tls_active {
+                    return reply("530 5.7.0 Must issue a STARTTLS command first");
+                }
+                if self.require_auth && self.user.is_none() {
+                    return reply("530 5.7.0 Authentication required");
                 }
                 if self.mail_from.is_some() {
                     return reply("503 5.5.1 Sender already given");
@@ -203,6 +452,79 @@ impl Session {
             "QUIT" => Action::Close("221 2.0.0 Bye\r\n".into()),
             "" => reply("500 5.5.2 Empty command"),
             _ => reply("502 5.5.2 Command not recognised"),
+        }
+    }
+
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    fn auth(&mut self, rest: &str) -> Action {
+        if !self.auth_offered {
+            return reply("502 5.5.1 AUTH not available");
+        }
+        if !self.tls_active {
+            return reply("538 5.7.11 Encryption required for requested authentication mechanism");
+        }
+        if self.helo.is_none() {
+            return reply("503 5.5.1 Send EHLO first");
+        }
+        if self.user.is_some() {
+            return reply("503 5.5.1 Already authenticated");
+        }
+        if self.mail_from.is_some() {
+            return reply("503 5.5.1 AUTH not allowed during a mail transaction");
+        }
+        let mut words = rest.split_whitespace();
+        let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+        let initial = words.next();
+        match (mechanism.as_str(), initial) {
+            ("PLAIN", None) => {
+                self.auth_step = Some(AuthStep::Plain);
+                reply("334 ")
+            }
+            ("PLAIN", Some(response)) => self.auth_response(AuthStep::Plain, response),
+            ("LOGIN", None) => {
+                self.auth_step = Some(AuthStep::LoginUser);
+                reply("334 VXNlcm5hbWU6")
+            }
+            ("LOGIN", Some(response)) => self.auth_response(AuthStep::LoginUser, response),
+            ("", _) => reply("501 5.5.4 Syntax: AUTH mechanism"),
+            _ => reply("504 5.5.4 Unrecognized authentication type"),
+        }
+    }
+
+    fn auth_response(&mut self, step: AuthStep, line: &str) -> Action {
+        if line.trim() == "*" {
+            return reply("501 5.7.0 Authentication cancelled");
+        }
+        let Some(bytes) = decode_base64(line) else {
+            return reply("501 5.5.2 Cannot decode the response");
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        match step {
+            AuthStep::Plain => {
+                // authzid NUL authcid NUL password; a different authzid is not supported.
+                let mut parts = text.split('\0');
+                let (Some(authz), Some(user), Some(password), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return reply("501 5.5.2 Malformed PLAIN response");
+                };
+                if !authz.is_empty() && authz != user {
+                    return reply("535 5.7.8 Authentication credentials invalid");
+                }
+                Action::Authenticate {
+                    user: user.to_string(),
+                    password: password.to_string(),
+                }
+            }
+            AuthStep::LoginUser => {
+                self.login_user = text;
+                self.auth_step = Some(AuthStep::LoginPassword);
+                reply("334 UGFzc3dvcmQ6")
+            }
+            AuthStep::LoginPassword => Action::Authenticate {
+                user: std::mem::take(&mut self.login_user),
+                password: text,
+            },
         }
     }
 }
@@ -279,7 +601,14 @@ pub struct SmtpContext {
     pub decode: DecodeOptions,
     pub connections: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
+    /// From [`SmtpConfig::prepare`]: STARTTLS is offered when set.
+    pub tls: Option<TlsAcceptor>,
 }
+
+/// Failed AUTH attempts before the connection is closed.
+const MAX_AUTH_FAILURES: u32 = 3;
+/// Pause after a failed AUTH: slows password guessing to a crawl.
+const AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 /// Accept connections until the task is dropped.
 pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
@@ -291,13 +620,22 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let mut stream = stream;
+            if !ctx.config.allows(peer.ip()) {
+                Metrics::add(&ctx.metrics.smtp_clients_refused, 1);
+                let refusal = format!(
+                    "554 5.7.1 Client {} is not in [smtp] allowed_networks\r\n",
+                    peer.ip()
+                );
+                let _ = stream.write_all(refusal.as_bytes()).await;
+                return;
+            }
             match ctx.connections.clone().try_acquire_owned() {
                 Ok(_permit) => {
                     Metrics::add(&ctx.metrics.smtp_connections, 1);
                     let _ = serve_connection(stream, peer, &ctx).await;
                 }
                 Err(_) => {
-                    let mut stream = stream;
                     let _ = stream
                         .write_all(b"421 4.7.0 Too many connections, try again later\r\n")
                         .await;
@@ -307,60 +645,122 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
     }
 }
 
-/// Serve one client until QUIT, EOF, timeout or error.
+/// How a session over one transport ended.
+enum Ended {
+    /// QUIT, EOF, timeout or a fatal limit: close.
+    Closed,
+    /// The client asked for TLS and got `220`: hand the socket to rustls.
+    StartTls,
+}
+
+/// Serve one client until QUIT, EOF, timeout or error, upgrading to TLS on
+/// STARTTLS.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: &SmtpContext,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut session = Session::new(&ctx.config);
-    write.write_all(session.greeting().as_bytes()).await?;
+    let mut session = Session::new(&ctx.config, ctx.tls.is_some());
+    let mut plain = BufReader::with_capacity(64 * 1024, stream);
+    plain.write_all(session.greeting().as_bytes()).await?;
+    if let Ended::Closed = run_session(&mut plain, &mut session, peer, ctx).await? {
+        return Ok(());
+    }
+    let Some(acceptor) = &ctx.tls else {
+        return Ok(());
+    };
+    // Commands the client pipelined behind STARTTLS were sent in clear and
+    // could have been injected by anyone on the path: they are discarded
+    // with the plain-text buffer, never executed inside the TLS session.
+    let stream = plain.into_inner();
+    let tls = match tokio::time::timeout(ctx.config.idle_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(_)) | Err(_) => {
+            Metrics::add(&ctx.metrics.smtp_tls_failures, 1);
+            return Ok(());
+        }
+    };
+    session.tls_started();
+    let mut secure = BufReader::with_capacity(64 * 1024, tls);
+    run_session(&mut secure, &mut session, peer, ctx).await?;
+    let _ = secure.shutdown().await;
+    Ok(())
+}
+
+/// The command loop over one transport (plain or TLS).
+async fn run_session<S>(
+    conn: &mut BufReader<S>,
+    session: &mut Session,
+    peer: SocketAddr,
+    ctx: &SmtpContext,
+) -> std::io::Result<Ended>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut line = Vec::new();
+    let mut auth_failures = 0;
     loop {
         let next = tokio::time::timeout(
             ctx.config.idle_timeout,
-            read_line(&mut reader, ctx.config.max_line_bytes, &mut line),
+            read_line(conn, ctx.config.max_line_bytes, &mut line),
         )
         .await;
         let text = match next {
             Err(_) => {
-                write
-                    .write_all(b"421 4.4.2 Idle timeout, closing connection\r\n")
+                conn.write_all(b"421 4.4.2 Idle timeout, closing connection\r\n")
                     .await?;
-                return Ok(());
+                return Ok(Ended::Closed);
             }
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(ReadLine::Eof)) => return Ok(()),
+            Ok(Ok(ReadLine::Eof)) => return Ok(Ended::Closed),
             Ok(Ok(ReadLine::TooLong)) => {
-                write.write_all(b"500 5.5.6 Line too long\r\n").await?;
+                conn.write_all(b"500 5.5.6 Line too long\r\n").await?;
                 continue;
             }
             Ok(Ok(ReadLine::Line(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
         };
         match session.command(&text) {
-            Action::Reply(r) => write.write_all(r.as_bytes()).await?,
+            Action::Reply(r) => conn.write_all(r.as_bytes()).await?,
             Action::Close(r) => {
-                write.write_all(r.as_bytes()).await?;
-                return Ok(());
+                conn.write_all(r.as_bytes()).await?;
+                return Ok(Ended::Closed);
+            }
+            Action::StartTls => {
+                conn.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                conn.flush().await?;
+                return Ok(Ended::StartTls);
+            }
+            Action::Authenticate { user, password } => {
+                let config = ctx.config.clone();
+                let name = user.clone();
+                let ok = tokio::task::spawn_blocking(move || config.verify(&name, &password))
+                    .await
+                    .unwrap_or(false);
+                if !ok {
+                    auth_failures += 1;
+                    Metrics::add(&ctx.metrics.smtp_auth_failures, 1);
+                    tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                }
+                let answer = session.authenticated(user, ok);
+                conn.write_all(answer.as_bytes()).await?;
+                if auth_failures >= MAX_AUTH_FAILURES {
+                    conn.write_all(b"421 4.7.0 Too many failed authentications\r\n")
+                        .await?;
+                    return Ok(Ended::Closed);
+                }
             }
             Action::ReadData => {
-                write
-                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                conn.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
-                let data = match read_data(&mut reader, ctx).await? {
-                    Some(data) => data,
-                    None => {
-                        // Client vanished mid-DATA: nothing acknowledged, nothing kept.
-                        return Ok(());
-                    }
+                let Some(data) = read_data(conn, ctx).await? else {
+                    // Client vanished mid-DATA: nothing acknowledged, nothing kept.
+                    return Ok(Ended::Closed);
                 };
                 let answer = match data {
                     Data::TooLarge => {
                         "552 5.3.4 Message size exceeds fixed maximum message size\r\n".to_string()
                     }
-                    Data::Message(raw) => store_message(raw, &session, peer, ctx).await,
+                    Data::Message(raw) => store_message(raw, session, peer, ctx).await,
                 };
                 session.reset();
                 if answer.starts_with('2') {
@@ -368,7 +768,7 @@ pub async fn serve_connection(
                 } else {
                     Metrics::add(&ctx.metrics.smtp_messages_refused, 1);
                 }
-                write.write_all(answer.as_bytes()).await?;
+                conn.write_all(answer.as_bytes()).await?;
             }
         }
     }
@@ -483,10 +883,18 @@ async fn store_message(
         client_ip: Some(peer.ip().to_string()),
         client_helo: session.helo().map(str::to_string),
     };
-    let decoded = decode_journal(raw, &envelope, &ctx.config.journal_addresses, &ctx.decode);
+    // MIME decoding is CPU work: off the runtime's threads, so that a large
+    // message never stalls other clients' sessions.
+    let journal_addresses = ctx.config.journal_addresses.clone();
+    let decode = ctx.decode.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode_journal(raw, &envelope, &journal_addresses, &decode)
+    })
+    .await;
     let record = match decoded {
-        Ok(journal) => journal.record,
-        Err(e) => return format!("554 5.6.0 Message could not be read: {e}\r\n"),
+        Ok(Ok(journal)) => journal.record,
+        Ok(Err(e)) => return format!("554 5.6.0 Message could not be read: {e}\r\n"),
+        Err(_) => return "451 4.3.0 Temporary failure reading the message\r\n".to_string(),
     };
     match ctx.writer.submit(record).await {
         Ok(()) => "250 2.0.0 Ok: stored\r\n".to_string(),
@@ -503,11 +911,14 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        Session::new(&SmtpConfig {
-            max_recipients: 2,
-            max_message_bytes: 1000,
-            ..SmtpConfig::default()
-        })
+        Session::new(
+            &SmtpConfig {
+                max_recipients: 2,
+                max_message_bytes: 1000,
+                ..SmtpConfig::default()
+            },
+            false,
+        )
     }
 
     fn code(a: Action) -> String {
@@ -516,6 +927,8 @@ mod tests {
                 r.lines().last().unwrap_or("").chars().take(3).collect()
             }
             Action::ReadData => "354".into(),
+            Action::StartTls => "220".into(),
+            Action::Authenticate { .. } => "AUTH".into(),
         }
     }
 

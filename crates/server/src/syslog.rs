@@ -9,6 +9,9 @@
 //! message's lines arrive over minutes, interleaved with thousands of others,
 //! so one correlator must see them all in order).
 //!
+//! Syslog over TLS (RFC 5425) is the TCP receiver behind a TLS handshake:
+//! the same octet-counted frames, read by the same code.
+//!
 //! Back-pressure: the queue is bounded. A TCP reader waits for room (the
 //! sender's socket buffer fills, and rsyslog queues on its side); a UDP
 //! datagram that finds the queue full is dropped and counted — UDP offers no
@@ -19,23 +22,44 @@ use std::sync::Arc;
 
 use mailtrail_ingest::syslog::Dispatcher;
 use mailtrail_ingest::{DecodeOptions, VecSink};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use crate::tls::TlsFiles;
 
 use crate::metrics::Metrics;
 use crate::writer::StoreWriter;
 
-/// Settings of the syslog receiver (`[syslog]` in mailtrail.toml).
-#[derive(Debug, Clone)]
+/// The syslog receiver: `[syslog]` in mailtrail.toml.
+///
+/// ```toml
+/// [syslog]
+/// udp = "0.0.0.0:514"       # RFC 5426; drops are counted in /metrics
+/// tcp = "0.0.0.0:601"       # RFC 6587, octet counting or newline framing
+/// tls = "0.0.0.0:6514"      # RFC 5425
+///
+/// [syslog.tls_files]
+/// cert = "/etc/mailtrail/tls/fullchain.pem"
+/// key = "/etc/mailtrail/tls/privkey.pem"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SyslogConfig {
     /// UDP address to listen on (RFC 5426), if any.
     pub udp: Option<SocketAddr>,
     /// TCP address to listen on (RFC 6587 framing), if any.
     pub tcp: Option<SocketAddr>,
-    /// Longest syslog message kept; longer ones are cut and reported.
+    /// TLS address to listen on (RFC 5425), if any; needs `tls_files`.
+    pub tls: Option<SocketAddr>,
+    /// Certificate and key for the TLS listener.
+    pub tls_files: Option<TlsFiles>,
+    /// Longest syslog message kept, in bytes; longer ones are cut. Default 64 KiB.
     pub max_line_bytes: usize,
-    /// Lines waiting for the decoder before receivers slow down (TCP) or drop (UDP).
+    /// Lines waiting for the decoder before receivers slow down (TCP, TLS)
+    /// or drop (UDP). Default 65536.
     pub queue: usize,
 }
 
@@ -44,10 +68,36 @@ impl Default for SyslogConfig {
         SyslogConfig {
             udp: None,
             tcp: None,
+            tls: None,
+            tls_files: None,
             max_line_bytes: 64 * 1024,
             queue: 65_536,
         }
     }
+}
+
+impl SyslogConfig {
+    /// Whether any listener is configured.
+    pub fn enabled(&self) -> bool {
+        self.udp.is_some() || self.tcp.is_some() || self.tls.is_some()
+    }
+
+    /// Load the certificate of the TLS listener, if one is configured.
+    pub fn prepare(&self) -> Result<Option<TlsAcceptor>, SyslogConfigError> {
+        match (&self.tls, &self.tls_files) {
+            (Some(_), None) => Err(SyslogConfigError::TlsWithoutFiles),
+            (Some(_), Some(files)) => Ok(Some(files.acceptor()?)),
+            (None, _) => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyslogConfigError {
+    #[error("[syslog] tls needs [syslog.tls_files] (a certificate and key)")]
+    TlsWithoutFiles,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// One framed syslog message and where it came from.
@@ -124,6 +174,7 @@ pub async fn serve_udp(
 /// `MAX_TCP_CONNECTIONS` at once; more are closed at once.
 pub async fn serve_tcp(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     lines: mpsc::Sender<Line>,
     metrics: Arc<Metrics>,
     max: usize,
@@ -144,13 +195,30 @@ pub async fn serve_tcp(
         };
         let lines = lines.clone();
         let metrics = metrics.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let _ = tcp_connection(stream, peer, lines, metrics, max).await;
+            match tls {
+                None => {
+                    let source = format!("syslog-tcp:{}", peer.ip());
+                    let _ = tcp_connection(stream, source, lines, metrics, max).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream));
+                    let Ok(Ok(stream)) = handshake.await else {
+                        Metrics::add(&metrics.syslog_tls_failures, 1);
+                        return;
+                    };
+                    let source = format!("syslog-tls:{}", peer.ip());
+                    let _ = tcp_connection(stream, source, lines, metrics, max).await;
+                }
+            }
         });
     }
 }
 
+/// A TLS client must finish its handshake within this time.
+const TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Syslog TCP connections served at once.
 pub const MAX_TCP_CONNECTIONS: usize = 1000;
 /// A sender silent this long is disconnected (it reconnects when it has more).
@@ -169,14 +237,13 @@ fn octet_count(head: &[u8]) -> Option<usize> {
     std::str::from_utf8(&head[..digits]).ok()?.parse().ok()
 }
 
-async fn tcp_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+async fn tcp_connection<S: AsyncRead + Unpin>(
+    stream: S,
+    source: String,
     lines: mpsc::Sender<Line>,
     metrics: Arc<Metrics>,
     max: usize,
 ) -> std::io::Result<()> {
-    let source = format!("syslog-tcp:{}", peer.ip());
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     loop {
         let head = match tokio::time::timeout(TCP_IDLE, reader.fill_buf()).await {

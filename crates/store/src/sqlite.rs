@@ -149,6 +149,9 @@ pub struct SqliteOptions {
     /// Open for reading only (search, show, stats): nothing is created, and a
     /// data directory without a database is an error rather than a new store.
     pub read_only: bool,
+    /// Mailboxes that receive journal copies: never recipients of an email
+    /// ([`MessageRecord::settle_recipients`]).
+    pub journal_addresses: Vec<String>,
 }
 
 impl Default for SqliteOptions {
@@ -157,6 +160,7 @@ impl Default for SqliteOptions {
             org_domains: OrgDomains::default(),
             durable: true,
             read_only: false,
+            journal_addresses: Vec::new(),
         }
     }
 }
@@ -166,6 +170,7 @@ pub struct SqliteStore {
     blobs: BlobStore,
     quarantine_dir: PathBuf,
     org: OrgDomains,
+    journal_addresses: Vec<String>,
     durable: bool,
 }
 
@@ -215,6 +220,7 @@ impl SqliteStore {
             blobs: BlobStore::open(data_dir.join("blobs"))?,
             quarantine_dir,
             org: options.org_domains,
+            journal_addresses: options.journal_addresses,
             durable: options.durable,
         })
     }
@@ -260,6 +266,7 @@ impl SqliteStore {
             blobs: BlobStore::open_existing(data_dir.join("blobs")),
             quarantine_dir: data_dir.join("quarantine"),
             org: options.org_domains.clone(),
+            journal_addresses: options.journal_addresses.clone(),
             durable: options.durable,
         }))
     }
@@ -323,6 +330,7 @@ impl SqliteStore {
 struct Writer<'a> {
     blobs: &'a mut BlobStore,
     org: &'a OrgDomains,
+    journal_addresses: &'a [String],
     quarantine_dir: &'a Path,
 }
 
@@ -384,6 +392,8 @@ impl Writer<'_> {
             ));
         };
         let record_micros = micros(record_time);
+        // Deliveries to a journal mailbox are dropped before they are compared.
+        record.settle_recipients(false, self.journal_addresses);
         let by_message_id: Option<i64> = match &record.message_id {
             Some(mid) => tx
                 .prepare_cached("SELECT id FROM messages WHERE message_id = ?1")?
@@ -478,8 +488,10 @@ impl Writer<'_> {
             })
             .cloned()
             .collect();
+        let headers_known = content_hash.is_some() || record.raw.is_some();
         let mut merged = existing.clone();
         merged.merge(record);
+        merged.settle_recipients(headers_known, self.journal_addresses);
         let text_changed =
             merged.subject != existing.subject || merged.attachments != existing.attachments;
         let body_arrived = merged.body_text.is_some();
@@ -546,6 +558,7 @@ impl Writer<'_> {
         outcome: &mut BatchOutcome,
     ) -> Result<(), StoreError> {
         let content = self.store_content(&mut record)?;
+        record.settle_recipients(content.hash.is_some(), self.journal_addresses);
         if record.message_id.is_none() && record.keys.is_empty() {
             if let Some(hash) = &content.hash {
                 record.keys.push(format!("content:{hash}"));
@@ -1137,6 +1150,7 @@ impl Store for SqliteStore {
         let mut writer = Writer {
             blobs: &mut self.blobs,
             org: &self.org,
+            journal_addresses: &self.journal_addresses,
             quarantine_dir: &self.quarantine_dir,
         };
         for record in records {

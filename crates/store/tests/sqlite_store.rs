@@ -444,3 +444,77 @@ fn common_and_rare_terms_page_newest_first_alike() {
         assert_eq!(newest, expected, "{q}");
     }
 }
+
+/// A Postfix always_bcc set-up: the log knows every envelope recipient
+/// (including the blind-copied one and the journal mailbox), the journal copy
+/// knows To and Cc. In either order of arrival the merged message has the
+/// blind-copied address in Bcc, the alias expansion not in Bcc, and no trace
+/// of the journal mailbox.
+#[test]
+fn log_envelope_and_journal_headers_reveal_bcc_in_either_order() {
+    let journal = "journal@mailtrail.test";
+    let log = |qid: &str, mid: &str| {
+        let mut r = log_record(qid, Some(mid), t(21, 3), "hanako@tokyo-shoji.co.jp");
+        for (to, orig) in [
+            ("secret@rival.example", None),
+            (journal, None),
+            ("member@example.co.jp", Some("team@example.co.jp")),
+        ] {
+            r.recipients
+                .push(Recipient::new(to, None, RecipientKind::Envelope).unwrap());
+            let mut d = delivery(t(21, 3), to, DeliveryStatus::Delivered, qid);
+            d.original_recipient = orig.map(str::to_string);
+            r.deliveries.push(d);
+        }
+        r
+    };
+    let copy = |mid: &str| {
+        let mut r = content_record(mid, "quarterly figures", "see attached", t(21, 3));
+        r.recipients = vec![
+            Recipient::new("hanako@tokyo-shoji.co.jp", None, RecipientKind::To).unwrap(),
+            Recipient::new("team@example.co.jp", None, RecipientKind::Cc).unwrap(),
+        ];
+        r
+    };
+    for log_first in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(
+            dir.path(),
+            SqliteOptions {
+                org_domains: OrgDomains::new(["example.co.jp"]),
+                journal_addresses: vec![journal.into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mid = "bcc-1@example.co.jp";
+        let (first, second) = if log_first {
+            (log("7B1", mid), copy(mid))
+        } else {
+            (copy(mid), log("7B1", mid))
+        };
+        store.write_batch(vec![first], vec![]).unwrap();
+        store.write_batch(vec![second], vec![]).unwrap();
+        assert_eq!(count(&store, ""), 1, "log first: {log_first}");
+        let m = &store
+            .search(&parse("", &ctx()).unwrap(), Page::default())
+            .unwrap()[0];
+        let kind_of = |a: &str| -> Vec<RecipientKind> {
+            m.recipients
+                .iter()
+                .filter(|r| r.address == a)
+                .map(|r| r.kind)
+                .collect()
+        };
+        assert_eq!(kind_of("secret@rival.example"), [RecipientKind::Bcc]);
+        assert_eq!(kind_of("hanako@tokyo-shoji.co.jp"), [RecipientKind::To]);
+        assert_eq!(kind_of("team@example.co.jp"), [RecipientKind::Cc]);
+        assert_eq!(kind_of("member@example.co.jp"), [RecipientKind::Envelope]);
+        assert!(kind_of(journal).is_empty(), "log first: {log_first}");
+        assert!(m.deliveries.iter().all(|d| d.recipient != journal));
+        assert_eq!(m.deliveries.len(), 3);
+        assert_eq!(count(&store, "bcc:secret@rival.example"), 1);
+        assert_eq!(count(&store, &format!("to:{journal}")), 0);
+        assert_eq!(m.direction, Direction::Outbound);
+    }
+}
