@@ -1,6 +1,7 @@
 //! `mailtrail serve --follow`: a growing Postfix log is read as it is
 //! written, across rotation by rename and by copy-truncate, and across a
-//! `kill -9` and restart — every message stored exactly once.
+//! `kill -9` and restart — every message stored exactly once; and the same
+//! with rotations at random lines while mailtrail is killed again and again.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -125,4 +126,74 @@ fn followed_log_survives_rotation_and_kill_9() {
 
     // Exactly once: eight messages, eight deliveries.
     assert_eq!(stats(&data), (8, 8));
+}
+
+/// logrotate's numbered rename: mail.log.2 → .3, .1 → .2, mail.log → .1.
+fn rotate_numbered(log: &Path) {
+    let name = |n: u32| log.with_extension(format!("log.{n}"));
+    for n in (1..8).rev() {
+        let _ = std::fs::rename(name(n), name(n + 1));
+    }
+    let _ = std::fs::rename(log, name(1));
+}
+
+/// A Postfix writing line by line while logrotate renames the log at
+/// arbitrary lines (a message's lines end up split across two files), and
+/// mailtrail is killed with SIGKILL at random moments and restarted — at
+/// times only after one or two rotations happened while it was down. In the
+/// end every message is stored exactly once.
+#[test]
+fn rotations_during_repeated_kill_9_lose_and_repeat_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    let data = dir.path().join("data");
+    append(&log, "");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64);
+    println!("seed {seed}");
+    let mut rng = seed | 1;
+    let mut next = move |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+    const FLOWS: u32 = 800;
+    let writer_log = log.clone();
+    let rotate_every: Vec<u64> = (0..64).map(|_| 150 + next(250)).collect();
+    let writer = std::thread::spawn(move || {
+        let mut written_lines = 0u64;
+        let mut rotations = rotate_every.into_iter().cycle();
+        let mut until_rotation = rotations.next().unwrap_or(100);
+        for n in 1000..1000 + FLOWS {
+            for line in flow(n).lines() {
+                append(&writer_log, &format!("{line}\n"));
+                written_lines += 1;
+                until_rotation -= 1;
+                if until_rotation == 0 {
+                    rotate_numbered(&writer_log);
+                    until_rotation = rotations.next().unwrap_or(100);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        written_lines
+    });
+    let mut server = start(&data, &log);
+    let mut kills = 0;
+    while !writer.is_finished() {
+        std::thread::sleep(Duration::from_millis(100 + next(500)));
+        drop(server); // SIGKILL
+        kills += 1;
+        // Down for a while: sometimes long enough for rotations to happen.
+        std::thread::sleep(Duration::from_millis(next(400)));
+        server = start(&data, &log);
+    }
+    let lines = writer.join().unwrap();
+    println!("{lines} lines written, {kills} kills");
+    assert!(kills >= 2, "the writer finished before the kills began");
+    wait_for_messages(&data, u64::from(FLOWS));
+    stop(server);
+    assert_eq!(stats(&data), (u64::from(FLOWS), u64::from(FLOWS)));
 }

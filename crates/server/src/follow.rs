@@ -64,6 +64,42 @@ impl Checkpoint {
     }
 }
 
+/// A follower's saved position: every file it was reading, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FollowState {
+    pub files: Vec<Checkpoint>,
+    /// Seconds since the Unix epoch when this was saved; `None` for a
+    /// checkpoint saved by an older mailtrail (no unknown sibling is read then).
+    pub saved_at: Option<i64>,
+}
+
+impl FollowState {
+    /// `dev:ino:off[,dev:ino:off]@secs`, or the older single `dev:ino:off`.
+    pub fn parse(s: &str) -> Option<FollowState> {
+        let (files, saved_at) = match s.split_once('@') {
+            Some((files, time)) => (files, Some(time.parse().ok()?)),
+            None => (s, None),
+        };
+        let files = files
+            .split(',')
+            .map(Checkpoint::parse)
+            .collect::<Option<Vec<_>>>()?;
+        Some(FollowState { files, saved_at })
+    }
+
+    pub fn format(&self) -> String {
+        let files: Vec<String> = self.files.iter().map(Checkpoint::format).collect();
+        format!("{}@{}", files.join(","), self.saved_at.unwrap_or(0))
+    }
+
+    fn offset_of(&self, device: u64, inode: u64) -> Option<u64> {
+        self.files
+            .iter()
+            .find(|c| c.device == device && c.inode == inode)
+            .map(|c| c.offset)
+    }
+}
+
 /// The settings key of a followed path's checkpoint.
 pub fn checkpoint_key(path: &Path) -> String {
     format!("follow:{}", path.display())
@@ -219,39 +255,71 @@ impl Follower {
     /// Commit what was read, open messages included, with the checkpoint.
     /// A failing store is retried here, and reading waits meanwhile: the
     /// records exist nowhere else.
-    fn flush(&mut self, checkpoint: Checkpoint, stop: &AtomicBool) {
+    fn flush(&mut self, files: &[&Open], stop: &AtomicBool) {
         let _ = self.dispatcher.finish(&mut self.pending);
         let records = std::mem::take(&mut self.pending.records);
         let rejects = std::mem::take(&mut self.pending.rejects);
-        let settings = vec![(checkpoint_key(&self.config.path), checkpoint.format())];
+        let state = FollowState {
+            files: files.iter().map(|f| f.checkpoint()).collect(),
+            saved_at: Some(Utc::now().timestamp()),
+        };
+        let settings = vec![(checkpoint_key(&self.config.path), state.format())];
         self.writer
             .submit_until_stored(records, rejects, settings, &|| stop.load(Ordering::Relaxed));
     }
 }
 
-/// A file in the same folder with the given identity (a rotated log), if any.
-fn find_by_identity(path: &Path, device: u64, inode: u64) -> Option<PathBuf> {
-    let same = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == device && m.ino() == inode);
-    if same(path) {
-        return Some(path.to_path_buf());
+/// Rotated siblings of a followed file that still hold unread lines, oldest
+/// first, each with the offset to start at: files named in the checkpoint
+/// from their offset, files unknown to it but written after it from 0.
+/// Compressed rotations (`.gz` and the like) were complete before they were
+/// compressed, so they are never among them.
+fn unread_siblings(path: &Path, state: &FollowState) -> Vec<(PathBuf, u64)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy().to_string();
+    let current = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf, u64)> = Vec::new();
+    for entry in entries.flatten() {
+        let sibling = entry.path();
+        let file_name = entry.file_name().to_string_lossy().to_string();
+        let compressed = [".gz", ".bz2", ".xz", ".zst", ".zip"]
+            .iter()
+            .any(|ext| file_name.ends_with(ext));
+        if file_name == name || !file_name.starts_with(&name) || compressed {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&sibling) else {
+            continue;
+        };
+        if !meta.is_file() || Some((meta.dev(), meta.ino())) == current {
+            continue;
+        }
+        let start = match state.offset_of(meta.dev(), meta.ino()) {
+            Some(offset) if offset < meta.len() => offset,
+            Some(_) => continue,
+            None if state.saved_at.is_some_and(|t| meta.mtime() >= t) => 0,
+            None => continue,
+        };
+        let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        found.push((modified, sibling, start));
     }
-    let dir = path.parent()?;
-    let name = path.file_name()?.to_string_lossy().to_string();
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&name))
-        })
-        .find(|p| same(p))
+    found.sort();
+    found.into_iter().map(|(_, p, start)| (p, start)).collect()
 }
 
 /// Follow one file until `stop` is set; commits on the way and at the end.
 pub fn follow(
     config: FollowConfig,
-    checkpoint: Option<Checkpoint>,
+    checkpoint: Option<FollowState>,
     writer: StoreWriter,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -273,26 +341,27 @@ pub fn follow(
             config,
         };
         let path = follower.config.path.clone();
-        // Finish a file rotated away while we were down.
-        if let Some(cp) = checkpoint {
-            if let Some(rotated) = find_by_identity(&path, cp.device, cp.inode) {
-                if rotated != path {
-                    if let Ok(mut old) = Open::at(&rotated, cp.offset) {
-                        while follower.drain(&mut old).unwrap_or(false) {
-                            follower.flush(old.checkpoint(), &stop);
-                        }
-                        follower.flush(old.checkpoint(), &stop);
-                    }
+        // Finish files rotated away while we were down, oldest first.
+        let state = checkpoint.unwrap_or_default();
+        for (rotated, offset) in unread_siblings(&path, &state) {
+            if let Ok(mut old) = Open::at(&rotated, offset) {
+                while follower.drain(&mut old).unwrap_or(false) {
+                    follower.flush(&[&old], &stop);
                 }
+                follower.flush(&[&old], &stop);
             }
         }
-        let start = checkpoint
-            .filter(|cp| find_by_identity(&path, cp.device, cp.inode).as_deref() == Some(&path))
-            .map_or(0, |cp| cp.offset);
+        let start = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| state.offset_of(m.dev(), m.ino()))
+            .unwrap_or(0);
         let mut open: Option<Open> = Open::at(&path, start).ok();
         let mut last_flush = Instant::now();
         let mut dirty = false;
         let mut rotated = false;
+        // When the followed path was last seen to be the file being read
+        // (seconds, one early: file times have whole-second resolution here).
+        let mut last_look = Utc::now().timestamp() - 1;
         // A file rotated away by rename, read until it has been quiet a while.
         let mut retiring: Option<(Open, Instant)> = None;
         while !stop.load(Ordering::Relaxed) {
@@ -307,7 +376,7 @@ pub fn follow(
                             && current.truncated(meta.len())
                     });
                     if truncated {
-                        follower.flush(current.checkpoint(), &stop);
+                        follower.flush(&reading(Some(current), &retiring), &stop);
                         open = Open::at(&path, 0).ok();
                         dirty = false;
                         last_flush = Instant::now();
@@ -315,10 +384,11 @@ pub fn follow(
                     }
                     dirty |= follower.drain(current).unwrap_or(false);
                     if follower.pending.records.len() >= DRAIN_LINES / 4 {
-                        follower.flush(current.checkpoint(), &stop);
+                        follower.flush(&reading(Some(current), &retiring), &stop);
                         dirty = false;
                         last_flush = Instant::now();
                     }
+                    let looked_at = Utc::now().timestamp() - 1;
                     match std::fs::metadata(&path) {
                         Ok(meta) if meta.dev() != current.device || meta.ino() != current.inode => {
                             // Renamed away: commit what the old file had, then
@@ -326,13 +396,31 @@ pub fn follow(
                             // one for a while, since the writer may not have
                             // reopened its log yet.
                             while follower.drain(current).unwrap_or(false) {
-                                follower.flush(current.checkpoint(), &stop);
+                                follower.flush(&reading(Some(current), &retiring), &stop);
                             }
-                            follower.flush(current.checkpoint(), &stop);
+                            follower.flush(&reading(Some(current), &retiring), &stop);
+                            // Rotated more than once since the last look: the
+                            // files in between were never current for us.
+                            let known = FollowState {
+                                files: reading(Some(current), &retiring)
+                                    .iter()
+                                    .map(|f| f.checkpoint())
+                                    .collect(),
+                                saved_at: Some(last_look),
+                            };
+                            for (between, offset) in unread_siblings(&path, &known) {
+                                if let Ok(mut file) = Open::at(&between, offset) {
+                                    while follower.drain(&mut file).unwrap_or(false) {
+                                        follower.flush(&[current, &file], &stop);
+                                    }
+                                    follower.flush(&[current, &file], &stop);
+                                }
+                            }
                             rotated = true;
                         }
                         _ => {}
                     }
+                    last_look = looked_at;
                 }
             }
             if rotated {
@@ -352,29 +440,64 @@ pub fn follow(
                 }
             }
             if dirty && last_flush.elapsed() >= follower.config.flush_every {
-                if let Some(current) = open.as_ref() {
-                    follower.flush(current.checkpoint(), &stop);
-                }
+                follower.flush(&reading(open.as_ref(), &retiring), &stop);
                 dirty = false;
                 last_flush = Instant::now();
             }
             thread::sleep(follower.config.poll);
         }
-        if let Some((old, _)) = retiring.as_mut() {
-            let _ = follower.drain(old);
+        if let Some((mut old, since)) = retiring.take() {
+            while follower.drain(&mut old).unwrap_or(false) {
+                let files: Vec<&Open> = open.iter().chain([&old]).collect();
+                follower.flush(&files, &stop);
+            }
+            retiring = Some((old, since));
         }
         if let Some(current) = open.as_mut() {
             while follower.drain(current).unwrap_or(false) {
-                follower.flush(current.checkpoint(), &stop);
+                follower.flush(&reading(Some(current), &retiring), &stop);
             }
-            follower.flush(current.checkpoint(), &stop);
         }
+        follower.flush(&reading(open.as_ref(), &retiring), &stop);
     })
+}
+
+/// The files being read, for the checkpoint: the current one and the one
+/// rotated away that is still read.
+fn reading<'a>(current: Option<&'a Open>, retiring: &'a Option<(Open, Instant)>) -> Vec<&'a Open> {
+    current
+        .into_iter()
+        .chain(retiring.as_ref().map(|(old, _)| old))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_round_trip_and_read_the_older_form() {
+        let state = FollowState {
+            files: vec![
+                Checkpoint {
+                    device: 1,
+                    inode: 2,
+                    offset: 3,
+                },
+                Checkpoint {
+                    device: 1,
+                    inode: 9,
+                    offset: 4096,
+                },
+            ],
+            saved_at: Some(1_790_000_000),
+        };
+        assert_eq!(FollowState::parse(&state.format()), Some(state));
+        let old = FollowState::parse("1:2:3").unwrap();
+        assert_eq!((old.files.len(), old.saved_at), (1, None));
+        assert_eq!(FollowState::parse("1:2:3@soon"), None);
+        assert_eq!(FollowState::parse("1:2:3,x@5"), None);
+    }
 
     #[test]
     fn checkpoints_round_trip_and_reject_garbage() {

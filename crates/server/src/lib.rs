@@ -136,7 +136,7 @@ where
         let saved = store
             .setting(&follow::checkpoint_key(path))
             .map_err(|e| ServerError::Checkpoint(e.to_string()))?;
-        checkpoints.push(saved.as_deref().and_then(follow::Checkpoint::parse));
+        checkpoints.push(saved.as_deref().and_then(follow::FollowState::parse));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
