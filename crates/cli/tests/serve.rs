@@ -236,15 +236,39 @@ fn garbage_and_vanishing_clients_do_not_stop_the_service() {
     assert_eq!(all.len(), 1, "{all:?}");
 }
 
+/// SIGTERM: a client between commands is told `421` at once (not left to
+/// the grace period), a client in the middle of a transaction may finish it,
+/// and the process exits cleanly.
 #[test]
 fn sigterm_stops_the_service() {
     let data = tempfile::tempdir().unwrap();
     let mut server = start(data.path());
+    let mut idle = Client::connect(&server.addr);
+    assert!(idle.send("EHLO idle.example").starts_with("250"));
+    let mut busy = Client::connect(&server.addr);
+    assert!(busy.send("EHLO busy.example").starts_with("250"));
+    assert!(busy.send("MAIL FROM:<a@example.co.jp>").starts_with("250"));
+    assert!(busy.send("RCPT TO:<b@example.co.jp>").starts_with("250"));
+    assert!(busy.send("DATA").starts_with("354"));
+    busy.writer
+        .write_all(b"Message-ID: <late@example.co.jp>\r\nSubject: lastword\r\n\r\n")
+        .unwrap();
+    let asked = std::time::Instant::now();
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0);
+    let told = idle.reply();
+    assert!(told.starts_with("421"), "{told}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let stored = busy.send("body\r\n.");
+    assert!(stored.starts_with("250"), "{stored}");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    assert_eq!(search_json(data.path(), "lastword").len(), 1);
 }
 
 fn start_with_syslog(data: &Path) -> (Child, String, String) {

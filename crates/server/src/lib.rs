@@ -169,6 +169,7 @@ where
         let stop = shutdown_signal().map_err(ServerError::Runtime)?;
         let mut tasks = Vec::new();
         let mut smtp_connections = None;
+        let (shutdown_tx, shutting_down) = tokio::sync::watch::channel(false);
         if let Some(addr) = options.http {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -198,6 +199,7 @@ where
                 connections: connections.clone(),
                 metrics: metrics.clone(),
                 tls: smtp_tls.clone(),
+                shutdown: shutting_down.clone(),
             });
             tasks.push(tokio::spawn(smtp::serve(listener, ctx)));
             smtp_connections = Some((connections, config.max_connections));
@@ -212,7 +214,12 @@ where
                         addr,
                         source,
                     })?;
-            listening("syslog-udp", socket.local_addr().unwrap_or(addr));
+            let bound = socket.local_addr().unwrap_or(addr);
+            metrics.syslog_udp_port.store(
+                u64::from(bound.port()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            listening("syslog-udp", bound);
             tasks.push(tokio::spawn(syslog::serve_udp(
                 socket,
                 lines.clone(),
@@ -254,6 +261,20 @@ where
                 max,
             )));
         }
+        if syslog_on {
+            // The decoder's backlog, for /metrics.
+            let lines = lines.clone();
+            let metrics = metrics.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let waiting = lines.max_capacity() - lines.capacity();
+                    metrics
+                        .syslog_queue_depth
+                        .store(waiting as u64, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }));
+        }
         drop(lines);
         for path in &options.follow {
             listening_path("follow", path);
@@ -262,6 +283,7 @@ where
         for task in &tasks {
             task.abort();
         }
+        let _ = shutdown_tx.send(true);
         if let Some((connections, max)) = smtp_connections {
             // Let connections in the middle of a transaction finish.
             let all = u32::try_from(max).unwrap_or(u32::MAX);

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub queue_depth: AtomicU64,
     /// The last store write failed.
     pub store_failing: AtomicBool,
+    /// Syslog lines waiting for the decoder.
+    pub syslog_queue_depth: AtomicU64,
+    /// Local port of the UDP syslog socket (0: none), to read the kernel's
+    /// drop counter for it.
+    pub syslog_udp_port: AtomicU64,
 }
 
 impl Metrics {
@@ -48,7 +53,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
             (
                 "mailtrail_smtp_connections_total",
                 "counter",
@@ -146,6 +151,18 @@ impl Metrics {
                 &self.queue_depth,
             ),
             (
+                "mailtrail_syslog_queue_depth",
+                "gauge",
+                "Syslog lines waiting for the decoder",
+                &self.syslog_queue_depth,
+            ),
+            (
+                "mailtrail_syslog_udp_kernel_drops_total",
+                "counter",
+                "UDP syslog datagrams the kernel dropped before mailtrail read them (socket buffer full)",
+                &AtomicU64::new(kernel_udp_drops(self.syslog_udp_port.load(Ordering::Relaxed))),
+            ),
+            (
                 "mailtrail_store_failing",
                 "gauge",
                 "1 while the last store write failed",
@@ -160,6 +177,35 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The kernel's drop counter of the UDP sockets bound to this local port
+/// (the last column of /proc/net/udp and udp6); 0 when unknown.
+fn kernel_udp_drops(port: u64) -> u64 {
+    if port == 0 {
+        return 0;
+    }
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|table| udp_drops_in(&table, port))
+        .sum()
+}
+
+/// Sum the `drops` column of the rows of a /proc/net/udp table whose local
+/// address has this port.
+fn udp_drops_in(table: &str, port: u64) -> u64 {
+    let port_hex = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|local| local.ends_with(&port_hex))
+        })
+        .filter_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
 }
 
 async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -192,4 +238,19 @@ pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>
         .route("/metrics", get(metrics_text))
         .with_state(metrics);
     let _ = axum::serve(listener, app).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_drops_are_read_for_our_port_only() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  1: 0100007F:0202 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+  2: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 5\n";
+        assert_eq!(udp_drops_in(table, 514), 17);
+        assert_eq!(udp_drops_in(table, 68), 5);
+        assert_eq!(udp_drops_in(table, 2525), 0);
+    }
 }

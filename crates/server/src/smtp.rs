@@ -603,6 +603,9 @@ pub struct SmtpContext {
     pub metrics: Arc<Metrics>,
     /// From [`SmtpConfig::prepare`]: STARTTLS is offered when set.
     pub tls: Option<TlsAcceptor>,
+    /// Becomes true on SIGTERM: sessions waiting for a command are told
+    /// `421` and closed; a message being received or stored is finished.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Failed AUTH attempts before the connection is closed.
@@ -699,12 +702,25 @@ where
 {
     let mut line = Vec::new();
     let mut auth_failures = 0;
+    let mut shutdown = ctx.shutdown.clone();
     loop {
-        let next = tokio::time::timeout(
-            ctx.config.idle_timeout,
-            read_line(conn, ctx.config.max_line_bytes, &mut line),
-        )
-        .await;
+        if *shutdown.borrow() {
+            conn.write_all(b"421 4.3.2 Service shutting down, try again later\r\n")
+                .await?;
+            return Ok(Ended::Closed);
+        }
+        let next = tokio::select! {
+            next = tokio::time::timeout(
+                ctx.config.idle_timeout,
+                read_line(conn, ctx.config.max_line_bytes, &mut line),
+            ) => next,
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    return Ok(Ended::Closed);
+                }
+                continue;
+            }
+        };
         let text = match next {
             Err(_) => {
                 conn.write_all(b"421 4.4.2 Idle timeout, closing connection\r\n")
