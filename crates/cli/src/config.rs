@@ -290,6 +290,25 @@ mod tests {
         assert_eq!(c.data_dir, dir.path().join("store"));
     }
 
+    /// The example in the README is a file mailtrail reads as documented.
+    #[test]
+    fn the_readme_example_is_a_valid_config() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Configuration").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").unwrap()];
+        let file: FileConfig = toml::from_str(example).unwrap();
+        let smtp = file.smtp.unwrap();
+        assert!(smtp.require_tls && smtp.tls.is_some());
+        assert_eq!(smtp.users.len(), 1);
+        assert_eq!(smtp.idle_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(smtp.allowed_networks.len(), 3);
+        let syslog = file.syslog.unwrap();
+        assert!(syslog.udp.is_some() && syslog.tcp.is_some() && syslog.tls_files.is_some());
+        assert_eq!(file.follow.unwrap().paths.len(), 1);
+        assert_eq!(file.journal_addresses.unwrap().len(), 1);
+    }
+
     #[test]
     fn invalid_values_are_errors() {
         let dir = tempfile::tempdir().unwrap();
