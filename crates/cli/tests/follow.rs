@@ -197,3 +197,33 @@ fn rotations_during_repeated_kill_9_lose_and_repeat_nothing() {
     stop(server);
     assert_eq!(stats(&data), (u64::from(FLOWS), u64::from(FLOWS)));
 }
+
+/// A folder of rolling logs followed by a pattern (as Exchange writes
+/// MSGTRK*.LOG): the files present at start, a file that appears later, lines
+/// appended to an older file, and a restart that repeats nothing.
+#[test]
+fn a_pattern_follows_every_matching_file_and_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    append(&logs.join("relay-1.log"), &(flow(2001) + &flow(2002)));
+    append(&logs.join("other.txt"), &flow(2999));
+    let pattern = logs.join("relay-*.log");
+    let server = start(&data, &pattern);
+    wait_for_messages(&data, 2);
+
+    append(&logs.join("relay-2.log"), &flow(2003));
+    wait_for_messages(&data, 3);
+    append(&logs.join("relay-1.log"), &flow(2004));
+    wait_for_messages(&data, 4);
+    stop(server);
+
+    append(&logs.join("relay-2.log"), &flow(2005));
+    append(&logs.join("relay-3.log"), &flow(2006));
+    let server = start(&data, &pattern);
+    wait_for_messages(&data, 6);
+    stop(server);
+    // Exactly once, and nothing from the file the pattern does not match.
+    assert_eq!(stats(&data), (6, 6));
+}

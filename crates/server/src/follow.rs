@@ -22,6 +22,14 @@
 //!   for the next read.
 //! - Polling (a quarter second) rather than inotify: it works on every file
 //!   system, including network mounts, and costs nothing measurable.
+//! - **Folders of rolling files** (Exchange's `MSGTRK*.LOG`: a new file per
+//!   hour or size, never renamed) are followed by a pattern with `*` and `?`
+//!   in the file name. Every matching file gets its own follower and
+//!   checkpoint; new files are picked up within seconds; a follower ends once
+//!   its file has been quiet for a while and a newer file matches, so that a
+//!   folder of thirty days of logs does not keep thirty days of threads.
+//! - The line format is chosen per file ([`decoder_for`]): syslog lines go to
+//!   the same dispatcher as `mailtrail import`.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -34,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use mailtrail_ingest::syslog::Dispatcher;
-use mailtrail_ingest::{DecodeOptions, VecSink};
+use mailtrail_ingest::{DecodeOptions, Sink, SinkError, VecSink};
 
 use crate::metrics::Metrics;
 use crate::writer::StoreWriter;
@@ -105,6 +113,40 @@ pub fn checkpoint_key(path: &Path) -> String {
     format!("follow:{}", path.display())
 }
 
+/// Reads the lines of one log format and correlates them into records.
+pub trait LineDecoder: Send {
+    fn line(
+        &mut self,
+        bytes: &[u8],
+        source: &str,
+        number: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), SinkError>;
+    /// Emit what is still open (called at every commit and at the end).
+    fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError>;
+}
+
+impl LineDecoder for Dispatcher {
+    fn line(
+        &mut self,
+        bytes: &[u8],
+        source: &str,
+        number: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), SinkError> {
+        Dispatcher::line(self, bytes, source, number, sink).map(|_| ())
+    }
+
+    fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
+        Dispatcher::finish(self, sink)
+    }
+}
+
+/// The decoder for a followed file: Postfix, Sendmail and Exim syslog lines.
+pub fn decoder_for(_path: &Path, opts: &DecodeOptions) -> Box<dyn LineDecoder> {
+    Box::new(Dispatcher::new(opts))
+}
+
 /// Settings of one follower.
 #[derive(Debug, Clone)]
 pub struct FollowConfig {
@@ -114,6 +156,9 @@ pub struct FollowConfig {
     /// How often what was read is committed (and so becomes searchable).
     pub flush_every: Duration,
     pub max_line_bytes: usize,
+    /// For a file found by a pattern: stop following it once it has been
+    /// quiet this long and a newer file matches the pattern.
+    pub retire: Option<(FilePattern, Duration)>,
 }
 
 impl FollowConfig {
@@ -123,8 +168,94 @@ impl FollowConfig {
             poll: Duration::from_millis(250),
             flush_every: Duration::from_secs(1),
             max_line_bytes: 64 * 1024,
+            retire: None,
         }
     }
+}
+
+/// A followed path with `*` or `?` in its file name (`/logs/MSGTRK*.LOG`):
+/// the folder is literal, the name a wildcard pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePattern {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+/// How long a file found by a pattern must be quiet, with a newer file
+/// beside it, before its follower ends.
+pub const PATTERN_RETIRE_AFTER: Duration = Duration::from_secs(600);
+/// How often a pattern's folder is listed for new files.
+const PATTERN_RESCAN: Duration = Duration::from_secs(2);
+
+impl FilePattern {
+    /// `Some` when the file name has a wildcard.
+    pub fn parse(path: &Path) -> Option<FilePattern> {
+        let name = path.file_name()?.to_string_lossy().to_string();
+        if !name.contains(['*', '?']) {
+            return None;
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Some(FilePattern { dir, name })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        let pattern: Vec<char> = self.name.chars().collect();
+        let name: Vec<char> = name.chars().collect();
+        wildcard(&pattern, &name)
+    }
+
+    /// Matching regular files, oldest (by modification time) first.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .flatten()
+            .filter(|e| self.matches(&e.file_name().to_string_lossy()))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                meta.is_file()
+                    .then(|| (meta.modified().unwrap_or(std::time::UNIX_EPOCH), e.path()))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Whether a file other than `path` matching the pattern is newer.
+    fn has_newer_than(&self, path: &Path) -> bool {
+        self.files().last().is_some_and(|newest| newest != path)
+    }
+}
+
+/// `*` any run of characters, `?` one character, everything else itself.
+fn wildcard(pattern: &[char], name: &[char]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(c) if *c == '?' || *c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
 }
 
 struct Open {
@@ -203,7 +334,7 @@ impl Open {
 
 struct Follower {
     config: FollowConfig,
-    dispatcher: Dispatcher,
+    dispatcher: Box<dyn LineDecoder>,
     pending: VecSink,
     writer: StoreWriter,
     source: String,
@@ -332,7 +463,7 @@ pub fn follow(
         };
         let source = config.path.display().to_string();
         let mut follower = Follower {
-            dispatcher: Dispatcher::new(&opts),
+            dispatcher: decoder_for(&config.path, &opts),
             pending: VecSink::default(),
             writer,
             source,
@@ -364,6 +495,7 @@ pub fn follow(
         let mut last_look = Utc::now().timestamp() - 1;
         // A file rotated away by rename, read until it has been quiet a while.
         let mut retiring: Option<(Open, Instant)> = None;
+        let mut last_growth = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             match open.as_mut() {
                 None => open = Open::at(&path, 0).ok(),
@@ -382,7 +514,10 @@ pub fn follow(
                         last_flush = Instant::now();
                         continue;
                     }
-                    dirty |= follower.drain(current).unwrap_or(false);
+                    if follower.drain(current).unwrap_or(false) {
+                        dirty = true;
+                        last_growth = Instant::now();
+                    }
                     if follower.pending.records.len() >= DRAIN_LINES / 4 {
                         follower.flush(&reading(Some(current), &retiring), &stop);
                         dirty = false;
@@ -444,6 +579,11 @@ pub fn follow(
                 dirty = false;
                 last_flush = Instant::now();
             }
+            if let Some((pattern, quiet)) = &follower.config.retire {
+                if last_growth.elapsed() >= *quiet && pattern.has_newer_than(&path) {
+                    break;
+                }
+            }
             thread::sleep(follower.config.poll);
         }
         if let Some((mut old, since)) = retiring.take() {
@@ -462,6 +602,71 @@ pub fn follow(
     })
 }
 
+/// Follow every file matching `pattern`, and each new one as it appears,
+/// until `stop` is set. `known` are the files that matched at start-up with
+/// their checkpoints; a file already read to its end, quiet, and not the
+/// newest is not followed again.
+pub fn follow_pattern(
+    pattern: FilePattern,
+    known: Vec<(PathBuf, Option<FollowState>)>,
+    writer: StoreWriter,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    decode: DecodeOptions,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        let mut followers = Vec::new();
+        let newest = pattern.files().last().cloned();
+        let start = |path: PathBuf, state: Option<FollowState>| {
+            let mut config = FollowConfig::new(path);
+            config.retire = Some((pattern.clone(), PATTERN_RETIRE_AFTER));
+            follow(
+                config,
+                state,
+                writer.clone(),
+                stop.clone(),
+                metrics.clone(),
+                decode.clone(),
+            )
+        };
+        for (path, state) in known {
+            seen.insert(path.clone());
+            let finished = std::fs::metadata(&path).is_ok_and(|meta| {
+                let read_to_end = state
+                    .as_ref()
+                    .and_then(|s| s.offset_of(meta.dev(), meta.ino()))
+                    == Some(meta.len());
+                let quiet = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age >= PATTERN_RETIRE_AFTER);
+                read_to_end && quiet && newest.as_ref() != Some(&path)
+            });
+            if !finished {
+                followers.push(start(path, state));
+            }
+        }
+        let mut last_scan = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if last_scan.elapsed() >= PATTERN_RESCAN {
+                last_scan = Instant::now();
+                for path in pattern.files() {
+                    if seen.insert(path.clone()) {
+                        followers.push(start(path, None));
+                    }
+                }
+                followers.retain(|f: &thread::JoinHandle<()>| !f.is_finished());
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        for follower in followers {
+            let _ = follower.join();
+        }
+    })
+}
+
 /// The files being read, for the checkpoint: the current one and the one
 /// rotated away that is still read.
 fn reading<'a>(current: Option<&'a Open>, retiring: &'a Option<(Open, Instant)>) -> Vec<&'a Open> {
@@ -474,6 +679,22 @@ fn reading<'a>(current: Option<&'a Open>, retiring: &'a Option<(Open, Instant)>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards_match_file_names() {
+        let p = FilePattern::parse(Path::new("/logs/MSGTRK*.LOG")).unwrap();
+        assert_eq!(p.dir, PathBuf::from("/logs"));
+        assert!(p.matches("MSGTRK2026112701-1.LOG"));
+        assert!(p.matches("MSGTRK.LOG"));
+        assert!(!p.matches("MSGTRKMS2026112701-1.log"));
+        assert!(!p.matches("XMSGTRK1.LOG"));
+        let q = FilePattern::parse(Path::new("mail.log.?")).unwrap();
+        assert_eq!(q.dir, PathBuf::from("."));
+        assert!(q.matches("mail.log.1") && !q.matches("mail.log.10"));
+        assert!(FilePattern::parse(Path::new("/var/log/mail.log")).is_none());
+        let r = FilePattern::parse(Path::new("a*b*c")).unwrap();
+        assert!(r.matches("abc") && r.matches("aXbYbZc") && !r.matches("aXbYbZ"));
+    }
 
     #[test]
     fn states_round_trip_and_read_the_older_form() {

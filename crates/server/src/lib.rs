@@ -54,7 +54,9 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FollowSection {
-    /// Files to follow. A file that does not exist yet is waited for.
+    /// Files to follow. A file that does not exist yet is waited for. A `*`
+    /// or `?` in the file name (`/mnt/exchange/MessageTracking/MSGTRK*.LOG`)
+    /// follows every matching file of the folder and each new one.
     pub paths: Vec<std::path::PathBuf>,
 }
 
@@ -65,7 +67,8 @@ pub struct ServeOptions {
     pub http: Option<SocketAddr>,
     pub smtp: Option<SmtpConfig>,
     pub syslog: SyslogConfig,
-    /// Growing log files to follow (`--follow PATH`).
+    /// Growing log files to follow (`--follow PATH`); a `*` or `?` in the
+    /// file name follows every matching file (a folder of rolling logs).
     pub follow: Vec<std::path::PathBuf>,
     pub decode: DecodeOptions,
     /// Messages waiting for the store before receivers answer "try later".
@@ -130,13 +133,35 @@ where
         None => None,
     };
     let syslog_tls = options.syslog.prepare()?;
-    // Followers resume where the store says they stopped.
-    let mut checkpoints = Vec::new();
+    // Followers resume where the store says they stopped: a plain path has
+    // one checkpoint, a pattern one per matching file.
+    let checkpoint_of =
+        |path: &std::path::Path| -> Result<Option<follow::FollowState>, ServerError> {
+            let saved = store
+                .setting(&follow::checkpoint_key(path))
+                .map_err(|e| ServerError::Checkpoint(e.to_string()))?;
+            Ok(saved.as_deref().and_then(follow::FollowState::parse))
+        };
+    enum Followed {
+        File(std::path::PathBuf, Option<follow::FollowState>),
+        Pattern(
+            follow::FilePattern,
+            Vec<(std::path::PathBuf, Option<follow::FollowState>)>,
+        ),
+    }
+    let mut followed = Vec::new();
     for path in &options.follow {
-        let saved = store
-            .setting(&follow::checkpoint_key(path))
-            .map_err(|e| ServerError::Checkpoint(e.to_string()))?;
-        checkpoints.push(saved.as_deref().and_then(follow::FollowState::parse));
+        match follow::FilePattern::parse(path) {
+            Some(pattern) => {
+                let mut known = Vec::new();
+                for file in pattern.files() {
+                    let state = checkpoint_of(&file)?;
+                    known.push((file, state));
+                }
+                followed.push(Followed::Pattern(pattern, known));
+            }
+            None => followed.push(Followed::File(path.clone(), checkpoint_of(path)?)),
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -148,19 +173,25 @@ where
     let decoder =
         syslog_on.then(|| syslog::decode_lines(line_queue, writer.clone(), options.decode.clone()));
     let stop_following = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let followers: Vec<_> = options
-        .follow
-        .iter()
-        .zip(checkpoints)
-        .map(|(path, checkpoint)| {
-            follow::follow(
-                follow::FollowConfig::new(path.clone()),
+    let followers: Vec<_> = followed
+        .into_iter()
+        .map(|f| match f {
+            Followed::File(path, checkpoint) => follow::follow(
+                follow::FollowConfig::new(path),
                 checkpoint,
                 writer.clone(),
                 stop_following.clone(),
                 metrics.clone(),
                 options.decode.clone(),
-            )
+            ),
+            Followed::Pattern(pattern, known) => follow::follow_pattern(
+                pattern,
+                known,
+                writer.clone(),
+                stop_following.clone(),
+                metrics.clone(),
+                options.decode.clone(),
+            ),
         })
         .collect();
     let result = runtime.block_on(async {
