@@ -230,6 +230,7 @@ where
                 connections: connections.clone(),
                 metrics: metrics.clone(),
                 tls: smtp_tls.clone(),
+                data_budget: config.data_budget(),
                 shutdown: shutting_down.clone(),
             });
             tasks.push(tokio::spawn(smtp::serve(listener, ctx)));

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub smtp_clients_refused: AtomicU64,
     pub smtp_tls_failures: AtomicU64,
     pub smtp_auth_failures: AtomicU64,
+    pub smtp_over_budget: AtomicU64,
     pub syslog_tls_failures: AtomicU64,
     pub syslog_udp_lines: AtomicU64,
     pub syslog_tcp_lines: AtomicU64,
@@ -53,7 +54,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 19] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 20] = [
             (
                 "mailtrail_smtp_connections_total",
                 "counter",
@@ -89,6 +90,12 @@ impl Metrics {
                 "counter",
                 "SMTP AUTH attempts with wrong credentials",
                 &self.smtp_auth_failures,
+            ),
+            (
+                "mailtrail_smtp_over_budget_total",
+                "counter",
+                "Messages answered 451 because the memory budget for messages in flight was used up",
+                &self.smtp_over_budget,
             ),
             (
                 "mailtrail_syslog_tls_failures_total",

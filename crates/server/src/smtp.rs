@@ -69,6 +69,12 @@ pub struct SmtpConfig {
     pub idle_timeout: Duration,
     /// Connections served at once; more are answered `421` and closed. Default 200.
     pub max_connections: usize,
+    /// Message bytes held in memory by all connections together (messages
+    /// being received, decoded and stored). A message that would go over is
+    /// read to its end, dropped and answered `451` (the sender retries), so
+    /// memory stays bounded whatever the clients do. Default 512 MiB; never
+    /// less than one message of `max_message_size`.
+    pub max_buffered_bytes: usize,
     /// Client networks allowed to send; others are answered `554` and closed.
     /// Default: loopback and the private ranges (127.0.0.0/8, ::1, 10.0.0.0/8,
     /// 172.16.0.0/12, 192.168.0.0/16, fc00::/7). Add your cloud provider's
@@ -133,6 +139,7 @@ impl Default for SmtpConfig {
             max_line_bytes: 4096,
             idle_timeout: Duration::from_secs(300),
             max_connections: 200,
+            max_buffered_bytes: 512 * 1024 * 1024,
             allowed_networks: default_allowed_networks(),
             tls: None,
             require_tls: false,
@@ -159,6 +166,14 @@ pub enum SmtpConfigError {
 }
 
 impl SmtpConfig {
+    /// The shared budget of buffered message bytes, in MiB permits.
+    pub fn data_budget(&self) -> Arc<Semaphore> {
+        let bytes = self
+            .max_buffered_bytes
+            .max(self.max_message_bytes.saturating_add(MIB));
+        Arc::new(Semaphore::new((bytes / MIB).min(Semaphore::MAX_PERMITS)))
+    }
+
     /// Check the settings and load the certificate, if any.
     pub fn prepare(&self) -> Result<Option<TlsAcceptor>, SmtpConfigError> {
         if self.tls.is_none() {
@@ -603,10 +618,16 @@ pub struct SmtpContext {
     pub metrics: Arc<Metrics>,
     /// From [`SmtpConfig::prepare`]: STARTTLS is offered when set.
     pub tls: Option<TlsAcceptor>,
+    /// What is left of [`SmtpConfig::max_buffered_bytes`], in MiB permits.
+    pub data_budget: Arc<Semaphore>,
     /// Becomes true on SIGTERM: sessions waiting for a command are told
     /// `421` and closed; a message being received or stored is finished.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
+
+const MIB: usize = 1024 * 1024;
+/// How long a refusal (`554`, `421`) may take to write before the socket is dropped.
+const REFUSAL_WRITE: Duration = Duration::from_secs(10);
 
 /// Failed AUTH attempts before the connection is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
@@ -630,7 +651,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
                     "554 5.7.1 Client {} is not in [smtp] allowed_networks\r\n",
                     peer.ip()
                 );
-                let _ = stream.write_all(refusal.as_bytes()).await;
+                let _ = send(&mut stream, refusal.as_bytes(), REFUSAL_WRITE).await;
                 return;
             }
             match ctx.connections.clone().try_acquire_owned() {
@@ -639,12 +660,37 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
                     let _ = serve_connection(stream, peer, &ctx).await;
                 }
                 Err(_) => {
-                    let _ = stream
-                        .write_all(b"421 4.7.0 Too many connections, try again later\r\n")
-                        .await;
+                    let _ = send(
+                        &mut stream,
+                        b"421 4.7.0 Too many connections, try again later\r\n",
+                        REFUSAL_WRITE,
+                    )
+                    .await;
                 }
             }
         });
+    }
+}
+
+/// Write a reply, giving up after `limit`: a client that stops reading its
+/// replies (its receive window full) is disconnected like a silent one,
+/// instead of holding a connection slot forever.
+async fn send<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, async {
+        w.write_all(bytes).await?;
+        w.flush().await
+    })
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client stopped reading replies",
+        )),
     }
 }
 
@@ -665,7 +711,12 @@ pub async fn serve_connection(
 ) -> std::io::Result<()> {
     let mut session = Session::new(&ctx.config, ctx.tls.is_some());
     let mut plain = BufReader::with_capacity(64 * 1024, stream);
-    plain.write_all(session.greeting().as_bytes()).await?;
+    send(
+        &mut plain,
+        session.greeting().as_bytes(),
+        ctx.config.idle_timeout,
+    )
+    .await?;
     if let Ended::Closed = run_session(&mut plain, &mut session, peer, ctx).await? {
         return Ok(());
     }
@@ -703,10 +754,15 @@ where
     let mut line = Vec::new();
     let mut auth_failures = 0;
     let mut shutdown = ctx.shutdown.clone();
+    let limit = ctx.config.idle_timeout;
     loop {
         if *shutdown.borrow() {
-            conn.write_all(b"421 4.3.2 Service shutting down, try again later\r\n")
-                .await?;
+            send(
+                conn,
+                b"421 4.3.2 Service shutting down, try again later\r\n",
+                limit,
+            )
+            .await?;
             return Ok(Ended::Closed);
         }
         let next = tokio::select! {
@@ -723,26 +779,30 @@ where
         };
         let text = match next {
             Err(_) => {
-                conn.write_all(b"421 4.4.2 Idle timeout, closing connection\r\n")
-                    .await?;
+                send(
+                    conn,
+                    b"421 4.4.2 Idle timeout, closing connection\r\n",
+                    limit,
+                )
+                .await?;
                 return Ok(Ended::Closed);
             }
             Ok(Err(e)) => return Err(e),
             Ok(Ok(ReadLine::Eof)) => return Ok(Ended::Closed),
             Ok(Ok(ReadLine::TooLong)) => {
-                conn.write_all(b"500 5.5.6 Line too long\r\n").await?;
+                send(conn, b"500 5.5.6 Line too long\r\n", limit).await?;
                 continue;
             }
             Ok(Ok(ReadLine::Line(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
         };
         match session.command(&text) {
-            Action::Reply(r) => conn.write_all(r.as_bytes()).await?,
+            Action::Reply(r) => send(conn, r.as_bytes(), limit).await?,
             Action::Close(r) => {
-                conn.write_all(r.as_bytes()).await?;
+                send(conn, r.as_bytes(), limit).await?;
                 return Ok(Ended::Closed);
             }
             Action::StartTls => {
-                conn.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                send(conn, b"220 2.0.0 Ready to start TLS\r\n", limit).await?;
                 conn.flush().await?;
                 return Ok(Ended::StartTls);
             }
@@ -758,25 +818,44 @@ where
                     tokio::time::sleep(AUTH_FAILURE_DELAY).await;
                 }
                 let answer = session.authenticated(user, ok);
-                conn.write_all(answer.as_bytes()).await?;
+                send(conn, answer.as_bytes(), limit).await?;
                 if auth_failures >= MAX_AUTH_FAILURES {
-                    conn.write_all(b"421 4.7.0 Too many failed authentications\r\n")
-                        .await?;
+                    send(
+                        conn,
+                        b"421 4.7.0 Too many failed authentications\r\n",
+                        limit,
+                    )
+                    .await?;
                     return Ok(Ended::Closed);
                 }
             }
             Action::ReadData => {
-                conn.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    .await?;
-                let Some(data) = read_data(conn, ctx).await? else {
-                    // Client vanished mid-DATA: nothing acknowledged, nothing kept.
-                    return Ok(Ended::Closed);
+                send(conn, b"354 End data with <CR><LF>.<CR><LF>\r\n", limit).await?;
+                let data = match read_data(conn, ctx).await? {
+                    Ok(data) => data,
+                    Err(Gone::Eof) => {
+                        // Client vanished mid-DATA: nothing acknowledged, nothing kept.
+                        return Ok(Ended::Closed);
+                    }
+                    Err(Gone::Silent) => {
+                        send(
+                            conn,
+                            b"421 4.4.2 Idle timeout in DATA, closing connection\r\n",
+                            limit,
+                        )
+                        .await?;
+                        return Ok(Ended::Closed);
+                    }
                 };
                 let answer = match data {
                     Data::TooLarge => {
                         "552 5.3.4 Message size exceeds fixed maximum message size\r\n".to_string()
                     }
-                    Data::Message(raw) => store_message(raw, session, peer, ctx).await,
+                    Data::OverBudget => {
+                        Metrics::add(&ctx.metrics.smtp_over_budget, 1);
+                        "451 4.3.1 Insufficient system resources, try again later\r\n".to_string()
+                    }
+                    Data::Message(raw, _held) => store_message(raw, session, peer, ctx).await,
                 };
                 session.reset();
                 if answer.starts_with('2') {
@@ -784,19 +863,28 @@ where
                 } else {
                     Metrics::add(&ctx.metrics.smtp_messages_refused, 1);
                 }
-                conn.write_all(answer.as_bytes()).await?;
+                send(conn, answer.as_bytes(), limit).await?;
             }
         }
     }
 }
 
 enum Data {
-    Message(Vec<u8>),
+    /// The message, and the share of the memory budget it holds until stored.
+    Message(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>),
     TooLarge,
+    OverBudget,
+}
+
+/// Why DATA ended without its final dot.
+enum Gone {
+    Eof,
+    Silent,
 }
 
 /// Read DATA up to the lone dot, undoing dot-stuffing. Over the size limit
-/// the rest is read and discarded so the session stays in sync. `None` on EOF.
+/// or the shared memory budget the rest is read and discarded so the
+/// session stays in sync.
 ///
 /// The end is `CRLF . CRLF` and nothing else: a dot line after a bare LF is
 /// content, not the end, so a crafted message cannot end early and smuggle
@@ -805,10 +893,13 @@ enum Data {
 async fn read_data<R: AsyncBufReadExt + Unpin>(
     reader: &mut R,
     ctx: &SmtpContext,
-) -> std::io::Result<Option<Data>> {
+) -> std::io::Result<Result<Data, Gone>> {
     let max = ctx.config.max_message_bytes;
     let mut message = Vec::new();
     let mut too_large = false;
+    let mut over_budget = false;
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let mut held_mib = 0usize;
     let mut line = Vec::new();
     // Whether the previous line ended with CRLF (the start of DATA counts as one).
     let mut after_crlf = true;
@@ -820,15 +911,18 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(
         )
         .await;
         let (overflow, crlf) = match read {
-            Err(_) | Ok(Ok(None)) => return Ok(None),
+            Err(_) => return Ok(Err(Gone::Silent)),
+            Ok(Ok(None)) => return Ok(Err(Gone::Eof)),
             Ok(Err(e)) => return Err(e),
             Ok(Ok(Some(ending))) => ending,
         };
         if after_crlf && line.as_slice() == b".\r\n" {
-            return Ok(Some(if too_large {
+            return Ok(Ok(if too_large {
                 Data::TooLarge
+            } else if over_budget {
+                Data::OverBudget
             } else {
-                Data::Message(message)
+                Data::Message(message, held)
             }));
         }
         let content = if after_crlf {
@@ -838,9 +932,28 @@ async fn read_data<R: AsyncBufReadExt + Unpin>(
         };
         if overflow || message.len() + content.len() > max {
             too_large = true;
-            message = Vec::new();
         }
-        if !too_large {
+        if !too_large && !over_budget {
+            let need = (message.len() + content.len()).div_ceil(MIB);
+            if need > held_mib {
+                let more = u32::try_from(need - held_mib).unwrap_or(u32::MAX);
+                match ctx.data_budget.clone().try_acquire_many_owned(more) {
+                    Ok(permit) => {
+                        match held.as_mut() {
+                            Some(h) => h.merge(permit),
+                            None => held = Some(permit),
+                        }
+                        held_mib = need;
+                    }
+                    Err(_) => over_budget = true,
+                }
+            }
+        }
+        if too_large || over_budget {
+            message = Vec::new();
+            held = None;
+            held_mib = 0;
+        } else {
             message.extend_from_slice(content);
         }
         after_crlf = crlf;
