@@ -432,6 +432,15 @@ fn import_one(
         Format::Maildir => {
             mailtrail_ingest::maildir::import_maildir(&input.path, opts, sink)?;
         }
+        Format::ExchangeMsgtrk => {
+            let summary = mailtrail_ingest::msgtrk::import_msgtrk(open()?, name, opts, sink)?;
+            if summary.default_layout_lines > 0 {
+                eprintln!(
+                    "{name}: no #Fields header; {} line(s) read with the documented Exchange layout of their field count",
+                    summary.default_layout_lines
+                );
+            }
+        }
     }
     Ok(())
 }

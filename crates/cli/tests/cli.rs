@@ -259,3 +259,135 @@ Nov 10 10:00:02 mx1 postfix/qmgr[3]: 4F9D195432: removed\n";
         "1"
     );
 }
+
+#[test]
+fn exchange_message_tracking_folder_imports_as_one_message_per_email() {
+    // Two rolled MSGTRK files of one server; the message's events straddle them.
+    const FIELDS: &str = "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,connector-id,source,event-id,internal-message-id,message-id,network-message-id,recipient-address,recipient-status,total-bytes,recipient-count,related-recipient-address,reference,message-subject,sender-address,return-path,message-info,directionality,tenant-id,original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,schema-version";
+    fn line(values: &[(&str, &str)]) -> String {
+        let row: Vec<String> = FIELDS
+            .split(',')
+            .map(|f| {
+                let v = values.iter().find(|(k, _)| *k == f).map_or("", |(_, v)| v);
+                if v.contains([',', '"']) {
+                    format!("\"{}\"", v.replace('"', "\"\""))
+                } else {
+                    v.to_string()
+                }
+            })
+            .collect();
+        row.join(",") + "\r\n"
+    }
+    let header = format!(
+        "\u{feff}#Software: Microsoft Exchange Server\r\n#Version: 15.02.1544.004\r\n#Log-type: Message Tracking Log\r\n#Date: 2025-11-10T00:00:00.000Z\r\n#Fields: {FIELDS}\r\n"
+    );
+    let common = [
+        ("message-id", "<msgtrk-cli-1@EX01.example.co.jp>"),
+        ("network-message-id", "0a0b0c0d-1111-4222-8333-08de20aa0001"),
+        ("message-subject", "【社外秘】見積書, 改訂版"),
+        ("sender-address", "taro.yamada@example.co.jp"),
+        ("return-path", "taro.yamada@example.co.jp"),
+        ("server-hostname", "EX01"),
+        ("internal-message-id", "1001"),
+        ("total-bytes", "48213"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v: Vec<(&str, &str)> = common.to_vec();
+        v.extend_from_slice(extra);
+        line(&v)
+    };
+    let first = header.clone()
+        + &with(&[
+            ("date-time", "2025-11-10T00:00:01.250Z"),
+            ("client-ip", "fe80::1%3"),
+            ("source", "STOREDRIVER"),
+            ("event-id", "RECEIVE"),
+            (
+                "recipient-address",
+                "hanako.sato@tokyo-shoji.co.jp;boss@example.co.jp",
+            ),
+            ("recipient-status", "To;Bcc"),
+            ("original-client-ip", "192.0.2.55"),
+        ])
+        + &with(&[
+            ("date-time", "2025-11-10T00:00:01.700Z"),
+            ("source", "SMTP"),
+            ("event-id", "HAREDIRECT"),
+            ("recipient-address", "hanako.sato@tokyo-shoji.co.jp"),
+        ]);
+    let second = header
+        + &with(&[
+            ("date-time", "2025-11-10T00:00:02.000Z"),
+            ("source", "STOREDRIVER"),
+            ("event-id", "DELIVER"),
+            ("recipient-address", "boss@example.co.jp"),
+        ])
+        + &with(&[
+            ("date-time", "2025-11-10T00:00:03.500Z"),
+            ("client-hostname", "EX01"),
+            ("server-hostname", "mx.tokyo-shoji.co.jp"),
+            ("server-ip", "203.0.113.25"),
+            ("source", "SMTP"),
+            ("event-id", "SENDEXTERNAL"),
+            ("recipient-address", "hanako.sato@tokyo-shoji.co.jp"),
+            ("recipient-status", "250 2.1.5 Recipient OK"),
+        ])
+        + &with(&[
+            ("date-time", "2025-11-10T00:00:04.000Z"),
+            ("source", "REDUNDANCY"),
+            ("event-id", "HADISCARD"),
+            ("recipient-address", "hanako.sato@tokyo-shoji.co.jp"),
+        ]);
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(input.path().join("MSGTRK2025111000-1.LOG"), first).unwrap();
+    std::fs::write(input.path().join("MSGTRK2025111000-2.LOG"), second).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        data.path(),
+        &["import", "--quiet", input.path().to_str().unwrap()],
+    ));
+    assert!(out.contains("imported 2 file(s)"), "{out}");
+    assert!(out.contains("rejected input: none"), "{out}");
+
+    let found = stdout(&run(data.path(), &["search", "--format", "json", "社外秘"]));
+    let lines: Vec<&str> = found.lines().collect();
+    assert_eq!(lines.len(), 1, "{found}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["message_id"], "msgtrk-cli-1@EX01.example.co.jp");
+    assert_eq!(v["from"], "taro.yamada@example.co.jp");
+    assert_eq!(v["to"][0], "hanako.sato@tokyo-shoji.co.jp");
+    assert_eq!(v["bcc"][0], "boss@example.co.jp");
+    assert_eq!(v["direction"], "outbound");
+    assert_eq!(v["client_ip"], "192.0.2.55");
+    assert_eq!(v["systems"][0], "exchange@EX01");
+    let deliveries: Vec<(String, String)> = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["status"].as_str().unwrap().to_string(),
+                d["recipient"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        deliveries,
+        [
+            ("received".to_string(), String::new()),
+            ("delivered".to_string(), "boss@example.co.jp".to_string()),
+            (
+                "delivered".to_string(),
+                "hanako.sato@tokyo-shoji.co.jp".to_string()
+            ),
+        ],
+        "shadow events are no deliveries"
+    );
+
+    let stats = stdout(&run(data.path(), &["stats", "--format", "json"]));
+    let s: serde_json::Value = serde_json::from_str(stats.trim()).unwrap();
+    assert_eq!(s["messages"], 1, "{s}");
+    assert_eq!(s["deliveries"]["received"], 1, "{s}");
+    assert_eq!(s["deliveries"]["delivered"], 2, "{s}");
+    assert_eq!(s["rejects"], 0, "{s}");
+}

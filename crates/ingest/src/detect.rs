@@ -8,6 +8,13 @@
 //! there (`From ` for mbox, a header field for a message, a date and an id for
 //! Exim's main log, a syslog stamp otherwise). When nothing fits, the caller
 //! asks for `--format` instead of guessing.
+//!
+//! Exchange message tracking logs are tried first, and conservatively (see
+//! [`crate::msgtrk::looks_like_msgtrk`]): their header block says
+//! `#Log-type: Message Tracking Log` (other Exchange logs share the
+//! `#Software` line), and a header-less line must split into one of the
+//! documented field counts with a UTC stamp and an upper-case event — an
+//! RFC 3339 stamp alone would otherwise pass for syslog.
 
 use crate::Format;
 
@@ -21,6 +28,9 @@ pub fn detect(head: &[u8]) -> Option<Format> {
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .find(|l| !l.iter().all(u8::is_ascii_whitespace))?;
+    if crate::msgtrk::looks_like_msgtrk(head) {
+        return Some(Format::ExchangeMsgtrk);
+    }
     if first.starts_with(b"From ") {
         return Some(Format::Mbox);
     }
@@ -143,6 +153,20 @@ mod tests {
             Some(Format::Eml)
         );
         assert_eq!(detect(b"X-Mailer: y\n"), Some(Format::Eml));
+        assert_eq!(
+            detect(b"\xEF\xBB\xBF#Software: Microsoft Exchange Server\r\n#Version: 15.00.1104.000\r\n#Log-type: Message Tracking Log\r\n"),
+            Some(Format::ExchangeMsgtrk)
+        );
+        assert_eq!(
+            detect(
+                b"#Software: Microsoft Exchange Server\r\n#Log-type: SMTP Receive Protocol Log\r\n"
+            ),
+            None
+        );
+        assert_eq!(
+            detect(b"2024-01-25T15:16:09.949Z,10.1.1.1,fe,10.1.1.2,mbx,ctx,conn,SMTP,RECEIVE,709,<a@b>,1e6e,u@x,,7229,1,,,subj,s@x,s@x,,Incoming,,,,,Email,0550,15.02.0330.005\r\n"),
+            Some(Format::ExchangeMsgtrk)
+        );
         assert_eq!(detect(b"\x00\x01\x02garbage"), None);
         assert_eq!(detect(b""), None);
     }

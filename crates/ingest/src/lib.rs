@@ -6,6 +6,9 @@
 //! messages of a log (by host and queue id) and emits one record per message
 //! when its life ends (or when the input ends). Message files (eml, mbox,
 //! Maildir) go through [`mime`], which emits one record per message.
+//! Exchange message tracking logs go through [`msgtrk`], which correlates
+//! by network-message-id and Message-ID and emits a message once its events
+//! have stopped for a while.
 //!
 //! Nothing here panics on input: malformed input becomes a [`Reject`] with
 //! the file and line (or byte offset), which the caller counts, reports and
@@ -23,6 +26,7 @@ pub mod lines;
 pub mod maildir;
 pub mod mbox;
 pub mod mime;
+pub mod msgtrk;
 pub mod postfix;
 pub mod sendmail;
 pub mod syslog;
@@ -92,6 +96,8 @@ pub enum Format {
     Mbox,
     /// A Maildir tree (`cur/`, `new/`; sub-folders are walked).
     Maildir,
+    /// Exchange Server message tracking log (`MSGTRK*.LOG`).
+    ExchangeMsgtrk,
 }
 
 impl Format {
@@ -104,6 +110,8 @@ impl Format {
         ("eml", Format::Eml),
         ("mbox", Format::Mbox),
         ("maildir", Format::Maildir),
+        ("msgtrk", Format::ExchangeMsgtrk),
+        ("exchange", Format::ExchangeMsgtrk),
     ];
 
     pub fn parse(name: &str) -> Option<Format> {
@@ -120,6 +128,7 @@ impl Format {
             Format::Eml => "eml",
             Format::Mbox => "mbox",
             Format::Maildir => "maildir",
+            Format::ExchangeMsgtrk => "msgtrk",
         }
     }
 }
