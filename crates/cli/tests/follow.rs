@@ -227,3 +227,59 @@ fn a_pattern_follows_every_matching_file_and_new_ones() {
     // Exactly once, and nothing from the file the pattern does not match.
     assert_eq!(stats(&data), (6, 6));
 }
+
+fn stats_json(data: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["stats", "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Exchange's tracking-log folder followed live (`MSGTRK*.LOG`, a new file
+/// appearing while mailtrail runs) ends with the same messages and
+/// deliveries as `mailtrail import` of the same files.
+#[test]
+fn an_exchange_tracking_folder_followed_live_equals_its_import() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures/msgtrk");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("MessageTracking");
+    std::fs::create_dir(&logs).unwrap();
+    let first = logs.join("MSGTRK2025111000-1.LOG");
+    let second = logs.join("MSGTRK2025111001-1.LOG");
+    std::fs::copy(fixtures.join("ex2013.LOG"), &first).unwrap();
+
+    let imported = dir.path().join("imported");
+    let status = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(&imported)
+        .args(["--org-domain", "example.co.jp", "import", "-q"])
+        .arg(fixtures.join("ex2013.LOG"))
+        .arg(fixtures.join("ex2019.LOG"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let want = stats_json(&imported);
+    let want_messages = want["messages"].as_u64().unwrap();
+    assert!(want_messages > 2, "{want}");
+
+    let data = dir.path().join("live");
+    let server = start(&data, &logs.join("MSGTRK*.LOG"));
+    std::fs::copy(fixtures.join("ex2019.LOG"), &second).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stats_json(&data)["deliveries"] != want["deliveries"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "live {} vs imported {want}",
+            stats_json(&data)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop(server);
+    let got = stats_json(&data);
+    assert_eq!(got["messages"], want["messages"], "{got} vs {want}");
+    assert_eq!(got["deliveries"], want["deliveries"], "{got} vs {want}");
+    assert_eq!(got["directions"], want["directions"], "{got} vs {want}");
+}

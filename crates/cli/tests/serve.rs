@@ -480,3 +480,92 @@ Subject: FORGED\r\n\r\nforged body\r\n.\r\n";
     assert!(search_json(data.path(), "subject:FORGED").is_empty());
     assert_eq!(search_json(data.path(), "").len(), 1);
 }
+
+fn stats_json(data: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["stats", "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Exchange tracking lines forwarded over syslog (a log shipper on the
+/// Exchange server sends each MSGTRK line as one message, tagged
+/// `MSExchangeTransport`), header lines included, end up as the same messages
+/// and deliveries as an import of the file.
+#[test]
+fn exchange_tracking_lines_over_syslog_equal_their_import() {
+    let log =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ingest/tests/fixtures/msgtrk/ex2019.LOG");
+    let imported = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(imported.path())
+        .args(["--org-domain", "example.co.jp", "import", "-q"])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let want = stats_json(imported.path());
+
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--org-domain", "example.co.jp", "--timezone", "UTC"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--syslog-tcp",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let (mut http, mut tcp) = (String::new(), String::new());
+    for _ in 0..2 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(a) = line.trim().strip_prefix("listening http ") {
+            http = a.to_string();
+        }
+        if let Some(a) = line.trim().strip_prefix("listening syslog-tcp ") {
+            tcp = a.to_string();
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut stream = TcpStream::connect(&tcp).unwrap();
+    let mut sent = 0;
+    for line in text.lines() {
+        let line = line.trim_start_matches('\u{feff}');
+        let framed = format!("<134>Nov 10 00:00:00 EX01 MSExchangeTransport: {line}");
+        stream
+            .write_all(format!("{} {framed}", framed.len()).as_bytes())
+            .unwrap();
+        sent += 1;
+    }
+    drop(stream);
+    // Exchange messages stay open until their window passes or the receiver
+    // stops: wait until every line was received, then stop it (which emits
+    // what is open) and compare.
+    let received = format!("mailtrail_syslog_tcp_lines_total {sent}\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !http_get(&http, "/metrics").contains(&received) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all {sent} lines received"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let got = stats_json(data.path());
+    assert_eq!(got["messages"], want["messages"], "{got} vs {want}");
+    assert_eq!(got["deliveries"], want["deliveries"], "{got} vs {want}");
+}

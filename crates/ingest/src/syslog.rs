@@ -563,6 +563,9 @@ pub enum Mta {
     Postfix,
     Sendmail,
     Exim,
+    /// Exchange message-tracking lines forwarded by a log shipper (NXLog,
+    /// Winlogbeat → syslog): the syslog message is one MSGTRK CSV line.
+    Exchange,
 }
 
 /// The MTA of a syslog program name, if it is one we decode.
@@ -576,6 +579,11 @@ pub fn mta_of(program: &str) -> Option<Mta> {
         "sendmail" | "sm-mta" | "sm-msp-queue" | "sm-acceptingconnections"
     ) {
         Some(Mta::Sendmail)
+    } else if ["msexchange", "msgtrk", "exchange"]
+        .iter()
+        .any(|p| program.len() >= p.len() && program[..p.len()].eq_ignore_ascii_case(p))
+    {
+        Some(Mta::Exchange)
     } else {
         None
     }
@@ -688,6 +696,7 @@ pub struct Dispatcher {
     postfix: crate::postfix::Correlator,
     sendmail: crate::sendmail::Correlator,
     exim: crate::exim::Correlator,
+    exchange: crate::msgtrk::MsgtrkDecoder,
 }
 
 impl Dispatcher {
@@ -697,6 +706,7 @@ impl Dispatcher {
             postfix: crate::postfix::Correlator::new(opts),
             sendmail: crate::sendmail::Correlator::new(opts),
             exim: crate::exim::Correlator::new(opts),
+            exchange: crate::msgtrk::MsgtrkDecoder::new(opts),
         }
     }
 
@@ -742,6 +752,17 @@ impl Dispatcher {
             Some(Mta::Postfix) => self.postfix.feed(&parsed, at, sink)?,
             Some(Mta::Sendmail) => self.sendmail.feed(&parsed, at, sink)?,
             Some(Mta::Exim) => self.exim.feed(&parsed, at, sink)?,
+            Some(Mta::Exchange) => {
+                use crate::msgtrk::LineOutcome as Event;
+                let outcome =
+                    self.exchange
+                        .line(parsed.message.as_bytes(), source, number, sink)?;
+                return Ok(match outcome {
+                    Event::Event | Event::Header => LineOutcome::Used,
+                    Event::Shadow | Event::Ignored => LineOutcome::Ignored,
+                    Event::Rejected => LineOutcome::Rejected,
+                });
+            }
             None => return Ok(LineOutcome::Ignored),
         }
         Ok(LineOutcome::Used)
@@ -751,7 +772,8 @@ impl Dispatcher {
     pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
         self.postfix.finish(sink)?;
         self.sendmail.finish(sink)?;
-        self.exim.finish(sink)
+        self.exim.finish(sink)?;
+        self.exchange.finish(sink)
     }
 }
 

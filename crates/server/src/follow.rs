@@ -41,8 +41,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use mailtrail_ingest::detect::detect;
+use mailtrail_ingest::msgtrk::MsgtrkDecoder;
 use mailtrail_ingest::syslog::Dispatcher;
-use mailtrail_ingest::{DecodeOptions, Sink, SinkError, VecSink};
+use mailtrail_ingest::{DecodeOptions, Format, Sink, SinkError, VecSink};
 
 use crate::metrics::Metrics;
 use crate::writer::StoreWriter;
@@ -142,9 +144,40 @@ impl LineDecoder for Dispatcher {
     }
 }
 
-/// The decoder for a followed file: Postfix, Sendmail and Exim syslog lines.
-pub fn decoder_for(_path: &Path, opts: &DecodeOptions) -> Box<dyn LineDecoder> {
-    Box::new(Dispatcher::new(opts))
+impl LineDecoder for MsgtrkDecoder {
+    fn line(
+        &mut self,
+        bytes: &[u8],
+        source: &str,
+        number: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), SinkError> {
+        MsgtrkDecoder::line(self, bytes, source, number, sink).map(|_| ())
+    }
+
+    fn finish(&mut self, sink: &mut dyn Sink) -> Result<(), SinkError> {
+        MsgtrkDecoder::finish(self, sink)
+    }
+}
+
+/// The decoder for a followed file: Exchange message tracking for
+/// `MSGTRK*` files or content that says so (its `#Software` header), else
+/// the syslog dispatcher (Postfix, Sendmail, Exim, forwarded Exchange lines).
+pub fn decoder_for(path: &Path, opts: &DecodeOptions) -> Box<dyn LineDecoder> {
+    let named = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_uppercase())
+        .is_some_and(|n| n.starts_with("MSGTRK"));
+    let mut head = vec![0u8; 4096];
+    let read = File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head.truncate(read);
+    if named || detect(&head) == Some(Format::ExchangeMsgtrk) {
+        Box::new(MsgtrkDecoder::new(opts))
+    } else {
+        Box::new(Dispatcher::new(opts))
+    }
 }
 
 /// Settings of one follower.
