@@ -19,6 +19,7 @@ mod demo;
 mod generate;
 mod import;
 mod output;
+mod trace;
 
 use config::{Config, Overrides};
 
@@ -83,6 +84,14 @@ counted, reported with its file and line, and kept in the quarantine (see `mailt
     Search(SearchArgs),
     /// Show one message: headers, decoded body, attachments and deliveries
     Show(ShowArgs),
+    /// One message's trail across every system that saw it, in time order
+    #[command(
+        long_about = "One message's trail: every event that Postfix, Sendmail, Exim, the \
+journal receiver, Exchange, Microsoft 365 or Gmail reported for it, in time order — system, \
+time, event, recipient, and what the system said (next hop, client, status text). ID is the ID \
+column of `mailtrail search`, or a Message-ID (with or without <>)."
+    )]
+    Trace(TraceArgs),
     /// Totals: messages, and deliveries by status
     Stats(FormatArgs),
     /// List rejected input kept in the quarantine
@@ -184,6 +193,16 @@ struct ShowArgs {
     #[arg(long)]
     raw: bool,
     /// json prints the search record plus the decoded body
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Args)]
+struct TraceArgs {
+    /// Message id (the ID column of `search`) or Message-ID
+    #[arg(value_name = "ID")]
+    id: String,
+    /// table for people, json (one object with the trail) for tools
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
 }
@@ -291,6 +310,17 @@ pub struct GenerateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // `mailtrail search … | head` must end quietly when `head` has read
+        // enough, as other command-line tools do. The service keeps Rust's
+        // default (SIGPIPE ignored): a vanished client is an error on its
+        // socket, not the end of the process.
+        // SAFETY: restoring the default disposition of a signal at start-up,
+        // before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -314,6 +344,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Search(args) => cmd_search(&config, args),
         Command::Show(args) => cmd_show(&config, args),
         Command::Stats(args) => cmd_stats(&config, args),
+        Command::Trace(args) => {
+            if args.format == OutputFormat::Csv {
+                bail!("trace prints a table or json (--format table|json), not csv");
+            }
+            trace::run(&config, &args.id, args.format == OutputFormat::Json)
+        }
         Command::Quarantine(args) => cmd_quarantine(&config, args),
         Command::Serve(args) => cmd_serve(&config, *args),
         Command::Demo(args) => demo::run(&config, &args).map(|()| ExitCode::SUCCESS),
@@ -461,7 +497,7 @@ fn cmd_search(config: &Config, args: SearchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn find_message(store: &SqliteStore, id: &str) -> Result<StoredMessage> {
+pub(crate) fn find_message(store: &SqliteStore, id: &str) -> Result<StoredMessage> {
     let found = match id.parse::<i64>() {
         Ok(n) => store.message(n)?,
         Err(_) => match mailtrail_model::normalize_message_id(id) {
