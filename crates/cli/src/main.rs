@@ -125,7 +125,7 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
 const QUERY_HELP: &str = "Search messages. Words and \"quoted phrases\" search subject, body, \
 attachment names and addresses; Japanese text matches as an exact substring (社外秘, 機密), \
 full-width/half-width and upper/lower case are the same.\n\n\
-Operators:\n  from: to: cc: bcc:      address or name (to: also matches envelope recipients)\n  \
+Operators:\n  from: to: cc: bcc:      address or name (to: also matches recipients known only from a log, whose header is unknown)\n  \
 subject: body: filename: text in one field\n  has:attachment\n  \
 direction:inbound|outbound|internal|relayed\n  \
 status:delivered|sent|deferred|bounced|expired|rejected|received|quarantined|\n         expanded|forwarded|failed   (any delivery of the message had it)\n  \

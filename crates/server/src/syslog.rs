@@ -246,43 +246,12 @@ async fn tcp_connection<S: AsyncRead + Unpin>(
 ) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     loop {
-        let head = match tokio::time::timeout(TCP_IDLE, reader.fill_buf()).await {
+        let message = match tokio::time::timeout(TCP_IDLE, next_frame(&mut reader, max)).await {
             Err(_) => return Ok(()),
-            Ok(result) => result?,
-        };
-        if head.is_empty() {
-            return Ok(());
-        }
-        // Enough of the head to see a length prefix (at most 10 digits + SP).
-        let peek: Vec<u8> = head.iter().take(11).copied().collect();
-        let message = match octet_count(&peek) {
-            Some(len) => {
-                let prefix = peek.iter().position(|&b| b == b' ').unwrap_or(0) + 1;
-                reader.consume(prefix);
-                let mut message = vec![0u8; len.min(max)];
-                tokio::time::timeout(TCP_IDLE, reader.read_exact(&mut message))
-                    .await
-                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-                if len > max {
-                    // Skip what does not fit; the kept head is decoded.
-                    let mut rest = (&mut reader).take((len - max) as u64);
-                    tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
-                }
-                message
-            }
-            None => {
-                let mut message = Vec::new();
-                let complete = tokio::time::timeout(
-                    TCP_IDLE,
-                    read_line_bounded(&mut reader, max, &mut message),
-                )
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-                if !complete && message.is_empty() {
-                    return Ok(());
-                }
-                message
-            }
+            Ok(frame) => match frame? {
+                Some(message) => message,
+                None => return Ok(()),
+            },
         };
         let mut message = message;
         while message.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
@@ -301,6 +270,59 @@ async fn tcp_connection<S: AsyncRead + Unpin>(
             return Ok(());
         }
     }
+}
+
+/// The next syslog message of a TCP stream (RFC 6587), `None` at its end.
+///
+/// The framing is told per message from its first bytes, read one at a time
+/// from the buffer: `[1-9][0-9]{0,9} SP` is an octet count and exactly that
+/// many bytes follow; anything else (digits followed by something other than
+/// a space, as in an ISO timestamp) is the start of a newline-framed message,
+/// and the bytes already read belong to it. Deciding on whatever happens to
+/// be buffered would misread a length prefix split across two reads.
+async fn next_frame<R: AsyncBufReadExt + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let first = match reader.read_u8().await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut head = vec![first];
+    if (b'1'..=b'9').contains(&first) {
+        loop {
+            let b = match reader.read_u8().await {
+                Ok(b) => b,
+                // A stream that ends in digits: a last message without LF.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Some(head)),
+                Err(e) => return Err(e),
+            };
+            if b == b' ' {
+                if let Some(len) = octet_count(&[head.as_slice(), b" "].concat()) {
+                    let mut message = vec![0u8; len.min(max)];
+                    reader.read_exact(&mut message).await?;
+                    if len > max {
+                        // Skip what does not fit; the kept head is decoded.
+                        let mut rest = (&mut *reader).take((len - max) as u64);
+                        tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
+                    }
+                    return Ok(Some(message));
+                }
+            }
+            if b == b'\n' {
+                return Ok(Some(head));
+            }
+            head.push(b);
+            if !b.is_ascii_digit() || head.len() > 11 {
+                break;
+            }
+        }
+    } else if first == b'\n' {
+        return Ok(Some(Vec::new()));
+    }
+    read_line_bounded(reader, max, &mut head).await?;
+    Ok(Some(head))
 }
 
 /// Read through the next LF keeping at most `max` bytes; the rest of a
@@ -333,6 +355,73 @@ async fn read_line_bounded<R: AsyncBufReadExt + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames read from a stream that arrives in the given pieces.
+    fn frames(pieces: &[&[u8]]) -> Vec<Vec<u8>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut builder = tokio_test_stream(pieces);
+            let mut reader = BufReader::with_capacity(16, &mut builder);
+            let mut out = Vec::new();
+            while let Some(frame) = next_frame(&mut reader, 1024).await.unwrap() {
+                out.push(frame);
+            }
+            out
+        })
+    }
+
+    /// A reader that returns the pieces one read at a time, as TCP segments.
+    fn tokio_test_stream(pieces: &[&[u8]]) -> impl AsyncRead + Unpin {
+        struct Pieces(std::collections::VecDeque<Vec<u8>>);
+        impl AsyncRead for Pieces {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                if let Some(mut piece) = self.0.pop_front() {
+                    let n = piece.len().min(buf.remaining());
+                    buf.put_slice(&piece[..n]);
+                    if n < piece.len() {
+                        self.0.push_front(piece.split_off(n));
+                    }
+                }
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        Pieces(pieces.iter().map(|p| p.to_vec()).collect())
+    }
+
+    #[test]
+    fn a_length_prefix_split_across_reads_is_still_a_length() {
+        let got = frames(&[b"5 hello1", b"2 <13>second!!", b"3 abc"]);
+        assert_eq!(
+            got,
+            [b"hello".to_vec(), b"<13>second!!".to_vec(), b"abc".to_vec()]
+        );
+        // Split right after the digits, and inside a long prefix.
+        let got = frames(&[b"10", b" 0123456789", b"1", b"1 hello world"]);
+        assert_eq!(got, [b"0123456789".to_vec(), b"hello world".to_vec()]);
+    }
+
+    #[test]
+    fn digits_without_a_space_start_a_newline_framed_message() {
+        let got = frames(&[b"2026-11-27T10:00:00Z mx1 postfix: x\n", b"<13>Nov 27 y\n"]);
+        assert_eq!(
+            got,
+            [
+                b"2026-11-27T10:00:00Z mx1 postfix: x".to_vec(),
+                b"<13>Nov 27 y".to_vec()
+            ]
+        );
+        let got = frames(&[b"12345678901 too long for a length\n"]);
+        assert_eq!(got, [b"12345678901 too long for a length".to_vec()]);
+        let got = frames(&[b"42\n", b"7 abcdefg"]);
+        assert_eq!(got, [b"42".to_vec(), b"abcdefg".to_vec()]);
+    }
 
     #[test]
     fn framing_is_told_by_a_length_and_a_space() {
