@@ -526,7 +526,11 @@ impl MessageRecord {
         }
         fill(&mut self.subject, other.subject);
         fill(&mut self.size, other.size);
-        if self.attachments.is_empty() {
+        // A list seen in the content (with hashes) describes the attachments
+        // better than one a log reported (names, sizes only): it replaces it.
+        let hashed = |list: &[Attachment]| list.iter().any(|a| !a.blake3.is_empty());
+        if self.attachments.is_empty() || (!hashed(&self.attachments) && hashed(&other.attachments))
+        {
             self.attachments = other.attachments;
         }
         fill(&mut self.body_text, other.body_text);
@@ -708,6 +712,36 @@ mod tests {
             org.direction(Some("x@partner.com"), ["y@other.com"]),
             Direction::Relayed
         );
+    }
+
+    #[test]
+    fn attachments_seen_in_the_content_replace_those_a_log_named() {
+        let named = |name: &str, hash: &str| Attachment {
+            filename: Some(name.into()),
+            content_type: "application/pdf".into(),
+            size: 10,
+            blake3: hash.into(),
+            encrypted: false,
+            inner_names: Vec::new(),
+            raw_range: None,
+        };
+        let mut from_log = MessageRecord {
+            attachments: vec![named("見積書.pdf", "")],
+            ..Default::default()
+        };
+        let from_copy = MessageRecord {
+            attachments: vec![named("見積書.pdf", "ab12"), named("図面.zip", "cd34")],
+            ..Default::default()
+        };
+        from_log.merge(from_copy.clone());
+        assert_eq!(from_log.attachments, from_copy.attachments);
+        // The other way round the content's list stays.
+        let mut copy = from_copy.clone();
+        copy.merge(MessageRecord {
+            attachments: vec![named("見積書.pdf", "")],
+            ..Default::default()
+        });
+        assert_eq!(copy.attachments, from_copy.attachments);
     }
 
     #[test]

@@ -536,7 +536,9 @@ impl Writer<'_> {
                 add_count(&mut outcome.new_deliveries, d.status, 1);
             }
         }
-        if existing.attachments.is_empty() && !merged.attachments.is_empty() {
+        if merged.attachments != existing.attachments {
+            tx.prepare_cached("DELETE FROM attachments WHERE message = ?1")?
+                .execute([id])?;
             insert_attachments(tx, id, &merged.attachments)?;
         }
         if text_changed || people_changed {
