@@ -441,6 +441,58 @@ fn import_one(
                 );
             }
         }
+        Format::GmailJson => {
+            // Positional BigQuery rows need their table's schema: from a
+            // `<name>.schema.json` or `schema.json` beside the file if there
+            // is one. One that cannot be read is said, not fatal: rows that
+            // do not fit the built-in schema are then rejected one by one.
+            let schema =
+                mailtrail_ingest::gmail::schema_file_beside(&input.path).and_then(|path| {
+                    match mailtrail_ingest::gmail::read_schema_file(&path) {
+                        Ok(schema) => Some(schema),
+                        Err(e) => {
+                            eprintln!("{}: not used as the schema of {name}: {e}", path.display());
+                            None
+                        }
+                    }
+                });
+            let summary =
+                mailtrail_ingest::gmail::import_gmail_json(open()?, name, schema, opts, sink)?;
+            if summary.default_schema_rows > 0 {
+                eprintln!(
+                    "{name}: {} positional row(s) read with the built-in Gmail logs schema (put the table's schema beside the file as <name>.schema.json to use it)",
+                    summary.default_schema_rows
+                );
+            }
+        }
+        Format::GmailLogSearch => {
+            mailtrail_ingest::gmail::import_email_log_search(open()?, name, opts, sink)?;
+        }
+        Format::M365Trace => {
+            let summary = mailtrail_ingest::m365::import_trace(open()?, name, opts, sink)?;
+            if summary.without_status > 0 {
+                eprintln!(
+                    "{name}: {} trace row(s) with a status that makes no delivery (None or unknown); their recipients are kept",
+                    summary.without_status
+                );
+            }
+        }
+        Format::O365Audit => {
+            let summary = mailtrail_ingest::o365audit::import_audit(open()?, name, opts, sink)?;
+            if summary.skipped > 0 {
+                let ops: Vec<String> = summary
+                    .skipped_by_operation
+                    .iter()
+                    .map(|(op, n)| format!("{op} {n}"))
+                    .collect();
+                eprintln!(
+                    "{name}: {} audit record(s) are no message fact and were skipped ({}); access events name {} item(s)",
+                    summary.skipped,
+                    ops.join(", "),
+                    summary.accessed_items
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -391,3 +391,323 @@ fn exchange_message_tracking_folder_imports_as_one_message_per_email() {
     assert_eq!(s["deliveries"]["delivered"], 2, "{s}");
     assert_eq!(s["rejects"], 0, "{s}");
 }
+
+#[test]
+fn gmail_bigquery_rows_tabledata_and_log_search_import_by_detection() {
+    use serde_json::json;
+    let input = tempfile::tempdir().unwrap();
+    // Named-field rows (bq --format=json, one per line): a message sent by
+    // Taro, its SMTP-out stage to a customer and its mailbox stage for his boss.
+    let mid = "<gmail-cli-1@mail.gmail.com>";
+    let source = json!({"address": "taro.yamada@example.co.jp", "service": "gmail-ui",
+        "from_header_address": "taro.yamada@example.co.jp", "from_header_displayname": "山田 太郎"});
+    let row = |usec: &str, met: &str, dests: serde_json::Value, extra: serde_json::Value| {
+        let mut mi = json!({"rfc2822_message_id": mid, "subject": "【社外秘】見積書",
+            "payload_size": "48213", "source": source, "destination": dests});
+        for (k, v) in extra.as_object().unwrap() {
+            mi[k] = v.clone();
+        }
+        json!({"record_type": "gmail",
+            "event_info": {"timestamp_usec": usec, "success": "true", "mail_event_type": met},
+            "message_info": mi})
+        .to_string()
+    };
+    let ndjson = [
+        row(
+            "1762732801250000",
+            "1",
+            json!([{"address": "hanako.sato@tokyo-shoji.co.jp", "service": "smtp-outbound"},
+                   {"address": "boss@example.co.jp", "service": "gmail-ui"}]),
+            json!({"connection_info": {"client_ip": "192.0.2.55", "spf_pass": null},
+                   "attachment": [{"file_name": "見積書.xlsx"}], "num_message_attachments": "1"}),
+        ),
+        row(
+            "1762732803500000",
+            "0",
+            json!([{"address": "hanako.sato@tokyo-shoji.co.jp", "service": "smtp-outbound",
+                    "rcpt_response": "250"}]),
+            json!({"connection_info": {"smtp_out_remote_host": "mx.tokyo-shoji.co.jp",
+                   "smtp_out_connect_ip": "203.0.113.25"}}),
+        ),
+        row(
+            "1762732802000000",
+            "2",
+            json!([{"address": "boss@example.co.jp", "service": "gmail-ui"}]),
+            json!({}),
+        ),
+    ]
+    .join("\n");
+    std::fs::write(input.path().join("gmail_rows.json"), ndjson + "\n").unwrap();
+    // A positional tabledata page of a custom table, its schema beside it.
+    let schema = json!({"kind": "bigquery#table", "schema": {"fields": [
+        {"name": "event_info", "type": "RECORD", "fields": [
+            {"name": "timestamp_usec", "type": "INTEGER"},
+            {"name": "mail_event_type", "type": "INTEGER"}]},
+        {"name": "message_info", "type": "RECORD", "fields": [
+            {"name": "rfc2822_message_id", "type": "STRING"},
+            {"name": "subject", "type": "STRING"},
+            {"name": "source", "type": "RECORD", "fields": [
+                {"name": "address", "type": "STRING"}, {"name": "service", "type": "STRING"}]},
+            {"name": "destination", "type": "RECORD", "mode": "REPEATED", "fields": [
+                {"name": "address", "type": "STRING"}, {"name": "service", "type": "STRING"},
+                {"name": "rcpt_response", "type": "INTEGER"}]}]}]}});
+    std::fs::write(input.path().join("day.schema.json"), schema.to_string()).unwrap();
+    let page = json!({"kind": "bigquery#tableDataList", "totalRows": "1", "rows": [{"f": [
+        {"v": {"f": [{"v": "1762736400000000"}, {"v": "0"}]}},
+        {"v": {"f": [{"v": "<gmail-cli-2@example.co.jp>"}, {"v": "納品のご案内"},
+            {"v": {"f": [{"v": "jiro.suzuki@example.co.jp"}, {"v": "gmail-ui"}]}},
+            {"v": [{"v": {"f": [{"v": "nobody@gone.example"}, {"v": "smtp-outbound"},
+                {"v": "550"}]}}]}]}}]}]});
+    std::fs::write(input.path().join("day.json"), page.to_string()).unwrap();
+    // An Email Log Search export: an inbound message, SMTP-in then the inbox.
+    std::fs::write(
+        input.path().join("els.csv"),
+        "\u{feff}Message ID,Start date,End date,Sender,Message size,Subject,Direction,Attachments,Recipient address,Event target\r\n\
+         <gmail-cli-3@partner.example>,2025/11/10 09:05:00 GMT+9,2025/11/10 09:05:00 GMT+9,sato@partner.example,7631,打ち合わせ,Received,0,kato@example.co.jp,SMTP_IN\r\n\
+         <gmail-cli-3@partner.example>,2025/11/10 09:05:00 GMT+9,2025/11/10 09:05:01 GMT+9,sato@partner.example,7631,打ち合わせ,Received,0,kato@example.co.jp,GMAIL_INBOX\r\n",
+    )
+    .unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let out = stdout(&run(
+        data.path(),
+        &["import", "--quiet", input.path().to_str().unwrap()],
+    ));
+    assert!(out.contains("imported 4 file(s)"), "{out}");
+    assert!(out.contains("rejected input: none"), "{out}");
+
+    let found = stdout(&run(data.path(), &["search", "--format", "json", "社外秘"]));
+    let lines: Vec<&str> = found.lines().collect();
+    assert_eq!(lines.len(), 1, "{found}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["message_id"], "gmail-cli-1@mail.gmail.com");
+    assert_eq!(v["from"], "taro.yamada@example.co.jp");
+    assert_eq!(v["from_name"], "山田 太郎");
+    assert_eq!(v["direction"], "outbound");
+    assert_eq!(v["systems"][0], "gmail");
+    assert_eq!(v["client_ip"], "192.0.2.55");
+    assert_eq!(v["attachments"][0]["filename"], "見積書.xlsx");
+    let mut envelope: Vec<&str> = v["envelope_recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    envelope.sort();
+    assert_eq!(
+        envelope,
+        ["boss@example.co.jp", "hanako.sato@tokyo-shoji.co.jp"],
+        "Gmail logs carry no To/Cc"
+    );
+    let deliveries: Vec<(String, String)> = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["status"].as_str().unwrap().to_string(),
+                d["recipient"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("received", ""),
+        ("delivered", "hanako.sato@tokyo-shoji.co.jp"),
+        ("delivered", "boss@example.co.jp"),
+    ];
+    assert_eq!(deliveries.len(), want.len(), "{deliveries:?}");
+    for (s, r) in want {
+        assert!(
+            deliveries.contains(&(s.to_string(), r.to_string())),
+            "{s} {r} in {deliveries:?}"
+        );
+    }
+
+    let bounced = stdout(&run(data.path(), &["search", "--format", "json", "納品"]));
+    let v: serde_json::Value = serde_json::from_str(bounced.trim()).unwrap();
+    assert_eq!(v["message_id"], "gmail-cli-2@example.co.jp");
+    assert_eq!(v["deliveries"][0]["status"], "bounced");
+
+    let inbound = stdout(&run(
+        data.path(),
+        &["search", "--format", "json", "打ち合わせ"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(inbound.trim()).unwrap();
+    assert_eq!(v["direction"], "inbound");
+    assert_eq!(v["from"], "sato@partner.example");
+    assert_eq!(v["deliveries"].as_array().unwrap().len(), 2);
+
+    let stats = stdout(&run(data.path(), &["stats", "--format", "json"]));
+    let s: serde_json::Value = serde_json::from_str(stats.trim()).unwrap();
+    assert_eq!(s["messages"], 3, "{s}");
+    assert_eq!(s["deliveries"]["received"], 2, "{s}");
+    assert_eq!(s["deliveries"]["delivered"], 3, "{s}");
+    assert_eq!(s["deliveries"]["bounced"], 1, "{s}");
+
+    // Importing the same files again adds nothing.
+    let again = stdout(&run(
+        data.path(),
+        &["import", "--quiet", input.path().to_str().unwrap()],
+    ));
+    assert!(again.contains("0 new message(s)"), "{again}");
+    assert!(again.contains("new deliveries: none"), "{again}");
+}
+
+#[test]
+fn microsoft_365_trace_and_audit_exports_import_as_one_message_with_bcc() {
+    // A Get-MessageTrace Export-Csv (Windows PowerShell 5.1: BOM, #TYPE, en-US dates),
+    // the audit records of the same email (Send, DLP match naming To/CC/BCC, an
+    // access event), and another trace as ConvertTo-Json written in UTF-16.
+    let input = tempfile::tempdir().unwrap();
+    let mid = "<TYCPR01MB0009@TYCPR01MB0009.jpnprd01.prod.outlook.com>";
+    let mut csv = String::from("\u{feff}#TYPE Deserialized.Microsoft.Exchange.Management.FfoReporting.MessageTrace\r\n\"Organization\",\"MessageId\",\"Received\",\"SenderAddress\",\"RecipientAddress\",\"Subject\",\"Status\",\"ToIP\",\"FromIP\",\"Size\",\"MessageTraceId\"\r\n");
+    for (rcpt, status, to_ip) in [
+        ("hanako.sato@tokyo-shoji.co.jp", "Delivered", "203.0.113.25"),
+        ("jiro.suzuki@example.co.jp", "Delivered", ""),
+        ("private.box@freemail.example", "Delivered", "198.51.100.50"),
+    ] {
+        csv.push_str(&format!(
+            "\"example.onmicrosoft.com\",\"{mid}\",\"11/10/2025 9:05:03 AM\",\"taro.yamada@example.co.jp\",\"{rcpt}\",\"【社外秘】顧客リスト, 最新\",\"{status}\",\"{to_ip}\",\"192.0.2.55\",\"48213\",\"0a0b0c0d-1111-4222-8333-08de20aa0009\"\r\n"
+        ));
+    }
+    std::fs::write(input.path().join("trace.csv"), csv).unwrap();
+    let audit = serde_json::json!([
+        {"CreationTime": "2025-11-10T09:05:02", "Id": "b0000000-0000-4000-8000-000000000001",
+         "Operation": "Send", "RecordType": 2, "Workload": "Exchange", "UserId": "taro.yamada@example.co.jp",
+         "MailboxOwnerUPN": "taro.yamada@example.co.jp", "LogonType": 0, "ClientIPAddress": "192.0.2.55",
+         "Item": {"InternetMessageId": mid, "Subject": "【社外秘】顧客リスト, 最新", "SizeInBytes": 48213,
+                  "Attachments": "顧客リスト (2025).xlsx (40960b)"}},
+        {"CreationTime": "2025-11-10T09:05:04", "Id": "b0000000-0000-4000-8000-000000000002",
+         "Operation": "DlpRuleMatch", "RecordType": 13, "Workload": "Exchange", "UserId": "DlpAgent",
+         "ExchangeMetaData": {"From": "taro.yamada@example.co.jp", "MessageID": mid,
+            "To": ["hanako.sato@tokyo-shoji.co.jp"], "CC": ["jiro.suzuki@example.co.jp"],
+            "BCC": ["private.box@freemail.example"], "Sent": "2025-11-10T09:05:01",
+            "Subject": "【社外秘】顧客リスト, 最新", "FileSize": 48213.0}},
+        {"CreationTime": "2025-11-10T10:00:00", "Id": "b0000000-0000-4000-8000-000000000003",
+         "Operation": "MailItemsAccessed", "RecordType": "50", "Workload": "Exchange",
+         "UserId": "taro.yamada@example.co.jp",
+         "Folders": [{"Path": "\\Sent Items", "FolderItems": [{"InternetMessageId": mid}]}]}
+    ]);
+    std::fs::write(
+        input.path().join("audit.json"),
+        serde_json::to_string_pretty(&audit).unwrap(),
+    )
+    .unwrap();
+    let ps51 = "[\r\n    {\r\n        \"MessageId\":  \"\\u003cps51@partner.example\\u003e\",\r\n        \"Received\":  \"\\/Date(1762765503000)\\/\",\r\n        \"SenderAddress\":  \"sato@partner.example\",\r\n        \"RecipientAddress\":  \"kato@example.co.jp\",\r\n        \"Subject\":  \"Order\",\r\n        \"Status\":  \"FilteredAsSpam\",\r\n        \"ToIP\":  null,\r\n        \"FromIP\":  \"2001:db8::25\",\r\n        \"Size\":  9000,\r\n        \"MessageTraceId\":  \"0a0b0c0d-1111-4222-8333-08de20aa0010\"\r\n    }\r\n]\r\n";
+    let mut utf16 = vec![0xFF, 0xFE];
+    for u in ps51.encode_utf16() {
+        utf16.extend_from_slice(&u.to_le_bytes());
+    }
+    std::fs::write(input.path().join("trace-ps51.json"), utf16).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let out = run(
+        data.path(),
+        &["import", "--quiet", input.path().to_str().unwrap()],
+    );
+    let text = stdout(&out);
+    assert!(text.contains("imported 3 file(s)"), "{text}");
+    assert!(text.contains("rejected input: none"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MailItemsAccessed 1"), "{err}");
+
+    let found = stdout(&run(
+        data.path(),
+        &[
+            "search",
+            "--format",
+            "json",
+            "bcc:private.box@freemail.example",
+        ],
+    ));
+    let lines: Vec<&str> = found.lines().collect();
+    assert_eq!(lines.len(), 1, "{found}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(
+        v["message_id"],
+        "TYCPR01MB0009@TYCPR01MB0009.jpnprd01.prod.outlook.com"
+    );
+    assert_eq!(v["from"], "taro.yamada@example.co.jp");
+    assert_eq!(
+        v["to"],
+        serde_json::json!(["hanako.sato@tokyo-shoji.co.jp"])
+    );
+    assert_eq!(v["cc"], serde_json::json!(["jiro.suzuki@example.co.jp"]));
+    assert_eq!(
+        v["bcc"],
+        serde_json::json!(["private.box@freemail.example"])
+    );
+    assert_eq!(v["direction"], "outbound");
+    assert_eq!(v["client_ip"], "192.0.2.55");
+    assert_eq!(v["attachments"][0]["filename"], "顧客リスト (2025).xlsx");
+    let mut systems: Vec<String> = v["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    systems.sort();
+    assert_eq!(systems, ["m365", "m365-audit"]);
+    let mut deliveries: Vec<(String, String, String)> = v["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["system"].as_str().unwrap().to_string(),
+                d["status"].as_str().unwrap().to_string(),
+                d["recipient"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    deliveries.sort();
+    assert_eq!(
+        deliveries,
+        [
+            (
+                "m365".into(),
+                "delivered".into(),
+                "hanako.sato@tokyo-shoji.co.jp".into()
+            ),
+            (
+                "m365".into(),
+                "delivered".into(),
+                "jiro.suzuki@example.co.jp".into()
+            ),
+            (
+                "m365".into(),
+                "delivered".into(),
+                "private.box@freemail.example".into()
+            ),
+            ("m365".into(), "received".into(), String::new()),
+            ("m365-audit".into(), "received".into(), String::new()),
+        ]
+    );
+    assert_eq!(
+        stdout(&run(
+            data.path(),
+            &["search", "--count", "filename:顧客リスト"]
+        ))
+        .trim(),
+        "1"
+    );
+
+    // The UTF-16 ConvertTo-Json export was detected and read.
+    let spam = stdout(&run(
+        data.path(),
+        &["search", "--format", "json", "status:quarantined"],
+    ));
+    let lines: Vec<&str> = spam.lines().collect();
+    assert_eq!(lines.len(), 1, "{spam}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["message_id"], "ps51@partner.example");
+    assert_eq!(v["direction"], "inbound");
+
+    // Importing again adds nothing.
+    let again = stdout(&run(
+        data.path(),
+        &["import", "--quiet", input.path().to_str().unwrap()],
+    ));
+    assert!(again.contains("0 new message(s)"), "{again}");
+    assert!(again.contains("new deliveries: none"), "{again}");
+}

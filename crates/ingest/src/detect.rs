@@ -31,6 +31,23 @@ pub fn detect(head: &[u8]) -> Option<Format> {
     if crate::msgtrk::looks_like_msgtrk(head) {
         return Some(Format::ExchangeMsgtrk);
     }
+    // Gmail JSON must name event_info and message_info (or be a Reports API
+    // gmail response, or positional rows holding `gmail`); the Email Log
+    // Search CSV needs its header (see crate::gmail).
+    if crate::gmail::looks_like_gmail_json(head) {
+        return Some(Format::GmailJson);
+    }
+    if crate::gmail::looks_like_email_log_search(head) {
+        return Some(Format::GmailLogSearch);
+    }
+    // Microsoft 365 exports: a CSV header or the first JSON object's keys
+    // must carry the documented names (see crate::m365, crate::o365audit).
+    if crate::m365::looks_like_trace(head) {
+        return Some(Format::M365Trace);
+    }
+    if crate::o365audit::looks_like_audit(head) {
+        return Some(Format::O365Audit);
+    }
     if first.starts_with(b"From ") {
         return Some(Format::Mbox);
     }

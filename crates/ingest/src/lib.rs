@@ -9,6 +9,8 @@
 //! Exchange message tracking logs go through [`msgtrk`], which correlates
 //! by network-message-id and Message-ID and emits a message once its events
 //! have stopped for a while.
+//! Microsoft 365 exports go through [`m365`] (message traces, folded per
+//! message) and [`o365audit`] (audit records that are message facts).
 //!
 //! Nothing here panics on input: malformed input becomes a [`Reject`] with
 //! the file and line (or byte offset), which the caller counts, reports and
@@ -21,12 +23,15 @@ use mailtrail_model::{MessageRecord, Reject};
 
 pub mod detect;
 pub mod exim;
+pub mod gmail;
 pub mod journal;
 pub mod lines;
+pub mod m365;
 pub mod maildir;
 pub mod mbox;
 pub mod mime;
 pub mod msgtrk;
+pub mod o365audit;
 pub mod postfix;
 pub mod sendmail;
 pub mod syslog;
@@ -98,6 +103,18 @@ pub enum Format {
     Maildir,
     /// Exchange Server message tracking log (`MSGTRK*.LOG`).
     ExchangeMsgtrk,
+    /// Google Workspace Gmail logs as JSON: BigQuery rows (named-field or
+    /// positional `tabledata`), Reports API activities, schema documents.
+    GmailJson,
+    /// Google Workspace Email Log Search CSV export.
+    GmailLogSearch,
+    /// Microsoft 365 / Exchange Online message trace exports: Get-MessageTrace(V2)
+    /// and Get-MessageTraceDetail as CSV or JSON, Graph messageTraces responses,
+    /// historical search enhanced summary and extended reports.
+    M365Trace,
+    /// Office 365 Management Activity API audit records (Exchange workload) as
+    /// JSON / NDJSON, or the audit log search CSV export.
+    O365Audit,
 }
 
 impl Format {
@@ -112,6 +129,16 @@ impl Format {
         ("maildir", Format::Maildir),
         ("msgtrk", Format::ExchangeMsgtrk),
         ("exchange", Format::ExchangeMsgtrk),
+        ("gmail", Format::GmailJson),
+        ("gmail-bigquery", Format::GmailJson),
+        ("gmail-reports", Format::GmailJson),
+        ("gmail-els", Format::GmailLogSearch),
+        ("email-log-search", Format::GmailLogSearch),
+        ("m365-trace", Format::M365Trace),
+        ("m365", Format::M365Trace),
+        ("message-trace", Format::M365Trace),
+        ("o365-audit", Format::O365Audit),
+        ("m365-audit", Format::O365Audit),
     ];
 
     pub fn parse(name: &str) -> Option<Format> {
@@ -129,6 +156,10 @@ impl Format {
             Format::Mbox => "mbox",
             Format::Maildir => "maildir",
             Format::ExchangeMsgtrk => "msgtrk",
+            Format::GmailJson => "gmail",
+            Format::GmailLogSearch => "gmail-els",
+            Format::M365Trace => "m365-trace",
+            Format::O365Audit => "o365-audit",
         }
     }
 }
