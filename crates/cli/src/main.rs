@@ -73,8 +73,10 @@ enum Command {
     /// Import mail logs and mailboxes (format detected from content)
     #[command(
         long_about = "Import mail logs and mailboxes. Each PATH may be a file (Postfix, \
-Sendmail or Exim syslog file, Exim main log, .eml, mbox) or a folder (a Maildir, or a folder whose \
-files are imported one by one). Importing the same input again adds nothing; the same email seen \
+Sendmail or Exim syslog file, Exim main log, Exchange message tracking log MSGTRK*.LOG, Microsoft \
+365 message trace export (CSV or JSON, Graph messageTraces), Microsoft 365 audit records (JSON or \
+audit log search CSV), Gmail logs from BigQuery (JSON rows or tabledata), Gmail Email Log Search \
+CSV, .eml, mbox) or a folder (a Maildir, or a folder whose files are imported one by one). Importing the same input again adds nothing; the same email seen \
 in a log and in a mailbox becomes one message. Malformed input never stops the import: it is \
 counted, reported with its file and line, and kept in the quarantine (see `mailtrail quarantine`)."
     )]
