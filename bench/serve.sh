@@ -75,6 +75,10 @@ loadgen() {
 start_server() {
     local name=$1 i; shift
     local out=$W/$name-server
+    # Created here, not by the background job's redirection, which may come
+    # after the first look below.
+    : >"$out.stdout"
+    : >"$out.stderr"
     "$MAILTRAIL" --data-dir "$W/$name-data" --timezone "$TZ_NAME" --org-domain "$ORG" \
         serve "$@" --http 127.0.0.1:0 >"$out.stdout" 2>"$out.stderr" &
     SERVER_PID=$!
