@@ -30,6 +30,7 @@ use mailtrail_model::{
 use serde::Serialize;
 
 pub mod blob;
+pub mod console;
 pub mod query;
 pub mod sqlite;
 pub mod tokenize;

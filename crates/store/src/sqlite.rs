@@ -30,6 +30,10 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::blob::BlobStore;
+use crate::console::{
+    chain_hash, AuditEntry, AuditFilter, ChainBreak, ConsoleStore, NewAuditEntry, Role, Session,
+    User,
+};
 use crate::query::{Expr, Term, TextField};
 use crate::{
     add_count, tokenize, BatchOutcome, Page, QuarantineEntry, Stats, Store, StoreError,
@@ -132,6 +136,36 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    "#,
+    // 2: the web console's accounts, sessions and audit log
+    r#"
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        ip TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_user ON sessions(user);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        ip TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        chain TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_time ON audit_log(time);
     "#,
 ];
 
@@ -1352,4 +1386,224 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+impl ConsoleStore for SqliteStore {
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT name, password_hash, role, disabled, created FROM users WHERE name = ?1",
+            )?
+            .query_row([name], user_row)
+            .optional()?)
+    }
+
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, password_hash, role, disabled, created FROM users ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], user_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO users (name, password_hash, role, disabled, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash,
+                     role = excluded.role, disabled = excluded.disabled",
+            )?
+            .execute(params![
+                user.name,
+                user.password_hash,
+                user.role.as_str(),
+                i64::from(user.disabled),
+                micros(user.created)
+            ])?;
+        Ok(())
+    }
+
+    fn create_session(&mut self, session: &Session) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sessions (token_hash, user, csrf, created, expires, ip)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                session.token_hash,
+                session.user,
+                session.csrf,
+                micros(session.created),
+                micros(session.expires),
+                session.ip
+            ])?;
+        Ok(())
+    }
+
+    fn session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT token_hash, user, csrf, created, expires, ip FROM sessions
+                 WHERE token_hash = ?1 AND expires > ?2",
+            )?
+            .query_row(params![token_hash, micros(now)], |r| {
+                Ok(Session {
+                    token_hash: r.get(0)?,
+                    user: r.get(1)?,
+                    csrf: r.get(2)?,
+                    created: from_micros(r.get(3)?),
+                    expires: from_micros(r.get(4)?),
+                    ip: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn delete_session(&mut self, token_hash: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+            .execute([token_hash])?;
+        Ok(())
+    }
+
+    fn delete_sessions(
+        &mut self,
+        expired_at: DateTime<Utc>,
+        of_user: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM sessions WHERE expires <= ?1 OR user = ?2")?
+            .execute(params![micros(expired_at), of_user])?;
+        Ok(n as u64)
+    }
+
+    fn audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let (last_id, previous): (i64, String) = tx
+            .prepare_cached("SELECT id, chain FROM audit_log ORDER BY id DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, String::new()));
+        let id = last_id + 1;
+        let chain = chain_hash(&previous, id, entry);
+        tx.prepare_cached(
+            "INSERT INTO audit_log (id, time, user, ip, action, target, detail, chain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            id,
+            micros(entry.time),
+            entry.user,
+            entry.ip,
+            entry.action,
+            entry.target,
+            entry.detail,
+            chain
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit_log(&self, filter: &AuditFilter, page: Page) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut sql = String::from(
+            "SELECT id, time, user, ip, action, target, detail FROM audit_log WHERE 1 = 1",
+        );
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(user) = &filter.user {
+            values.push(Value::Text(user.clone()));
+            sql.push_str(&format!(" AND user = ?{}", values.len()));
+        }
+        if let Some(action) = &filter.action {
+            values.push(Value::Text(action.clone()));
+            sql.push_str(&format!(" AND action = ?{}", values.len()));
+        }
+        if let Some(text) = &filter.text {
+            values.push(Value::Text(text.clone()));
+            let n = values.len();
+            sql.push_str(&format!(
+                " AND (instr(coalesce(target, ''), ?{n}) > 0 OR instr(coalesce(detail, ''), ?{n}) > 0)"
+            ));
+        }
+        if let Some(after) = filter.after {
+            values.push(Value::Integer(micros(after)));
+            sql.push_str(&format!(" AND time >= ?{}", values.len()));
+        }
+        if let Some(before) = filter.before {
+            values.push(Value::Integer(micros(before)));
+            sql.push_str(&format!(" AND time < ?{}", values.len()));
+        }
+        values.push(Value::Integer(i64::from(page.limit)));
+        values.push(Value::Integer(
+            i64::try_from(page.offset).unwrap_or(i64::MAX),
+        ));
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT ?{} OFFSET ?{}",
+            values.len() - 1,
+            values.len()
+        ));
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                time: from_micros(r.get(1)?),
+                user: r.get(2)?,
+                ip: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn verify_audit_chain(&self) -> Result<Option<ChainBreak>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, time, user, ip, action, target, detail, chain FROM audit_log ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut previous = String::new();
+        let mut expected_id = 1;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            if id != expected_id {
+                return Ok(Some(ChainBreak {
+                    id,
+                    reason: format!("entry {expected_id} is missing"),
+                }));
+            }
+            let entry = NewAuditEntry {
+                time: from_micros(r.get(1)?),
+                user: r.get(2)?,
+                ip: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                detail: r.get(6)?,
+            };
+            let stored: String = r.get(7)?;
+            if chain_hash(&previous, id, &entry) != stored {
+                return Ok(Some(ChainBreak {
+                    id,
+                    reason: "the entry was changed after it was written".into(),
+                }));
+            }
+            previous = stored;
+            expected_id += 1;
+        }
+        Ok(None)
+    }
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    Ok(User {
+        name: r.get(0)?,
+        password_hash: r.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        disabled: r.get::<_, i64>(3)? != 0,
+        created: from_micros(r.get(4)?),
+    })
 }

@@ -1,0 +1,121 @@
+//! Accounts, sessions and the audit log of the embedded store.
+
+use chrono::{Duration, TimeZone, Utc};
+use mailtrail_store::console::{AuditFilter, ConsoleStore, NewAuditEntry, Role, Session, User};
+use mailtrail_store::sqlite::SqliteOptions;
+use mailtrail_store::{Page, SqliteStore};
+
+fn open(dir: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(dir, SqliteOptions::default()).unwrap()
+}
+
+fn entry(n: u32, action: &str) -> NewAuditEntry {
+    NewAuditEntry {
+        time: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, n).unwrap(),
+        user: if n.is_multiple_of(2) { "sato" } else { "tanaka" }.into(),
+        ip: Some("10.1.2.3".into()),
+        action: action.into(),
+        target: Some(format!("message {n}")),
+        detail: (action == "search").then(|| "社外秘 from:taro@example.co.jp".into()),
+    }
+}
+
+#[test]
+fn accounts_are_created_and_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    assert!(store.user("sato").unwrap().is_none());
+    let mut user = User {
+        name: "sato".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: Role::Viewer,
+        disabled: false,
+        created: Utc::now(),
+    };
+    store.put_user(&user).unwrap();
+    user.role = Role::Administrator;
+    user.disabled = true;
+    store.put_user(&user).unwrap();
+    let stored = store.user("sato").unwrap().unwrap();
+    assert_eq!(stored.role, Role::Administrator);
+    assert!(stored.disabled);
+    assert_eq!(store.users().unwrap().len(), 1);
+}
+
+#[test]
+fn sessions_expire_and_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let now = Utc::now();
+    let session = |token: &str, user: &str, hours: i64| Session {
+        token_hash: token.into(),
+        user: user.into(),
+        csrf: format!("csrf-{token}"),
+        created: now,
+        expires: now + Duration::hours(hours),
+        ip: None,
+    };
+    store.create_session(&session("a", "sato", 8)).unwrap();
+    store.create_session(&session("b", "sato", 8)).unwrap();
+    store.create_session(&session("c", "tanaka", 8)).unwrap();
+    store.create_session(&session("old", "tanaka", -1)).unwrap();
+    assert_eq!(store.session("a", now).unwrap().unwrap().csrf, "csrf-a");
+    assert!(store.session("old", now).unwrap().is_none(), "expired");
+    assert!(store
+        .session("a", now + Duration::hours(9))
+        .unwrap()
+        .is_none());
+    store.delete_session("c").unwrap();
+    assert!(store.session("c", now).unwrap().is_none());
+    // Expired ones and every session of one user.
+    assert_eq!(store.delete_sessions(now, Some("sato")).unwrap(), 3);
+    assert!(store.session("b", now).unwrap().is_none());
+}
+
+#[test]
+fn the_audit_log_lists_filters_and_proves_it_was_not_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    for n in 1..=6 {
+        let action = ["search", "view", "download-raw"][n as usize % 3];
+        store.audit(&entry(n, action)).unwrap();
+    }
+    let all = store
+        .audit_log(&AuditFilter::default(), Page::default())
+        .unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[0].id, 6, "newest first");
+    let by_sato = AuditFilter {
+        user: Some("sato".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.audit_log(&by_sato, Page::default()).unwrap().len(), 3);
+    let by_text = AuditFilter {
+        text: Some("社外秘".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.audit_log(&by_text, Page::default()).unwrap().len(), 2);
+    assert_eq!(store.verify_audit_chain().unwrap(), None);
+    drop(store);
+
+    // Someone edits an entry with another tool: the chain says which.
+    let db = rusqlite::Connection::open(dir.path().join("mailtrail.db")).unwrap();
+    db.execute("UPDATE audit_log SET user = 'nobody' WHERE id = 3", [])
+        .unwrap();
+    drop(db);
+    let store = open(dir.path());
+    let broken = store.verify_audit_chain().unwrap().unwrap();
+    assert_eq!(broken.id, 3, "{broken:?}");
+    drop(store);
+
+    // Or removes one: the gap is found.
+    let db = rusqlite::Connection::open(dir.path().join("mailtrail.db")).unwrap();
+    db.execute("UPDATE audit_log SET user = 'tanaka' WHERE id = 3", [])
+        .unwrap();
+    db.execute("DELETE FROM audit_log WHERE id = 4", [])
+        .unwrap();
+    drop(db);
+    let store = open(dir.path());
+    let broken = store.verify_audit_chain().unwrap().unwrap();
+    assert_eq!(broken.id, 5, "{broken:?}");
+}
