@@ -23,10 +23,17 @@
 //! tcp = "0.0.0.0:601"
 //! [follow]                     # mailtrail_server::FollowSection
 //! paths = ["/var/log/mail.log"]
+//! [m365]                       # mailtrail_server::M365Config (Graph message traces, audit feed)
+//! tenant_id = "0e1dddce-0000-4000-8000-000000000001"
+//! client_id = "5f0c9a4e-0000-4000-8000-000000000002"
+//! client_secret_file = "m365-client-secret"
+//! [gmail]                      # mailtrail_server::GmailConfig (Reports API)
+//! service_account_key_file = "gmail-service-account.json"
+//! delegated_admin = "admin@example.co.jp"
 //! ```
 //!
-//! Paths in the file (data directory, certificates, followed logs) are
-//! relative to the file itself.
+//! Paths in the file (data directory, certificates, followed logs, secret
+//! and key files) are relative to the file itself.
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +61,10 @@ pub struct FileConfig {
     pub syslog: Option<mailtrail_server::SyslogConfig>,
     /// `mailtrail serve`: log files to follow.
     pub follow: Option<mailtrail_server::FollowSection>,
+    /// `mailtrail serve`: Microsoft 365 pollers (enabled by the section).
+    pub m365: Option<mailtrail_server::M365Config>,
+    /// `mailtrail serve`: the Gmail poller (enabled by the section).
+    pub gmail: Option<mailtrail_server::GmailConfig>,
 }
 
 /// Settings after file, environment and flags are combined.
@@ -82,6 +93,8 @@ pub struct ServeSections {
     pub smtp: Option<mailtrail_server::SmtpConfig>,
     pub syslog: Option<mailtrail_server::SyslogConfig>,
     pub follow: Vec<PathBuf>,
+    pub m365: Option<mailtrail_server::M365Config>,
+    pub gmail: Option<mailtrail_server::GmailConfig>,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -129,6 +142,8 @@ impl Config {
                 .follow
                 .map(|f| f.paths.into_iter().map(resolve).collect())
                 .unwrap_or_default(),
+            m365: file.m365,
+            gmail: file.gmail,
         };
         let resolve_tls = |t: &mut mailtrail_server::TlsFiles| {
             t.cert = resolve(std::mem::take(&mut t.cert));
@@ -139,6 +154,15 @@ impl Config {
         }
         if let Some(tls) = serve.syslog.as_mut().and_then(|s| s.tls_files.as_mut()) {
             resolve_tls(tls);
+        }
+        if let Some(m365) = serve.m365.as_mut() {
+            m365.client_secret_file = m365.client_secret_file.take().map(resolve);
+            m365.ca_file = m365.ca_file.take().map(resolve);
+        }
+        if let Some(gmail) = serve.gmail.as_mut() {
+            gmail.service_account_key_file =
+                resolve(std::mem::take(&mut gmail.service_account_key_file));
+            gmail.ca_file = gmail.ca_file.take().map(resolve);
         }
         let journal_given = if overrides.journal_addresses.is_empty() {
             file.journal_addresses.unwrap_or_default()
@@ -307,6 +331,43 @@ mod tests {
         assert!(syslog.udp.is_some() && syslog.tcp.is_some() && syslog.tls_files.is_some());
         assert_eq!(file.follow.unwrap().paths.len(), 1);
         assert_eq!(file.journal_addresses.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn poller_sections_resolve_their_files_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "[m365]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\n\
+             client_secret_file = \"secret\"\nfeeds = [\"message_traces\"]\n\
+             overlap_minutes = 45\nca_file = \"/etc/ssl/proxy-ca.pem\"\n\
+             [gmail]\nservice_account_key_file = \"sa.json\"\ndelegated_admin = \"admin@example.co.jp\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&Overrides {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let m365 = c.serve.m365.unwrap();
+        assert_eq!(m365.client_secret_file, Some(dir.path().join("secret")));
+        assert_eq!(m365.ca_file, Some(PathBuf::from("/etc/ssl/proxy-ca.pem")));
+        assert_eq!(
+            m365.feeds,
+            vec![mailtrail_server::poll::M365Feed::MessageTraces]
+        );
+        assert_eq!(m365.overlap, std::time::Duration::from_secs(45 * 60));
+        assert_eq!(m365.graph_url, "https://graph.microsoft.com/beta");
+        let gmail = c.serve.gmail.unwrap();
+        assert_eq!(gmail.service_account_key_file, dir.path().join("sa.json"));
+        std::fs::write(&path, "[m365]\ntenant = \"x\"\n").unwrap();
+        let err = Config::load(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("tenant"), "{err:#}");
     }
 
     #[test]

@@ -118,6 +118,9 @@ standard input (the first line) and prints an argon2id hash to put into mailtrai
 Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     )]
     HashPassword,
+    /// Console accounts: add or update one (password from standard input), list them
+    #[command(subcommand)]
+    User(UserCommand),
     /// Generate a small company's mail, import it, and show example searches
     Demo(DemoArgs),
     /// Generate synthetic Postfix logs and Maildirs (for tests and benchmarks)
@@ -207,6 +210,23 @@ struct TraceArgs {
     /// table for people, json (one object with the trail) for tools
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a console account, or set a new password and role for one.
+    /// The password is read from standard input (its first line), e.g.
+    /// `printf '%s' "$PASSWORD" | mailtrail user add sato --role viewer`.
+    /// Changing an account ends its sessions.
+    Add {
+        /// User name (one word)
+        name: String,
+        /// administrator (everything) or viewer (metadata search only: no content, no downloads)
+        #[arg(long, default_value = "administrator")]
+        role: String,
+    },
+    /// List the console accounts
+    List,
 }
 
 #[derive(Args)]
@@ -357,6 +377,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(&config, &args).map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => demo::generate_cmd(&config, &args).map(|()| ExitCode::SUCCESS),
         Command::HashPassword => cmd_hash_password(),
+        Command::User(cmd) => cmd_user(&config, cmd),
     }
 }
 
@@ -754,7 +775,8 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             follow.push(path.clone());
         }
     }
-    if smtp.is_none() && !syslog.enabled() && follow.is_empty() {
+    let pollers = sections.m365.is_some() || sections.gmail.is_some();
+    if smtp.is_none() && !syslog.enabled() && follow.is_empty() && !pollers {
         smtp = Some(mailtrail_server::SmtpConfig::default());
     }
     if let Some(smtp) = smtp.as_mut() {
@@ -789,11 +811,31 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         bail!("--tls-cert/--tls-key were given but neither SMTP (--smtp) nor syslog TLS (--syslog-tls) is on");
     }
     let timezone = effective_timezone(config, &store)?;
+    let http = args.http.or(sections.http.as_ref().map(|h| h.listen));
+    // The web console is served wherever /healthz and /metrics are.
+    let console = match http {
+        Some(_) => Some(
+            mailtrail_web::router(mailtrail_web::WebOptions {
+                data_dir: config.data_dir.clone(),
+                org_domains: config.org_domains.clone(),
+                timezone,
+                secure_cookies: sections.http.as_ref().is_some_and(|h| h.secure_cookies),
+                session_length: std::time::Duration::from_secs(
+                    3600 * sections.http.as_ref().map_or(8, |h| h.session_hours),
+                ),
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the web console: {e}"))?,
+        ),
+        None => None,
+    };
     let options = mailtrail_server::ServeOptions {
-        http: args.http.or(sections.http.map(|h| h.listen)),
+        http,
+        console,
         smtp,
         syslog,
         follow,
+        m365: sections.m365,
+        gmail: sections.gmail,
         decode: DecodeOptions {
             timezone,
             ..DecodeOptions::default()
@@ -813,6 +855,41 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
             let _ = std::io::stdout().flush();
         },
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_user(config: &Config, cmd: UserCommand) -> Result<ExitCode> {
+    use mailtrail_store::console::{ConsoleStore, Role};
+    match cmd {
+        UserCommand::Add { name, role } => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("unknown role {role:?}: administrator or viewer"))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let existed = mailtrail_web::add_user(&config.data_dir, &name, password, role)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{} {name} ({})",
+                if existed { "updated" } else { "added" },
+                role.as_str()
+            );
+        }
+        UserCommand::List => {
+            let store = open_store(config)?;
+            for user in store.users()? {
+                println!(
+                    "{:<24} {:<14} {}{}",
+                    user.name,
+                    user.role.as_str(),
+                    output::local(user.created, effective_timezone(config, &store)?),
+                    if user.disabled { "  (disabled)" } else { "" }
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

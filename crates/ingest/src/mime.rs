@@ -313,7 +313,10 @@ fn decode_root(raw: &[u8]) -> Result<MessageRecord, MimeError> {
     let mut earliest: Option<DateTime<Utc>> = None;
     for h in root_headers {
         if let HeaderValue::Received(received) = &h.value {
-            if let Some(ip) = received.from_ip() {
+            // The bottom-most Received header names the first hop; a
+            // loopback, link-local or unspecified address there (Exchange
+            // Online's MAPI submission writes `[fe80::…]`) names no client.
+            if let Some(ip) = received.from_ip().filter(|ip| is_client_address(*ip)) {
                 record.client_ip = Some(ip.to_string());
             }
             if let Some(t) = received.date().and_then(|d| to_utc(&d)) {
@@ -593,6 +596,20 @@ fn base64_value(b: u8) -> Option<u32> {
         b'+' | b'-' => Some(62),
         b'/' | b'_' => Some(63),
         _ => None,
+    }
+}
+
+/// Whether an address can be a mail client's: not loopback, link-local or
+/// unspecified (those are the logging host itself or one of its links).
+pub fn is_client_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_link_local() || v4.is_unspecified())
+        }
+        std::net::IpAddr::V6(v6) => {
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            !(v6.is_loopback() || v6.is_unspecified() || link_local)
+        }
     }
 }
 

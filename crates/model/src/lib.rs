@@ -507,6 +507,7 @@ impl MessageRecord {
     /// never erases it); lists are unioned. A recipient seen only in an
     /// envelope is upgraded when another view places it in To/Cc/Bcc.
     pub fn merge(&mut self, other: MessageRecord) {
+        let other_arrival = other.arrival();
         for key in other.keys {
             if !self.keys.contains(&key) {
                 self.keys.push(key);
@@ -536,7 +537,17 @@ impl MessageRecord {
         fill(&mut self.body_text, other.body_text);
         fill(&mut self.raw, other.raw);
         self.auth.merge(other.auth);
-        fill(&mut self.client_ip, other.client_ip);
+        // The first hop's client is what the source that saw the message
+        // arrive first says, whichever source was stored first (each
+        // decoder knows which of its addresses is the client's).
+        let theirs_first = match (self.arrival(), other_arrival) {
+            (Some(mine), Some(theirs)) => theirs < mine,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if other.client_ip.is_some() && (self.client_ip.is_none() || theirs_first) {
+            self.client_ip = other.client_ip;
+        }
         for s in other.systems {
             if !self.systems.contains(&s) {
                 self.systems.push(s);
@@ -547,6 +558,17 @@ impl MessageRecord {
                 self.deliveries.push(d);
             }
         }
+    }
+
+    /// When the earliest system saw the message arrive. The journal
+    /// receiver's own arrivals are not counted: they are the arrival of a
+    /// copy, after the message itself.
+    pub fn arrival(&self) -> Option<DateTime<Utc>> {
+        self.deliveries
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Received && d.system != "journal")
+            .map(|d| d.time)
+            .min()
     }
 }
 
@@ -712,6 +734,47 @@ mod tests {
             org.direction(Some("x@partner.com"), ["y@other.com"]),
             Direction::Relayed
         );
+    }
+
+    #[test]
+    fn the_first_hop_is_the_earliest_arrival_whatever_the_order_of_sources() {
+        let arrival = |system: &str, secs: i64, ip: &str| Delivery {
+            time: DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap(),
+            recipient: String::new(),
+            status: DeliveryStatus::Received,
+            detail: None,
+            system: system.into(),
+            relay: None,
+            client_ip: Some(ip.into()),
+            client_host: None,
+            local_id: None,
+            original_recipient: None,
+        };
+        let cloud = MessageRecord {
+            client_ip: Some("203.0.113.50".into()),
+            deliveries: vec![arrival("m365", 0, "203.0.113.50")],
+            ..Default::default()
+        };
+        let relay = MessageRecord {
+            client_ip: Some("192.0.2.101".into()),
+            deliveries: vec![arrival("postfix@relay", 2, "192.0.2.101")],
+            ..Default::default()
+        };
+        let journal = MessageRecord {
+            client_ip: Some("198.51.100.7".into()),
+            deliveries: vec![arrival("journal", 1, "198.51.100.7")],
+            ..Default::default()
+        };
+        for order in [
+            [&relay, &cloud, &journal],
+            [&journal, &relay, &cloud],
+            [&cloud, &journal, &relay],
+        ] {
+            let mut merged = order[0].clone();
+            merged.merge(order[1].clone());
+            merged.merge(order[2].clone());
+            assert_eq!(merged.client_ip.as_deref(), Some("203.0.113.50"));
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! thread ([`writer`]) that every listener hands its records to — SQLite has
 //! one writer, and group commits are what make per-message durability
 //! affordable. It runs the SMTP journal receiver ([`smtp`]) and the syslog
-//! receiver ([`syslog`]); log followers and the HTTP endpoints (`/healthz`,
-//! `/metrics`) join them as further tasks over the same writer.
+//! receiver ([`syslog`]); log followers ([`follow`]), the cloud pollers
+//! ([`poll`]: Microsoft 365, Gmail) and the HTTP endpoints (`/healthz`,
+//! `/metrics`) join them as further tasks or threads over the same writer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +19,13 @@ use tokio::sync::{mpsc, Semaphore};
 
 pub mod follow;
 pub mod metrics;
+pub mod poll;
 pub mod smtp;
 pub mod syslog;
 pub mod tls;
 pub mod writer;
 
+pub use poll::{GmailConfig, M365Config};
 pub use smtp::SmtpConfig;
 pub use syslog::SyslogConfig;
 pub use tls::TlsFiles;
@@ -37,8 +40,20 @@ pub use writer::StoreWriter;
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. The web console,
+    /// `/healthz` and `/metrics` are served here.
     pub listen: SocketAddr,
+    /// Mark the console's cookies `Secure`: set this when administrators
+    /// reach the console over HTTPS (a TLS-terminating proxy in front).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Hours a console sign-in lasts. Default 8.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+}
+
+fn default_session_hours() -> u64 {
+    8
 }
 
 /// `[follow]` in mailtrail.toml: growing log files read as they are written.
@@ -65,11 +80,17 @@ pub struct FollowSection {
 pub struct ServeOptions {
     /// `/healthz` and `/metrics` on this address, if any.
     pub http: Option<SocketAddr>,
+    /// The web console's routes, served on `http` beside them.
+    pub console: Option<axum::Router>,
     pub smtp: Option<SmtpConfig>,
     pub syslog: SyslogConfig,
     /// Growing log files to follow (`--follow PATH`); a `*` or `?` in the
     /// file name follows every matching file (a folder of rolling logs).
     pub follow: Vec<std::path::PathBuf>,
+    /// Microsoft 365 pollers (`[m365]`), if configured.
+    pub m365: Option<M365Config>,
+    /// The Gmail poller (`[gmail]`), if configured.
+    pub gmail: Option<GmailConfig>,
     pub decode: DecodeOptions,
     /// Messages waiting for the store before receivers answer "try later".
     pub queue: usize,
@@ -96,6 +117,8 @@ pub enum ServerError {
     Smtp(#[from] smtp::SmtpConfigError),
     #[error(transparent)]
     Syslog(#[from] syslog::SyslogConfigError),
+    #[error(transparent)]
+    Poll(#[from] poll::PollError),
 }
 
 /// `Duration` as whole seconds in mailtrail.toml (`idle_timeout_secs = 300`).
@@ -123,7 +146,12 @@ where
     P: Fn(&str, &std::path::Path),
 {
     let syslog_on = options.syslog.enabled();
-    if options.smtp.is_none() && !syslog_on && options.follow.is_empty() {
+    if options.smtp.is_none()
+        && !syslog_on
+        && options.follow.is_empty()
+        && options.m365.is_none()
+        && options.gmail.is_none()
+    {
         return Err(ServerError::NothingToServe);
     }
     // Certificates and accounts are checked before anything listens: a
@@ -133,6 +161,22 @@ where
         None => None,
     };
     let syslog_tls = options.syslog.prepare()?;
+    // Pollers' secrets and keys too: a missing secret file fails the start.
+    let m365 = options.m365.as_ref().map(M365Config::prepare).transpose()?;
+    let gmail = options
+        .gmail
+        .as_ref()
+        .map(GmailConfig::prepare)
+        .transpose()?;
+    let mut poll_cursors = poll::Checkpoints::new();
+    for key in poll::checkpoint_keys(m365.as_ref(), gmail.as_ref()) {
+        let saved = store
+            .setting(&key)
+            .map_err(|e| ServerError::Checkpoint(e.to_string()))?;
+        if let Some(value) = saved {
+            poll_cursors.insert(key, value);
+        }
+    }
     // Followers resume where the store says they stopped: a plain path has
     // one checkpoint, a pattern one per matching file.
     let checkpoint_of =
@@ -194,6 +238,12 @@ where
             ),
         })
         .collect();
+    let pollers = poll::spawn_all(
+        m365.as_ref(),
+        gmail.as_ref(),
+        &poll_cursors,
+        &poll::PollerEnv::new(writer.clone(), stop_following.clone(), metrics.clone()),
+    );
     let result = runtime.block_on(async {
         // Handlers first: a SIGTERM that arrives right after start-up must
         // shut down cleanly, not kill the process.
@@ -210,7 +260,11 @@ where
                     source,
                 })?;
             listening("http", listener.local_addr().unwrap_or(addr));
-            tasks.push(tokio::spawn(metrics::serve_http(listener, metrics.clone())));
+            tasks.push(tokio::spawn(metrics::serve_http(
+                listener,
+                metrics.clone(),
+                options.console.clone(),
+            )));
         }
         if let Some(config) = &options.smtp {
             let listener =
@@ -311,6 +365,9 @@ where
         for path in &options.follow {
             listening_path("follow", path);
         }
+        for name in poll::names(m365.as_ref(), gmail.as_ref()) {
+            listening_path("poll", std::path::Path::new(name));
+        }
         stop.await;
         for task in &tasks {
             task.abort();
@@ -333,9 +390,38 @@ where
     if let Some(decoder) = decoder {
         let _ = decoder.join();
     }
+    // A poller ends at its next check of the stop flag; one waiting on a
+    // slow HTTP response is given the grace period, then left behind (what
+    // it stored is committed; its cursor says where to resume).
+    let deadline = std::time::Instant::now() + options.grace;
+    let mut left_behind = false;
+    for poller in pollers {
+        while !poller.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if poller.is_finished() {
+            let _ = poller.join();
+        } else {
+            left_behind = true;
+        }
+    }
     drop(writer);
-    // The writer thread ends once its last handle is gone, after the queue is written.
-    let _ = writer_thread.join();
+    if left_behind {
+        // Its writer handle keeps the writer thread alive: wait for the
+        // queue to be written instead of for the thread.
+        let deadline = std::time::Instant::now() + options.grace;
+        while metrics
+            .queue_depth
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    } else {
+        // The writer thread ends once its last handle is gone, after the queue is written.
+        let _ = writer_thread.join();
+    }
     result
 }
 

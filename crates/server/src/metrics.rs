@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -45,6 +45,41 @@ pub struct Metrics {
     /// Local port of the UDP syslog socket (0: none), to read the kernel's
     /// drop counter for it.
     pub syslog_udp_port: AtomicU64,
+    /// The Microsoft Graph message trace poller.
+    pub poll_m365_traces: PollerMetrics,
+    /// The Office 365 Management Activity API poller.
+    pub poll_m365_audit: PollerMetrics,
+    /// The Google Workspace Reports API poller.
+    pub poll_gmail: PollerMetrics,
+}
+
+/// What one cloud poller did, and how it is doing.
+#[derive(Debug, Default)]
+pub struct PollerMetrics {
+    /// Set when the poller starts: only running pollers are shown.
+    pub enabled: AtomicBool,
+    /// HTTP requests sent (token requests included).
+    pub requests: AtomicU64,
+    /// Message records handed to the store.
+    pub records: AtomicU64,
+    /// Poll cycles that failed (each is retried after a pause).
+    pub errors: AtomicU64,
+    /// Unix time of the last poll cycle that completed (0: none yet).
+    pub last_success: AtomicU64,
+    /// Why the last cycle failed, until one succeeds (never holds a secret).
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl PollerMetrics {
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+
+    pub fn set_last_error(&self, error: Option<String>) {
+        if let Ok(mut slot) = self.last_error.lock() {
+            *slot = error;
+        }
+    }
 }
 
 impl Metrics {
@@ -182,7 +217,62 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        let pollers = self.pollers();
+        if !pollers.is_empty() {
+            type Series = (
+                &'static str,
+                &'static str,
+                &'static str,
+                fn(&PollerMetrics) -> &AtomicU64,
+            );
+            let series: [Series; 4] = [
+                (
+                    "mailtrail_poll_requests_total",
+                    "counter",
+                    "HTTP requests sent by a cloud poller",
+                    |p| &p.requests,
+                ),
+                (
+                    "mailtrail_poll_records_total",
+                    "counter",
+                    "Message records a cloud poller handed to the store",
+                    |p| &p.records,
+                ),
+                (
+                    "mailtrail_poll_errors_total",
+                    "counter",
+                    "Poll cycles that failed (retried after a pause)",
+                    |p| &p.errors,
+                ),
+                (
+                    "mailtrail_poll_last_success_seconds",
+                    "gauge",
+                    "Unix time of a cloud poller's last complete poll cycle (0: none yet)",
+                    |p| &p.last_success,
+                ),
+            ];
+            for (name, kind, help, value) in series {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (source, poller) in &pollers {
+                    let v = value(poller).load(Ordering::Relaxed);
+                    let _ = writeln!(out, "{name}{{source=\"{source}\"}} {v}");
+                }
+            }
+        }
         out
+    }
+
+    /// The running pollers by name.
+    pub fn pollers(&self) -> Vec<(&'static str, &PollerMetrics)> {
+        [
+            ("m365-traces", &self.poll_m365_traces),
+            ("m365-audit", &self.poll_m365_audit),
+            ("gmail", &self.poll_gmail),
+        ]
+        .into_iter()
+        .filter(|(_, p)| p.enabled.load(Ordering::Relaxed))
+        .collect()
     }
 }
 
@@ -224,12 +314,31 @@ async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 
 async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     let failing = m.store_failing.load(Ordering::Relaxed);
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if failing { "failing" } else { "ok" },
         "store": if failing { "the last write failed" } else { "ok" },
         "records_stored": m.records_stored.load(Ordering::Relaxed),
         "queue_depth": m.queue_depth.load(Ordering::Relaxed),
     });
+    // A poller that cannot reach its API does not make the service
+    // unhealthy (it keeps retrying); it says so here.
+    let pollers: serde_json::Map<String, serde_json::Value> = m
+        .pollers()
+        .into_iter()
+        .map(|(name, p)| {
+            let last = p.last_success.load(Ordering::Relaxed);
+            (
+                name.to_string(),
+                serde_json::json!({
+                    "last_success": (last > 0).then_some(last),
+                    "last_error": p.last_error(),
+                }),
+            )
+        })
+        .collect();
+    if !pollers.is_empty() {
+        body["pollers"] = serde_json::Value::Object(pollers);
+    }
     let code = if failing {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -238,13 +347,22 @@ async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     (code, axum::Json(body))
 }
 
-/// Serve `/healthz` and `/metrics` until the task is dropped.
-pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    let app = Router::new()
+/// Serve `/healthz` and `/metrics`, and the web console's routes when
+/// given, until the task is dropped.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    console: Option<Router>,
+) {
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(metrics);
-    let _ = axum::serve(listener, app).await;
+    if let Some(console) = console {
+        app = app.merge(console);
+    }
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let _ = axum::serve(listener, service).await;
 }
 
 #[cfg(test)]

@@ -12,7 +12,12 @@ fn open(dir: &std::path::Path) -> SqliteStore {
 fn entry(n: u32, action: &str) -> NewAuditEntry {
     NewAuditEntry {
         time: Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, n).unwrap(),
-        user: if n.is_multiple_of(2) { "sato" } else { "tanaka" }.into(),
+        user: if n.is_multiple_of(2) {
+            "sato"
+        } else {
+            "tanaka"
+        }
+        .into(),
         ip: Some("10.1.2.3".into()),
         action: action.into(),
         target: Some(format!("message {n}")),

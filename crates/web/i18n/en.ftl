@@ -1,0 +1,116 @@
+# mailtrail web console — English
+app-name = mailtrail
+nav-search = Search
+nav-audit = Audit log
+nav-sign-out = Sign out
+signed-in-as = Signed in as { $user } ({ $role })
+role-administrator = administrator
+role-viewer = viewer
+lang-switch = 日本語
+
+sign-in-title = Sign in
+sign-in-user = User name
+sign-in-password = Password
+sign-in-button = Sign in
+sign-in-failed = The user name or password is wrong.
+sign-in-throttled = Too many failed attempts. Try again in { $seconds ->
+    [one] 1 second
+   *[other] { $seconds } seconds
+}.
+
+search-title = Search
+search-query = Query
+search-button = Search
+search-help = Words, "phrases", from: to: cc: bcc: subject: filename: body: has:attachment direction: status: after: before: — see the README.
+search-count = { $count ->
+    [one] 1 message
+   *[other] { $count } messages
+}
+search-none = No message matches.
+search-error = The query could not be read: { $reason }
+search-export-csv = Export CSV
+search-export-json = Export JSON
+search-previous = Previous
+search-next = Next
+filter-period = Period
+filter-from-date = From
+filter-to-date = To
+filter-direction = Direction
+filter-any = Any
+filter-has-attachment = With attachments only
+filter-status = Status
+filter-system = System
+filter-apply = Apply to the query
+
+col-time = Date and time
+col-direction = Direction
+col-from = From
+col-to = To / Cc / Bcc
+col-subject = Subject
+col-attachments = Attachments
+col-size = Size
+col-status = Status
+
+direction-inbound = inbound
+direction-outbound = outbound
+direction-internal = internal
+direction-relayed = relayed
+
+status-received = received
+status-delivered = delivered
+status-deferred = deferred
+status-bounced = bounced
+status-expired = expired
+status-rejected = rejected
+status-quarantined = quarantined
+status-expanded = expanded
+status-forwarded = forwarded
+status-failed = failed
+status-none = —
+
+message-title = Message
+message-id = Message-ID
+message-date = Date
+message-first-seen = First seen
+message-from = From
+message-envelope-from = Envelope sender
+message-to = To
+message-cc = Cc
+message-bcc = Bcc
+message-envelope-to = Envelope recipients
+message-subject = Subject
+message-size = Size
+message-systems = Seen by
+message-auth = Authentication
+message-body = Body
+message-body-hidden = Message content is visible to administrators only.
+message-body-none = Seen only in logs: no content was captured.
+message-attachments = Attachments
+message-download = Download
+message-raw = Download the original message (.eml)
+message-trail = Delivery trail
+message-trail-none = No delivery events.
+message-links-note = Links are shown, not followed; remote images are not loaded.
+message-not-found = No such message.
+
+trail-time = Time
+trail-system = System
+trail-event = Event
+trail-recipient = Recipient
+trail-detail = Detail
+
+audit-title = Audit log
+audit-user = User
+audit-action = Action
+audit-target = Target
+audit-detail = Detail
+audit-ip = From address
+audit-filter = Filter
+audit-chain-ok = The audit log is intact ({ $count } entries checked).
+audit-chain-broken = The audit log was altered at entry { $id }: { $reason }
+audit-none = No entries.
+
+error-forbidden = Your role does not allow this.
+error-not-found = Not found.
+error-csrf = The form expired. Reload the page and try again.
+error-internal = Something went wrong on the server. The details are in its log.

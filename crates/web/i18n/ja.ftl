@@ -1,0 +1,110 @@
+# mailtrail Web コンソール — 日本語
+app-name = mailtrail
+nav-search = 検索
+nav-audit = 監査ログ
+nav-sign-out = ログアウト
+signed-in-as = { $user }（{ $role }）でログイン中
+role-administrator = 管理者
+role-viewer = 閲覧者
+lang-switch = English
+
+sign-in-title = ログイン
+sign-in-user = ユーザー名
+sign-in-password = パスワード
+sign-in-button = ログイン
+sign-in-failed = ユーザー名またはパスワードが違います。
+sign-in-throttled = 失敗が続いたため、{ $seconds } 秒後に再度お試しください。
+
+search-title = 検索
+search-query = 検索条件
+search-button = 検索
+search-help = キーワード、"フレーズ"、from: to: cc: bcc: subject: filename: body: has:attachment direction: status: after: before: — 詳しくは README を参照してください。
+search-count = { $count } 件
+search-none = 該当するメールはありません。
+search-error = 検索条件を読み取れません：{ $reason }
+search-export-csv = エクスポート（CSV）
+search-export-json = エクスポート（JSON）
+search-previous = 前へ
+search-next = 次へ
+filter-period = 期間
+filter-from-date = 開始日
+filter-to-date = 終了日
+filter-direction = 方向
+filter-any = すべて
+filter-has-attachment = 添付ファイルありのみ
+filter-status = 配信状態
+filter-system = 収集元
+filter-apply = 検索条件に反映
+
+col-time = 日時
+col-direction = 方向
+col-from = 差出人
+col-to = 宛先 / CC / BCC
+col-subject = 件名
+col-attachments = 添付ファイル
+col-size = サイズ
+col-status = 配信状態
+
+direction-inbound = 社外から
+direction-outbound = 社外宛
+direction-internal = 社内
+direction-relayed = 中継
+
+status-received = 受信
+status-delivered = 配信済み
+status-deferred = 遅延
+status-bounced = 不達（バウンス）
+status-expired = 期限切れ
+status-rejected = 拒否
+status-quarantined = 検疫
+status-expanded = 展開
+status-forwarded = 転送
+status-failed = 失敗
+status-none = —
+
+message-title = メール
+message-id = メッセージID
+message-date = 日時
+message-first-seen = 初回検出
+message-from = 差出人
+message-envelope-from = エンベロープ送信者
+message-to = 宛先
+message-cc = CC
+message-bcc = BCC
+message-envelope-to = エンベロープ宛先
+message-subject = 件名
+message-size = サイズ
+message-systems = 収集元
+message-auth = 認証結果
+message-body = 本文
+message-body-hidden = 本文は管理者のみ閲覧できます。
+message-body-none = ログのみで検出されたため、本文は取得されていません。
+message-attachments = 添付ファイル
+message-download = ダウンロード
+message-raw = 元のメールをダウンロード（.eml）
+message-trail = 配信経路
+message-trail-none = 配信イベントはありません。
+message-links-note = リンクは表示のみで開きません。外部画像は読み込みません。
+message-not-found = 該当するメールはありません。
+
+trail-time = 日時
+trail-system = 収集元
+trail-event = イベント
+trail-recipient = 宛先
+trail-detail = 詳細
+
+audit-title = 監査ログ（操作ログ）
+audit-user = ユーザー
+audit-action = 操作
+audit-target = 対象
+audit-detail = 詳細
+audit-ip = 接続元
+audit-filter = 絞り込み
+audit-chain-ok = 監査ログは改ざんされていません（{ $count } 件を検証）。
+audit-chain-broken = 監査ログが { $id } 番目で改ざんされています：{ $reason }
+audit-none = 記録はありません。
+
+error-forbidden = この操作を行う権限がありません。
+error-not-found = 見つかりません。
+error-csrf = フォームの有効期限が切れました。ページを再読み込みしてからやり直してください。
+error-internal = サーバーでエラーが発生しました。詳細はサーバーのログを確認してください。

@@ -1,0 +1,1388 @@
+//! The web console: search, the message and its trail, exports, and the
+//! audit log — in Japanese and English, served by `mailtrail serve`.
+//!
+//! Why it is shaped this way:
+//! - **Server-rendered HTML** from compile-time checked templates (askama):
+//!   no JavaScript framework and no build step outside cargo; every value is
+//!   HTML-escaped by the template unless marked otherwise, and the only such
+//!   value is a mail's HTML body after the sanitiser ([`html`]).
+//! - **Reads open the store read-only per request** on a blocking thread
+//!   (opening is a memory map and a schema check: about a millisecond), so
+//!   a slow query never holds the runtime and never blocks the writer; the
+//!   console's own writes (sessions, audit entries) go through one
+//!   read-write connection behind a mutex.
+//! - **Nothing is shown before it is recorded**: every search, message view,
+//!   download and export writes its audit entry first; if that fails, the
+//!   request fails.
+//! - **Two roles**: administrators see everything; viewers search metadata
+//!   and never see content or download anything — enforced in each handler,
+//!   not only by hiding links.
+//! - One error type ([`WebError`]) becomes the HTTP response, as a page in
+//!   the user's language.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Utc;
+use mailtrail_model::{OrgDomains, RecipientKind};
+use mailtrail_store::console::{AuditFilter, ConsoleStore, NewAuditEntry, Role, Session, User};
+use mailtrail_store::query::{self, QueryContext};
+use mailtrail_store::sqlite::SqliteOptions;
+use mailtrail_store::{Page, SqliteStore, Store, StoredMessage};
+use serde::Deserialize;
+
+pub mod auth;
+pub mod html;
+pub mod i18n;
+
+use auth::{Brake, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE};
+use i18n::{Catalog, Lang};
+
+/// Results per page.
+const PAGE_SIZE: u32 = 50;
+/// The most rows one export writes.
+const EXPORT_LIMIT: u32 = 100_000;
+const CSS: &str = include_str!("../static/app.css");
+
+/// How the console is served.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    pub data_dir: PathBuf,
+    pub org_domains: Vec<String>,
+    /// Zone of the dates shown.
+    pub timezone: chrono_tz::Tz,
+    /// Mark cookies `Secure` (the console is reached over HTTPS, directly
+    /// or through a TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts.
+    pub session_length: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("not signed in")]
+    SignIn,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("the form's token does not match this session")]
+    Csrf,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("store: {0}")]
+    Store(#[from] mailtrail_store::StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+struct Shared {
+    options: WebOptions,
+    catalog: Catalog,
+    console: Mutex<SqliteStore>,
+    brake: Brake,
+}
+
+/// Everything a handler needs to know about the request's user.
+struct Visitor {
+    lang: Lang,
+    ip: String,
+    session: Option<(Session, User)>,
+}
+
+impl Visitor {
+    fn user(&self) -> Result<&User, WebError> {
+        self.session
+            .as_ref()
+            .map(|(_, u)| u)
+            .ok_or(WebError::SignIn)
+    }
+
+    fn admin(&self) -> Result<&User, WebError> {
+        let user = self.user()?;
+        if user.role == Role::Administrator {
+            Ok(user)
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+}
+
+/// Translations for templates: `{{ t.get("key") }}`.
+pub struct Tr<'a> {
+    catalog: &'a Catalog,
+    lang: Lang,
+}
+
+impl Tr<'_> {
+    pub fn get(&self, key: &str) -> String {
+        self.catalog.text(self.lang, key, &[])
+    }
+}
+
+/// What every page shows around its content.
+pub struct Chrome<'a> {
+    t: Tr<'a>,
+    lang: &'static str,
+    other_lang: &'static str,
+    signed_in: bool,
+    admin: bool,
+    who: String,
+    csrf: String,
+}
+
+fn chrome<'a>(shared: &'a Shared, visitor: &Visitor) -> Chrome<'a> {
+    let t = Tr {
+        catalog: &shared.catalog,
+        lang: visitor.lang,
+    };
+    let (signed_in, admin, who, csrf) = match &visitor.session {
+        Some((session, user)) => {
+            let role = t.get(match user.role {
+                Role::Administrator => "role-administrator",
+                Role::Viewer => "role-viewer",
+            });
+            let who = shared.catalog.text(
+                visitor.lang,
+                "signed-in-as",
+                &[("user", user.name.clone().into()), ("role", role.into())],
+            );
+            (
+                true,
+                user.role == Role::Administrator,
+                who,
+                session.csrf.clone(),
+            )
+        }
+        None => (false, false, String::new(), String::new()),
+    };
+    Chrome {
+        t,
+        lang: visitor.lang.code(),
+        other_lang: visitor.lang.other().code(),
+        signed_in,
+        admin,
+        who,
+        csrf,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome<'a>,
+    title: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    chrome: Chrome<'a>,
+    error: Option<String>,
+    login_token: String,
+    user: String,
+}
+
+struct Row {
+    id: i64,
+    time: String,
+    direction: String,
+    from: String,
+    /// (css class, address)
+    recipients: Vec<(&'static str, String)>,
+    more: usize,
+    subject: String,
+    attachments: String,
+    size: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage<'a> {
+    chrome: Chrome<'a>,
+    q: String,
+    q_url: String,
+    searched: bool,
+    error: Option<String>,
+    count: u64,
+    count_text: String,
+    rows: Vec<Row>,
+    previous: Option<u64>,
+    next: Option<u64>,
+}
+
+struct AttachmentView {
+    name: String,
+    size: String,
+    content_type: String,
+    encrypted: bool,
+    hash: String,
+    inner: Vec<String>,
+}
+
+struct TrailView {
+    time: String,
+    system: String,
+    event: String,
+    recipient: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    chrome: Chrome<'a>,
+    id: i64,
+    subject: String,
+    headers: Vec<(String, String)>,
+    attachments: Vec<AttachmentView>,
+    trail: Vec<TrailView>,
+    has_raw: bool,
+    body_note: Option<String>,
+    body_text: Option<String>,
+    body_html: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage<'a> {
+    chrome: Chrome<'a>,
+    chain_ok: bool,
+    chain_text: String,
+    user: String,
+    action: String,
+    text: String,
+    entries: Vec<(String, String, String, String, String, String)>,
+}
+
+type App = Arc<Shared>;
+
+/// The console's routes. `/healthz` and `/metrics` are the server's; merge
+/// them in beside these.
+pub fn router(options: WebOptions) -> Result<Router, WebError> {
+    let catalog = Catalog::new().map_err(|e| WebError::Internal(e.to_string()))?;
+    let console = SqliteStore::open(
+        &options.data_dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(&options.org_domains),
+            durable: true,
+            read_only: false,
+            journal_addresses: Vec::new(),
+        },
+    )?;
+    let shared = Arc::new(Shared {
+        options,
+        catalog,
+        console: Mutex::new(console),
+        brake: Brake::default(),
+    });
+    Ok(Router::new()
+        .route("/", get(|| async { Redirect::to("/search") }))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/lang/{code}", get(switch_language))
+        .route("/search", get(search))
+        .route("/search/export", get(export))
+        .route("/message/{id}", get(message))
+        .route("/message/{id}/raw", get(raw))
+        .route("/audit", get(audit))
+        .route("/static/app.css", get(css))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(shared))
+}
+
+/// Every console response: no framing, no sniffing, no referrer to other
+/// sites, and a content policy that allows nothing but our own style
+/// sheet — even if a sanitiser bug let markup through, no script runs and
+/// nothing remote loads.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        CSS,
+    )
+}
+
+/// Run blocking store work off the runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+}
+
+fn reader(options: &WebOptions) -> Result<SqliteStore, WebError> {
+    Ok(SqliteStore::open(
+        &options.data_dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(&options.org_domains),
+            durable: true,
+            read_only: true,
+            journal_addresses: Vec::new(),
+        },
+    )?)
+}
+
+fn with_console<T>(
+    shared: &Shared,
+    f: impl FnOnce(&mut SqliteStore) -> Result<T, mailtrail_store::StoreError>,
+) -> Result<T, WebError> {
+    let mut console = shared
+        .console
+        .lock()
+        .map_err(|_| WebError::Internal("the console store lock is poisoned".into()))?;
+    Ok(f(&mut console)?)
+}
+
+/// Who is asking: language, address, and the session if the cookie names a live one.
+async fn visitor(shared: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<Visitor, WebError> {
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+    let lang = i18n::negotiate(
+        auth::cookie(cookies, LANG_COOKIE),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let ip = peer.ip().to_string();
+    let Some(token) = auth::cookie(cookies, SESSION_COOKIE).map(str::to_string) else {
+        return Ok(Visitor {
+            lang,
+            ip,
+            session: None,
+        });
+    };
+    let app = shared.clone();
+    let session = blocking(move || {
+        with_console(&app, |store| {
+            let Some(session) = store.session(&auth::token_hash(&token), Utc::now())? else {
+                return Ok(None);
+            };
+            let user = store.user(&session.user)?;
+            Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
+        })
+    })
+    .await?;
+    Ok(Visitor { lang, ip, session })
+}
+
+/// Record an audited action before answering.
+async fn record(
+    shared: &App,
+    visitor: &Visitor,
+    action: &str,
+    target: Option<String>,
+    detail: Option<String>,
+) -> Result<(), WebError> {
+    let entry = NewAuditEntry {
+        time: Utc::now(),
+        user: visitor
+            .session
+            .as_ref()
+            .map_or_else(String::new, |(_, u)| u.name.clone()),
+        ip: Some(visitor.ip.clone()),
+        action: action.to_string(),
+        target,
+        detail,
+    };
+    let app = shared.clone();
+    blocking(move || with_console(&app, |store| store.audit(&entry))).await
+}
+
+fn html_page(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (
+            status,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The error as a page in the visitor's language (or a redirect to sign in).
+fn error_response(shared: &Shared, visitor: &Visitor, error: WebError) -> Response {
+    let (status, key) = match &error {
+        WebError::SignIn => return Redirect::to("/login").into_response(),
+        WebError::Forbidden => (StatusCode::FORBIDDEN, "error-forbidden"),
+        WebError::NotFound => (StatusCode::NOT_FOUND, "error-not-found"),
+        WebError::Csrf => (StatusCode::FORBIDDEN, "error-csrf"),
+        WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error-not-found"),
+        WebError::Store(_) | WebError::Internal(_) => {
+            eprintln!("mailtrail web: {error}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "error-internal")
+        }
+    };
+    let chrome = chrome(shared, visitor);
+    let message = chrome.t.get(key);
+    html_page(
+        status,
+        ErrorPage {
+            title: message.clone(),
+            message,
+            chrome,
+        },
+    )
+}
+
+/// Run a handler body, turning its error into the response.
+async fn respond<F>(shared: App, headers: HeaderMap, peer: SocketAddr, f: F) -> Response
+where
+    F: AsyncFnOnce(&App, &Visitor) -> Result<Response, WebError>,
+{
+    let visitor = match visitor(&shared, &headers, peer).await {
+        Ok(v) => v,
+        Err(e) => {
+            let anonymous = Visitor {
+                lang: Lang::En,
+                ip: peer.ip().to_string(),
+                session: None,
+            };
+            return error_response(&shared, &anonymous, e);
+        }
+    };
+    match f(&shared, &visitor).await {
+        Ok(response) => response,
+        Err(e) => error_response(&shared, &visitor, e),
+    }
+}
+
+// ---------------------------------------------------------------- sign-in
+
+async fn login_form(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    respond(shared, headers, peer, async |shared, visitor| {
+        if visitor.session.is_some() {
+            return Ok(Redirect::to("/search").into_response());
+        }
+        Ok(login_page(
+            shared,
+            visitor,
+            StatusCode::OK,
+            None,
+            String::new(),
+        ))
+    })
+    .await
+}
+
+fn login_page(
+    shared: &Shared,
+    visitor: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+    user: String,
+) -> Response {
+    let token = auth::random_token();
+    let mut response = html_page(
+        status,
+        LoginPage {
+            chrome: chrome(shared, visitor),
+            error,
+            login_token: token.clone(),
+            user,
+        },
+    );
+    let cookie = auth::set_cookie(
+        LOGIN_COOKIE,
+        &token,
+        Duration::from_secs(3600),
+        shared.options.secure_cookies,
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let cookies = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    respond(shared, headers, peer, async move |shared, visitor| {
+        let expected = auth::cookie(cookies.as_deref(), LOGIN_COOKIE).unwrap_or("");
+        if expected.is_empty() || !auth::same_token(expected, &form.csrf) {
+            return Err(WebError::Csrf);
+        }
+        let now = Instant::now();
+        let keys = [format!("ip:{}", visitor.ip), format!("user:{}", form.user)];
+        if let Some(wait) = keys.iter().filter_map(|k| shared.brake.wait(k, now)).max() {
+            let message = shared.catalog.text(
+                visitor.lang,
+                "sign-in-throttled",
+                &[("seconds", wait.as_secs().max(1).into())],
+            );
+            return Ok(login_page(
+                shared,
+                visitor,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(message),
+                form.user.clone(),
+            ));
+        }
+        let app = shared.clone();
+        let name = form.user.clone();
+        let password = form.password.clone();
+        let user = blocking(move || {
+            let user = with_console(&app, |store| store.user(&name))?;
+            Ok(user.filter(|u| !u.disabled && auth::verify_password(&u.password_hash, &password)))
+        })
+        .await?;
+        let Some(user) = user else {
+            // Counted from the answer, not the request: verifying is slow.
+            let failed_at = Instant::now();
+            for key in &keys {
+                shared.brake.failed(key, failed_at);
+            }
+            record(
+                shared,
+                visitor,
+                "sign-in-failed",
+                Some(form.user.clone()),
+                None,
+            )
+            .await?;
+            let message = shared.catalog.text(visitor.lang, "sign-in-failed", &[]);
+            return Ok(login_page(
+                shared,
+                visitor,
+                StatusCode::UNAUTHORIZED,
+                Some(message),
+                form.user.clone(),
+            ));
+        };
+        for key in &keys {
+            shared.brake.succeeded(key);
+        }
+        let token = auth::random_token();
+        let created = Utc::now();
+        let length = shared.options.session_length;
+        let session = Session {
+            token_hash: auth::token_hash(&token),
+            user: user.name.clone(),
+            csrf: auth::random_token(),
+            created,
+            expires: created
+                + chrono::Duration::from_std(length).unwrap_or(chrono::Duration::hours(8)),
+            ip: Some(visitor.ip.clone()),
+        };
+        let app = shared.clone();
+        let stored = session.clone();
+        blocking(move || {
+            with_console(&app, |store| {
+                store.delete_sessions(Utc::now(), None)?;
+                store.create_session(&stored)
+            })
+        })
+        .await?;
+        let signed_in = Visitor {
+            lang: visitor.lang,
+            ip: visitor.ip.clone(),
+            session: Some((session, user)),
+        };
+        record(shared, &signed_in, "sign-in", None, None).await?;
+        let mut response = Redirect::to("/search").into_response();
+        let secure = shared.options.secure_cookies;
+        for cookie in [
+            auth::set_cookie(SESSION_COOKIE, &token, length, secure),
+            auth::set_cookie(LOGIN_COOKIE, "", Duration::ZERO, secure),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(response)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        let Some((session, _)) = &visitor.session else {
+            return Ok(Redirect::to("/login").into_response());
+        };
+        if !auth::same_token(&session.csrf, &form.csrf) {
+            return Err(WebError::Csrf);
+        }
+        record(shared, visitor, "sign-out", None, None).await?;
+        let app = shared.clone();
+        let hash = session.token_hash.clone();
+        blocking(move || with_console(&app, |store| store.delete_session(&hash))).await?;
+        let mut response = Redirect::to("/login").into_response();
+        let cookie = auth::set_cookie(
+            SESSION_COOKIE,
+            "",
+            Duration::ZERO,
+            shared.options.secure_cookies,
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+async fn switch_language(
+    State(shared): State<App>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::parse(&code).unwrap_or(Lang::En);
+    // Back to the page the switch was on, if it was one of ours.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
+        .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/search".to_string());
+    let mut response = Redirect::to(&back).into_response();
+    let cookie = auth::set_cookie(
+        LANG_COOKIE,
+        lang.code(),
+        Duration::from_secs(365 * 24 * 3600),
+        shared.options.secure_cookies,
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+// ---------------------------------------------------------------- search
+
+#[derive(Deserialize, Default)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: u64,
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn status_key(m: &StoredMessage) -> &'static str {
+    use mailtrail_model::DeliveryStatus as S;
+    let worst = [
+        S::Bounced,
+        S::Rejected,
+        S::Failed,
+        S::Expired,
+        S::Quarantined,
+        S::Deferred,
+        S::Delivered,
+        S::Forwarded,
+        S::Expanded,
+        S::Received,
+    ]
+    .into_iter()
+    .find(|s| m.deliveries.iter().any(|d| d.status == *s));
+    match worst {
+        Some(S::Bounced) => "status-bounced",
+        Some(S::Rejected) => "status-rejected",
+        Some(S::Failed) => "status-failed",
+        Some(S::Expired) => "status-expired",
+        Some(S::Quarantined) => "status-quarantined",
+        Some(S::Deferred) => "status-deferred",
+        Some(S::Delivered) => "status-delivered",
+        Some(S::Forwarded) => "status-forwarded",
+        Some(S::Expanded) => "status-expanded",
+        Some(S::Received) => "status-received",
+        None => "status-none",
+    }
+}
+
+fn direction_key(m: &StoredMessage) -> String {
+    format!("direction-{}", m.direction.as_str())
+}
+
+fn display_time(m: &StoredMessage) -> Option<chrono::DateTime<Utc>> {
+    m.first_seen
+        .or(m.date)
+        .or_else(|| m.deliveries.iter().map(|d| d.time).min())
+}
+
+fn row(shared: &Shared, lang: Lang, m: &StoredMessage) -> Row {
+    let t = |k: &str| shared.catalog.text(lang, k, &[]);
+    let mut recipients: Vec<(&'static str, String)> = m
+        .recipients
+        .iter()
+        .map(|r| {
+            let class = match r.kind {
+                RecipientKind::To | RecipientKind::Envelope => "to",
+                RecipientKind::Cc => "cc",
+                RecipientKind::Bcc => "bcc",
+            };
+            (class, r.address.clone())
+        })
+        .collect();
+    // Collapsed when long: the first five, and how many more.
+    let more = recipients.len().saturating_sub(5);
+    recipients.truncate(5);
+    Row {
+        id: m.id,
+        time: display_time(m)
+            .map(|t| i18n::datetime(lang, t, shared.options.timezone))
+            .unwrap_or_default(),
+        direction: t(&direction_key(m)),
+        from: m
+            .from
+            .as_ref()
+            .map(|f| f.address.clone())
+            .or_else(|| m.envelope_from.clone())
+            .unwrap_or_default(),
+        recipients,
+        more,
+        subject: m.subject.clone().unwrap_or_default(),
+        attachments: m
+            .attachments
+            .iter()
+            .filter_map(|a| a.filename.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        size: m.size.map(i18n::size).unwrap_or_default(),
+        status: t(status_key(m)),
+    }
+}
+
+fn parse_query(q: &str, tz: chrono_tz::Tz) -> Result<query::Expr, String> {
+    let ctx = QueryContext {
+        now: Utc::now(),
+        timezone: tz,
+    };
+    query::parse(q, &ctx).map_err(|e| e.to_string())
+}
+
+async fn search(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<SearchParams>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.user()?;
+        let q = params.q.trim().to_string();
+        let searched = !q.is_empty();
+        let mut page = SearchPage {
+            chrome: chrome(shared, visitor),
+            q_url: url_encode(&q),
+            q: q.clone(),
+            searched,
+            error: None,
+            count: 0,
+            count_text: String::new(),
+            rows: Vec::new(),
+            previous: None,
+            next: None,
+        };
+        if !searched {
+            return Ok(html_page(StatusCode::OK, page));
+        }
+        let expr = match parse_query(&q, shared.options.timezone) {
+            Ok(expr) => expr,
+            Err(reason) => {
+                page.error = Some(shared.catalog.text(
+                    visitor.lang,
+                    "search-error",
+                    &[("reason", reason.into())],
+                ));
+                return Ok(html_page(StatusCode::BAD_REQUEST, page));
+            }
+        };
+        record(shared, visitor, "search", None, Some(q.clone())).await?;
+        let options = shared.options.clone();
+        let offset = params.page * u64::from(PAGE_SIZE);
+        let (count, found) = blocking(move || {
+            let store = reader(&options)?;
+            let count = store.count(&expr)?;
+            let found = store.search(
+                &expr,
+                Page {
+                    limit: PAGE_SIZE,
+                    offset,
+                },
+            )?;
+            Ok((count, found))
+        })
+        .await?;
+        page.count = count;
+        page.count_text =
+            shared
+                .catalog
+                .text(visitor.lang, "search-count", &[("count", count.into())]);
+        page.rows = found.iter().map(|m| row(shared, visitor.lang, m)).collect();
+        page.previous = params.page.checked_sub(1);
+        page.next = (offset + u64::from(PAGE_SIZE) < count).then_some(params.page + 1);
+        Ok(html_page(StatusCode::OK, page))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ExportParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    format: String,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+async fn export(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<ExportParams>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.admin()?;
+        let json = match params.format.as_str() {
+            "json" => true,
+            "csv" | "" => false,
+            other => return Err(WebError::BadRequest(format!("unknown format {other}"))),
+        };
+        let expr = parse_query(&params.q, shared.options.timezone).map_err(WebError::BadRequest)?;
+        record(
+            shared,
+            visitor,
+            "export",
+            None,
+            Some(format!("{} {}", if json { "json" } else { "csv" }, params.q)),
+        )
+        .await?;
+        let options = shared.options.clone();
+        let found = blocking(move || {
+            Ok(reader(&options)?.search(
+                &expr,
+                Page {
+                    limit: EXPORT_LIMIT,
+                    offset: 0,
+                },
+            )?)
+        })
+        .await?;
+        let lang = visitor.lang;
+        let tz = shared.options.timezone;
+        let addresses = |m: &StoredMessage, kind: RecipientKind| -> Vec<String> {
+            m.recipients
+                .iter()
+                .filter(|r| r.kind == kind)
+                .map(|r| r.address.clone())
+                .collect()
+        };
+        if json {
+            let mut body = String::new();
+            for m in &found {
+                let v = serde_json::json!({
+                    "id": m.id,
+                    "message_id": m.message_id,
+                    "date": display_time(m).map(|t| t.with_timezone(&tz).to_rfc3339()),
+                    "direction": m.direction.as_str(),
+                    "from": m.from.as_ref().map(|f| f.address.as_str()).or(m.envelope_from.as_deref()),
+                    "to": addresses(m, RecipientKind::To),
+                    "cc": addresses(m, RecipientKind::Cc),
+                    "bcc": addresses(m, RecipientKind::Bcc),
+                    "subject": m.subject,
+                    "attachments": m.attachments.iter().map(|a| serde_json::json!({"filename": a.filename, "size": a.size})).collect::<Vec<_>>(),
+                    "size": m.size,
+                    "systems": m.systems,
+                });
+                body.push_str(&v.to_string());
+                body.push('\n');
+            }
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"mailtrail-search.json\"",
+                    ),
+                ],
+                body,
+            )
+                .into_response());
+        }
+        // UTF-8 with a BOM: Excel in Japan opens it as UTF-8, not Shift_JIS.
+        let mut body = String::from("\u{feff}");
+        let t = |k: &str| shared.catalog.text(lang, k, &[]);
+        let head = [
+            "message-id",
+            "col-time",
+            "col-direction",
+            "col-from",
+            "message-to",
+            "message-cc",
+            "message-bcc",
+            "col-subject",
+            "col-attachments",
+            "col-size",
+            "col-status",
+        ]
+        .map(|k| csv_field(&t(k)))
+        .join(",");
+        body.push_str(&head);
+        body.push_str("\r\n");
+        for m in &found {
+            let fields = [
+                m.message_id.clone().unwrap_or_default(),
+                display_time(m)
+                    .map(|t| i18n::datetime(lang, t, tz))
+                    .unwrap_or_default(),
+                t(&direction_key(m)),
+                m.from
+                    .as_ref()
+                    .map(|f| f.address.clone())
+                    .or_else(|| m.envelope_from.clone())
+                    .unwrap_or_default(),
+                addresses(m, RecipientKind::To).join(" "),
+                addresses(m, RecipientKind::Cc).join(" "),
+                addresses(m, RecipientKind::Bcc).join(" "),
+                m.subject.clone().unwrap_or_default(),
+                m.attachments
+                    .iter()
+                    .filter_map(|a| a.filename.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                m.size.map(|s| s.to_string()).unwrap_or_default(),
+                t(status_key(m)),
+            ];
+            body.push_str(
+                &fields
+                    .iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            body.push_str("\r\n");
+        }
+        Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"mailtrail-search.csv\"",
+                ),
+            ],
+            body,
+        )
+            .into_response())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- message
+
+async fn load_message(shared: &App, id: i64) -> Result<StoredMessage, WebError> {
+    let options = shared.options.clone();
+    blocking(move || reader(&options)?.message(id)?.ok_or(WebError::NotFound)).await
+}
+
+async fn message(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        let user = visitor.user()?;
+        let admin = user.role == Role::Administrator;
+        let m = load_message(shared, id).await?;
+        record(
+            shared,
+            visitor,
+            "view",
+            Some(id.to_string()),
+            m.message_id.clone(),
+        )
+        .await?;
+        let lang = visitor.lang;
+        let tz = shared.options.timezone;
+        let t = |k: &str| shared.catalog.text(lang, k, &[]);
+        let mut headers_view = Vec::new();
+        let mut push = |k: &str, v: String| {
+            if !v.is_empty() {
+                headers_view.push((t(k), v));
+            }
+        };
+        push("message-id", m.message_id.clone().unwrap_or_default());
+        push(
+            "message-date",
+            m.date
+                .map(|d| i18n::datetime(lang, d, tz))
+                .unwrap_or_default(),
+        );
+        push(
+            "message-first-seen",
+            m.first_seen
+                .map(|d| i18n::datetime(lang, d, tz))
+                .unwrap_or_default(),
+        );
+        push(
+            "message-from",
+            m.from
+                .as_ref()
+                .map(|f| match &f.display_name {
+                    Some(n) => format!("{n} <{}>", f.address),
+                    None => f.address.clone(),
+                })
+                .unwrap_or_default(),
+        );
+        push(
+            "message-envelope-from",
+            m.envelope_from.clone().unwrap_or_default(),
+        );
+        for (key, kind) in [
+            ("message-to", RecipientKind::To),
+            ("message-cc", RecipientKind::Cc),
+            ("message-bcc", RecipientKind::Bcc),
+            ("message-envelope-to", RecipientKind::Envelope),
+        ] {
+            let list: Vec<String> = m
+                .recipients
+                .iter()
+                .filter(|r| r.kind == kind)
+                .map(|r| match &r.display_name {
+                    Some(n) => format!("{n} <{}>", r.address),
+                    None => r.address.clone(),
+                })
+                .collect();
+            push(key, list.join(", "));
+        }
+        push("col-direction", t(&direction_key(&m)));
+        push("message-size", m.size.map(i18n::size).unwrap_or_default());
+        push("message-systems", m.systems.join(", "));
+        if !m.auth.is_empty() {
+            push(
+                "message-auth",
+                format!(
+                    "spf={} dkim={} dmarc={}",
+                    m.auth.spf.as_deref().unwrap_or("-"),
+                    m.auth.dkim.as_deref().unwrap_or("-"),
+                    m.auth.dmarc.as_deref().unwrap_or("-")
+                ),
+            );
+        }
+        let attachments = m
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                name: a.filename.clone().unwrap_or_default(),
+                size: i18n::size(a.size),
+                content_type: a.content_type.clone(),
+                encrypted: a.encrypted,
+                hash: a.blake3.chars().take(16).collect(),
+                inner: a.inner_names.clone(),
+            })
+            .collect();
+        let mut events: Vec<_> = m.deliveries.iter().collect();
+        events.sort_by_key(|d| d.time);
+        let trail = events
+            .into_iter()
+            .map(|d| TrailView {
+                time: i18n::datetime(lang, d.time, tz),
+                system: d.system.clone(),
+                event: t(&format!("status-{}", d.status.as_str())),
+                recipient: d.recipient.clone(),
+                detail: [
+                    d.relay.as_deref(),
+                    d.client_ip.as_deref(),
+                    d.detail.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("  "),
+            })
+            .collect();
+        let (mut body_note, mut body_text, mut body_html) = (None, None, None);
+        match (&m.content_hash, admin) {
+            (None, _) => body_note = Some(t("message-body-none")),
+            (Some(_), false) => body_note = Some(t("message-body-hidden")),
+            (Some(hash), true) => {
+                let options = shared.options.clone();
+                let hash = hash.clone();
+                let raw = blocking(move || Ok(reader(&options)?.raw_message(&hash)?)).await?;
+                if let Some(raw) = raw {
+                    let (text, html_part) = html::bodies(&raw);
+                    body_text = text;
+                    body_html = html_part.map(|h| html::sanitise(&h));
+                }
+            }
+        }
+        Ok(html_page(
+            StatusCode::OK,
+            MessagePage {
+                chrome: chrome(shared, visitor),
+                id: m.id,
+                subject: m.subject.clone().unwrap_or_default(),
+                headers: headers_view,
+                attachments,
+                trail,
+                has_raw: m.content_hash.is_some(),
+                body_note,
+                body_text,
+                body_html,
+            },
+        ))
+    })
+    .await
+}
+
+async fn raw(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.admin()?;
+        let m = load_message(shared, id).await?;
+        let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
+        record(
+            shared,
+            visitor,
+            "download-raw",
+            Some(id.to_string()),
+            m.message_id.clone(),
+        )
+        .await?;
+        let options = shared.options.clone();
+        let bytes = blocking(move || {
+            reader(&options)?
+                .raw_message(&hash)?
+                .ok_or(WebError::NotFound)
+        })
+        .await?;
+        Ok((
+            [
+                (header::CONTENT_TYPE, "message/rfc822".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"message-{id}.eml\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- audit
+
+#[derive(Deserialize, Default)]
+struct AuditParams {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    text: String,
+}
+
+async fn audit(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<AuditParams>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.admin()?;
+        let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        let filter = AuditFilter {
+            user: some(&params.user),
+            action: some(&params.action),
+            text: some(&params.text),
+            ..AuditFilter::default()
+        };
+        record(
+            shared,
+            visitor,
+            "audit-view",
+            None,
+            Some(
+                format!("{} {} {}", params.user, params.action, params.text)
+                    .trim()
+                    .to_string(),
+            ),
+        )
+        .await?;
+        let app = shared.clone();
+        let (entries, broken, total) = blocking(move || {
+            with_console(&app, |store| {
+                let entries = store.audit_log(
+                    &filter,
+                    Page {
+                        limit: 200,
+                        offset: 0,
+                    },
+                )?;
+                let broken = store.verify_audit_chain()?;
+                let total = store
+                    .audit_log(
+                        &AuditFilter::default(),
+                        Page {
+                            limit: 1,
+                            offset: 0,
+                        },
+                    )?
+                    .first()
+                    .map_or(0, |e| e.id);
+                Ok((entries, broken, total))
+            })
+        })
+        .await?;
+        let lang = visitor.lang;
+        let tz = shared.options.timezone;
+        let (chain_ok, chain_text) = match broken {
+            None => (
+                true,
+                shared
+                    .catalog
+                    .text(lang, "audit-chain-ok", &[("count", total.into())]),
+            ),
+            Some(b) => (
+                false,
+                shared.catalog.text(
+                    lang,
+                    "audit-chain-broken",
+                    &[("id", b.id.into()), ("reason", b.reason.into())],
+                ),
+            ),
+        };
+        Ok(html_page(
+            StatusCode::OK,
+            AuditPage {
+                chrome: chrome(shared, visitor),
+                chain_ok,
+                chain_text,
+                user: params.user.clone(),
+                action: params.action.clone(),
+                text: params.text.clone(),
+                entries: entries
+                    .into_iter()
+                    .map(|e| {
+                        (
+                            i18n::datetime(lang, e.time, tz),
+                            e.user,
+                            e.action,
+                            e.target.unwrap_or_default(),
+                            e.detail.unwrap_or_default(),
+                            e.ip.unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            },
+        ))
+    })
+    .await
+}
+
+/// Create or update a console account (`mailtrail user add`).
+pub fn add_user(
+    data_dir: &std::path::Path,
+    name: &str,
+    password: &str,
+    role: Role,
+) -> Result<bool, WebError> {
+    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+        return Err(WebError::BadRequest(
+            "a user name is one word without spaces".into(),
+        ));
+    }
+    if password.chars().count() < 10 {
+        return Err(WebError::BadRequest(
+            "the password must have at least 10 characters".into(),
+        ));
+    }
+    let mut store = SqliteStore::open(data_dir, SqliteOptions::default())?;
+    let existed = store.user(name)?.is_some();
+    let hash = auth::hash_password(password).map_err(WebError::Internal)?;
+    store.put_user(&User {
+        name: name.to_string(),
+        password_hash: hash,
+        role,
+        disabled: false,
+        created: Utc::now(),
+    })?;
+    // A changed password or role ends the account's sessions.
+    store.delete_sessions(Utc::now(), Some(name))?;
+    Ok(existed)
+}
