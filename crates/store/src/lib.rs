@@ -196,5 +196,20 @@ pub trait Store {
 
     fn stats(&self) -> Result<Stats, StoreError>;
 
+    /// Messages carrying an attachment whose decoded content has this BLAKE3
+    /// hash (lower-case hex), newest first, and how many there are: "who else
+    /// got this file?". The query language has no operator for it (a hash is
+    /// not text to tokenise), so it is a question of its own.
+    fn attachment_messages(
+        &self,
+        blake3: &str,
+        page: Page,
+    ) -> Result<(u64, Vec<StoredMessage>), StoreError>;
+
+    /// Every system name messages were seen by (`journal`, `postfix@mx1`),
+    /// sorted: the values `system:` can take. Reads every message row; callers
+    /// showing it on every page keep it for a while.
+    fn systems(&self) -> Result<Vec<String>, StoreError>;
+
     fn quarantine(&self, limit: u32) -> Result<Vec<QuarantineEntry>, StoreError>;
 }

@@ -1371,6 +1371,53 @@ impl Store for SqliteStore {
         })
     }
 
+    fn attachment_messages(
+        &self,
+        blake3: &str,
+        page: Page,
+    ) -> Result<(u64, Vec<StoredMessage>), StoreError> {
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT count(DISTINCT message) FROM attachments WHERE blake3 = ?1")?
+            .query_row([blake3], |r| r.get(0))?;
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT m.id FROM messages m
+                 WHERE m.id IN (SELECT message FROM attachments WHERE blake3 = ?1)
+                 ORDER BY m.sort_time DESC, m.id DESC LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(
+                params![
+                    blake3,
+                    i64::from(page.limit),
+                    i64::try_from(page.offset).unwrap_or(i64::MAX)
+                ],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.load_message(id)? {
+                out.push(m);
+            }
+        }
+        Ok((u64::try_from(count).unwrap_or(0), out))
+    }
+
+    fn systems(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT systems FROM messages WHERE systems != ''")?;
+        let mut names = BTreeSet::new();
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            for name in row?.split_whitespace() {
+                names.insert(name.to_string());
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
     fn quarantine(&self, limit: u32) -> Result<Vec<QuarantineEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT source, position, code, reason, file FROM rejects ORDER BY id DESC LIMIT ?1",

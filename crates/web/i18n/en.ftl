@@ -21,7 +21,7 @@ sign-in-throttled = Too many failed attempts. Try again in { $seconds ->
 search-title = Search
 search-query = Query
 search-button = Search
-search-help = Words, "phrases", from: to: cc: bcc: subject: filename: body: has:attachment direction: status: after: before: — see the README.
+search-help = Words, "phrases", from: to: cc: bcc: subject: filename: body: has:attachment direction: status: system: after: before: newer_than: larger:, -word to exclude, OR — see the README.
 search-count = { $count ->
     [one] 1 message
    *[other] { $count } messages
@@ -32,6 +32,11 @@ search-export-csv = Export CSV
 search-export-json = Export JSON
 search-previous = Previous
 search-next = Next
+search-copy = Copy query
+search-copied = Copied
+search-keys-help = Keys: j / k or ↓ / ↑ to move through the results, Enter to open, / for the query box.
+search-attachment = Messages carrying the file { $name } (content hash { $hash }…), in whoever's mailbox or log it was seen.
+search-attachment-clear = Back to a query search
 filter-period = Period
 filter-from-date = From
 filter-to-date = To
@@ -41,6 +46,9 @@ filter-has-attachment = With attachments only
 filter-status = Status
 filter-system = System
 filter-apply = Apply to the query
+filter-legend = Narrow down
+filter-help = The conditions are written into the query above, where you can read and edit them.
+filter-invalid = The condition could not be written into the query: { $reason }
 
 col-time = Date and time
 col-direction = Direction
@@ -98,6 +106,18 @@ trail-system = System
 trail-event = Event
 trail-recipient = Recipient
 trail-detail = Detail
+
+pivot-title = Related mail
+pivot-same-sender = Everything from { $address }
+pivot-same-subject = The same thread (subject without Re: / Fwd:)
+pivot-domain = All mail exchanged with { $domain }
+pivot-same-attachment = Every message with this file
+pivot-period = What each person sent and received from { $from } to { $to } ({ $days } days either side)
+pivot-person = Address
+pivot-role = Role
+pivot-mail = Mail in this period
+pivot-sent = Sent
+pivot-received = Received
 
 audit-title = Audit log
 audit-user = User

@@ -13,6 +13,16 @@ use mail_parser::MessageParser;
 
 /// The first text and the first HTML body of a raw message.
 pub fn bodies(raw: &[u8]) -> (Option<String>, Option<String>) {
+    // Attached messages are not descended into (a crafted nesting thousands
+    // deep must not exhaust the stack), and a parser bug costs this page's
+    // body, never the server.
+    let neutral = crate::attachment::neutralise_nesting(raw);
+    let raw = neutral.as_deref().unwrap_or(raw);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_bodies(raw)))
+        .unwrap_or((None, None))
+}
+
+fn parse_bodies(raw: &[u8]) -> (Option<String>, Option<String>) {
     let Some(message) = MessageParser::default().parse(raw) else {
         return (None, None);
     };
@@ -124,6 +134,18 @@ mod tests {
             safe.contains(">x</span>") && safe.contains(">y</span>"),
             "{safe}"
         );
+    }
+
+    #[test]
+    fn a_deeply_nested_message_shows_its_own_body_without_recursing() {
+        let mut raw =
+            String::from("Subject: outer\r\nContent-Type: text/plain\r\n\r\nouter body\r\n");
+        for _ in 0..5000 {
+            raw = format!("Subject: x\r\nContent-Type: message/rfc822\r\n\r\n{raw}");
+        }
+        let top = format!("Subject: top\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nthe top text\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n{raw}\r\n--b--\r\n");
+        let (text, _) = bodies(top.as_bytes());
+        assert_eq!(text.as_deref().map(str::trim), Some("the top text"));
     }
 
     #[test]

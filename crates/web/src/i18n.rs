@@ -168,6 +168,14 @@ pub fn datetime(lang: Lang, t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     }
 }
 
+/// A day as each language writes it: `2026/11/27` (ja), `2026-11-27` (en).
+pub fn date(lang: Lang, day: chrono::NaiveDate) -> String {
+    match lang {
+        Lang::Ja => day.format("%Y/%m/%d").to_string(),
+        Lang::En => day.format("%Y-%m-%d").to_string(),
+    }
+}
+
 /// Digits grouped by thousands (both languages use `,`).
 pub fn number(n: u64) -> String {
     let digits = n.to_string();
@@ -232,5 +240,8 @@ mod tests {
             "2026/11/27 14:05"
         );
         assert_eq!(datetime(Lang::En, t, chrono_tz::UTC), "2026-11-27 05:05");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        assert_eq!(date(Lang::Ja, day), "2026/11/27");
+        assert_eq!(date(Lang::En, day), "2026-11-27");
     }
 }

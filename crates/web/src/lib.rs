@@ -1,11 +1,21 @@
-//! The web console: search, the message and its trail, exports, and the
-//! audit log — in Japanese and English, served by `mailtrail serve`.
+//! The web console: search, the message and its trail, pivots to related
+//! mail, attachment downloads, exports, and the audit log — in Japanese and
+//! English, served by `mailtrail serve`.
 //!
 //! Why it is shaped this way:
 //! - **Server-rendered HTML** from compile-time checked templates (askama):
 //!   no JavaScript framework and no build step outside cargo; every value is
 //!   HTML-escaped by the template unless marked otherwise, and the only such
-//!   value is a mail's HTML body after the sanitiser ([`html`]).
+//!   value is a mail's HTML body after the sanitiser ([`html`]). Everything
+//!   works without script; one small hand-written file (`/static/app.js`,
+//!   allowed by `script-src 'self'`, nothing inline) adds keyboard
+//!   navigation of results and copying the query.
+//! - **The query is the single source of truth** of a search: the filter
+//!   form edits the query text ([`filters`]) and the pivots from a message
+//!   are queries ([`pivots`]), so what was searched is always visible,
+//!   editable, bookmarkable and audited as written. The one search the
+//!   language cannot express — "every message carrying this file", by
+//!   content hash — is its own parameter (`/search?attachment=HASH`).
 //! - **Reads open the store read-only per request** on a blocking thread
 //!   (opening is a memory map and a schema check: about a millisecond), so
 //!   a slow query never holds the runtime and never blocks the writer; the
@@ -39,9 +49,12 @@ use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{Page, SqliteStore, Store, StoredMessage};
 use serde::Deserialize;
 
+pub mod attachment;
 pub mod auth;
+pub mod filters;
 pub mod html;
 pub mod i18n;
+pub mod pivots;
 
 use auth::{Brake, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE};
 use i18n::{Catalog, Lang};
@@ -51,6 +64,10 @@ const PAGE_SIZE: u32 = 50;
 /// The most rows one export writes.
 const EXPORT_LIMIT: u32 = 100_000;
 const CSS: &str = include_str!("../static/app.css");
+const JS: &str = include_str!("../static/app.js");
+/// How long the list of systems for the filter form is kept (reading it
+/// walks every message row).
+const SYSTEMS_TTL: Duration = Duration::from_secs(300);
 
 /// How the console is served.
 #[derive(Debug, Clone)]
@@ -89,6 +106,8 @@ struct Shared {
     catalog: Catalog,
     console: Mutex<SqliteStore>,
     brake: Brake,
+    /// The systems seen, for the filter form, and when they were read.
+    systems: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 /// Everything a handler needs to know about the request's user.
@@ -206,6 +225,24 @@ struct Row {
     status: String,
 }
 
+/// One option of a `<select>`.
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// The filter form, filled from the query ([`filters::state_of`]).
+struct FilterView {
+    open: bool,
+    since: String,
+    until: String,
+    has_attachment: bool,
+    directions: Vec<Choice>,
+    systems: Vec<Choice>,
+    statuses: Vec<Choice>,
+}
+
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage<'a> {
@@ -219,15 +256,40 @@ struct SearchPage<'a> {
     rows: Vec<Row>,
     previous: Option<u64>,
     next: Option<u64>,
+    /// What the paging links repeat: `q=…` or `attachment=…`.
+    page_base: String,
+    /// "Messages carrying the file …" when searching by attachment.
+    attachment: Option<String>,
+    filter: FilterView,
 }
 
 struct AttachmentView {
+    index: usize,
     name: String,
     size: String,
     content_type: String,
     encrypted: bool,
     hash: String,
     inner: Vec<String>,
+    /// An administrator can download it (content was captured).
+    download: bool,
+    /// `/search?attachment=…`, when the file's hash is known.
+    same: Option<String>,
+}
+
+/// A pivot: a labelled search.
+struct PivotView {
+    label: String,
+    query: String,
+    href: String,
+}
+
+/// A person on the message and their mail around it.
+struct PersonView {
+    address: String,
+    role: String,
+    sent: String,
+    received: String,
 }
 
 struct TrailView {
@@ -251,6 +313,9 @@ struct MessagePage<'a> {
     body_note: Option<String>,
     body_text: Option<String>,
     body_html: Option<String>,
+    pivots: Vec<PivotView>,
+    people: Vec<PersonView>,
+    period: String,
 }
 
 #[derive(Template)]
@@ -285,6 +350,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         catalog,
         console: Mutex::new(console),
         brake: Brake::default(),
+        systems: Mutex::new(None),
     });
     Ok(Router::new()
         .route("/", get(|| async { Redirect::to("/search") }))
@@ -295,23 +361,25 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         .route("/search/export", get(export))
         .route("/message/{id}", get(message))
         .route("/message/{id}/raw", get(raw))
+        .route("/message/{id}/attachment/{index}", get(download_attachment))
         .route("/audit", get(audit))
         .route("/static/app.css", get(css))
+        .route("/static/app.js", get(js))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(shared))
 }
 
 /// Every console response: no framing, no sniffing, no referrer to other
-/// sites, and a content policy that allows nothing but our own style
-/// sheet — even if a sanitiser bug let markup through, no script runs and
-/// nothing remote loads.
+/// sites, and a content policy that allows nothing but our own style sheet
+/// and script file — even if a sanitiser bug let markup through, no inline
+/// or foreign script runs and nothing remote loads.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -329,6 +397,16 @@ async fn css() -> impl IntoResponse {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        JS,
     )
 }
 
@@ -717,6 +795,45 @@ struct SearchParams {
     q: String,
     #[serde(default)]
     page: u64,
+    /// Search by attachment content hash instead of a query.
+    attachment: Option<String>,
+    // The filter form ([`filters`]): the query it was filled from, and its fields.
+    q0: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    direction: Option<String>,
+    system: Option<String>,
+    status: Option<String>,
+    has: Option<String>,
+}
+
+impl SearchParams {
+    /// The filter form was submitted (the whole form: an unticked box is absent).
+    fn form_submitted(&self) -> bool {
+        [
+            &self.q0,
+            &self.since,
+            &self.until,
+            &self.direction,
+            &self.system,
+            &self.status,
+            &self.has,
+        ]
+        .iter()
+        .any(|v| v.is_some())
+    }
+
+    fn form(&self) -> filters::FilterState {
+        let v = |o: &Option<String>| o.clone().unwrap_or_default();
+        filters::FilterState {
+            since: v(&self.since),
+            until: v(&self.until),
+            direction: v(&self.direction),
+            system: v(&self.system),
+            status: v(&self.status),
+            has_attachment: self.has.as_deref().is_some_and(|h| !h.is_empty()),
+        }
+    }
 }
 
 fn url_encode(s: &str) -> String {
@@ -824,6 +941,103 @@ fn parse_query(q: &str, tz: chrono_tz::Tz) -> Result<query::Expr, String> {
     query::parse(q, &ctx).map_err(|e| e.to_string())
 }
 
+/// The systems seen, from a cache refreshed every [`SYSTEMS_TTL`]; empty
+/// (and logged) if the store cannot say — the picker is not worth failing
+/// a search for.
+async fn known_systems(shared: &App) -> Vec<String> {
+    if let Ok(cache) = shared.systems.lock() {
+        if let Some((read, list)) = cache.as_ref() {
+            if read.elapsed() < SYSTEMS_TTL {
+                return list.clone();
+            }
+        }
+    }
+    let options = shared.options.clone();
+    match blocking(move || Ok(reader(&options)?.systems()?)).await {
+        Ok(list) => {
+            if let Ok(mut cache) = shared.systems.lock() {
+                *cache = Some((Instant::now(), list.clone()));
+            }
+            list
+        }
+        Err(e) => {
+            eprintln!("mailtrail web: listing systems: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The filter form for query `q`, in the visitor's language.
+async fn filter_view(shared: &App, lang: Lang, q: &str) -> FilterView {
+    let state = filters::state_of(q);
+    let t = |k: &str| shared.catalog.text(lang, k, &[]);
+    let any = || Choice {
+        value: String::new(),
+        label: t("filter-any"),
+        selected: false,
+    };
+    let choices = |values: Vec<(String, String)>, current: &str| {
+        let mut list = vec![any()];
+        list.extend(values.into_iter().map(|(value, label)| Choice {
+            selected: value == current,
+            value,
+            label,
+        }));
+        if !current.is_empty() && !list.iter().any(|c| c.selected) {
+            list.push(Choice {
+                value: current.to_string(),
+                label: current.to_string(),
+                selected: true,
+            });
+        }
+        if let Some(first) = list.first_mut() {
+            first.selected = current.is_empty();
+        }
+        list
+    };
+    let directions = choices(
+        mailtrail_model::Direction::ALL
+            .iter()
+            .map(|d| {
+                (
+                    d.as_str().to_string(),
+                    t(&format!("direction-{}", d.as_str())),
+                )
+            })
+            .collect(),
+        &state.direction,
+    );
+    let statuses = choices(
+        mailtrail_model::DeliveryStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), t(&format!("status-{}", s.as_str()))))
+            .collect(),
+        &state.status,
+    );
+    // Each system, and each family of several (`postfix` for postfix@mx1
+    // and postfix@mx2: `system:postfix` matches both).
+    let mut names = std::collections::BTreeSet::new();
+    for name in known_systems(shared).await {
+        if let Some((family, _)) = name.split_once('@') {
+            names.insert(family.to_string());
+        }
+        names.insert(name);
+    }
+    let systems = choices(
+        names.into_iter().map(|n| (n.clone(), n)).collect(),
+        &state.system,
+    );
+    FilterView {
+        open: state.any(),
+        since: state.since,
+        until: state.until,
+        has_attachment: state.has_attachment,
+        directions,
+        systems,
+        statuses,
+    }
+}
+
 async fn search(
     State(shared): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -832,58 +1046,141 @@ async fn search(
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
         visitor.user()?;
-        let q = params.q.trim().to_string();
-        let searched = !q.is_empty();
+        let lang = visitor.lang;
+        let mut q = params.q.trim().to_string();
+        let mut error = None;
+        if params.form_submitted() {
+            // The form only writes the query; the answer is the query's page.
+            let shown = params.q0.as_deref().unwrap_or(&q).trim().to_string();
+            match filters::apply(&q, &shown, &params.form()) {
+                Ok(written) => {
+                    return Ok(
+                        Redirect::to(&format!("/search?q={}", url_encode(written.trim())))
+                            .into_response(),
+                    )
+                }
+                Err(e) => {
+                    error = Some(shared.catalog.text(
+                        lang,
+                        "filter-invalid",
+                        &[("reason", e.to_string().into())],
+                    ));
+                    q = shown;
+                }
+            }
+        }
+        let attachment = params
+            .attachment
+            .as_deref()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty());
         let mut page = SearchPage {
             chrome: chrome(shared, visitor),
             q_url: url_encode(&q),
-            q: q.clone(),
-            searched,
-            error: None,
+            page_base: format!("q={}", url_encode(&q)),
+            searched: error.is_none() && (!q.is_empty() || attachment.is_some()),
+            filter: filter_view(shared, lang, &q).await,
+            q,
+            error,
             count: 0,
             count_text: String::new(),
             rows: Vec::new(),
             previous: None,
             next: None,
+            attachment: None,
         };
-        if !searched {
+        if page.error.is_some() {
+            return Ok(html_page(StatusCode::BAD_REQUEST, page));
+        }
+        if !page.searched {
             return Ok(html_page(StatusCode::OK, page));
         }
-        let expr = match parse_query(&q, shared.options.timezone) {
-            Ok(expr) => expr,
-            Err(reason) => {
+        let offset = params.page.saturating_mul(u64::from(PAGE_SIZE));
+        let window = Page {
+            limit: PAGE_SIZE,
+            offset,
+        };
+        let options = shared.options.clone();
+        let answer = if let Some(hash) = attachment {
+            if !mailtrail_store::blob::is_hash(&hash) {
+                return Err(WebError::BadRequest(format!(
+                    "not an attachment hash: {hash}"
+                )));
+            }
+            record(
+                shared,
+                visitor,
+                "search",
+                None,
+                Some(format!("attachment:{hash}")),
+            )
+            .await?;
+            let wanted = hash.clone();
+            let answer =
+                blocking(move || Ok(reader(&options)?.attachment_messages(&wanted, window)?)).await;
+            if let Ok((_, found)) = &answer {
+                let name = found
+                    .iter()
+                    .flat_map(|m| m.attachments.iter())
+                    .find(|a| a.blake3 == hash)
+                    .and_then(|a| a.filename.clone())
+                    .unwrap_or_default();
+                page.attachment = Some(shared.catalog.text(
+                    lang,
+                    "search-attachment",
+                    &[
+                        ("name", name.into()),
+                        ("hash", hash.chars().take(16).collect::<String>().into()),
+                    ],
+                ));
+            }
+            page.page_base = format!("attachment={hash}");
+            page.q.clear();
+            page.q_url.clear();
+            answer
+        } else {
+            let expr = match parse_query(&page.q, shared.options.timezone) {
+                Ok(expr) => expr,
+                Err(reason) => {
+                    page.error = Some(shared.catalog.text(
+                        lang,
+                        "search-error",
+                        &[("reason", reason.into())],
+                    ));
+                    return Ok(html_page(StatusCode::BAD_REQUEST, page));
+                }
+            };
+            record(shared, visitor, "search", None, Some(page.q.clone())).await?;
+            blocking(move || {
+                let store = reader(&options)?;
+                let count = store.count(&expr)?;
+                let found = store.search(&expr, window)?;
+                Ok((count, found))
+            })
+            .await
+        };
+        let (count, found) = match answer {
+            Ok(answer) => answer,
+            // A query the store refuses (nothing searchable in a term) is
+            // the user's to fix, not a server error.
+            Err(WebError::Store(mailtrail_store::StoreError::Invalid(reason))) => {
                 page.error = Some(shared.catalog.text(
-                    visitor.lang,
+                    lang,
                     "search-error",
                     &[("reason", reason.into())],
                 ));
                 return Ok(html_page(StatusCode::BAD_REQUEST, page));
             }
+            Err(e) => return Err(e),
         };
-        record(shared, visitor, "search", None, Some(q.clone())).await?;
-        let options = shared.options.clone();
-        let offset = params.page * u64::from(PAGE_SIZE);
-        let (count, found) = blocking(move || {
-            let store = reader(&options)?;
-            let count = store.count(&expr)?;
-            let found = store.search(
-                &expr,
-                Page {
-                    limit: PAGE_SIZE,
-                    offset,
-                },
-            )?;
-            Ok((count, found))
-        })
-        .await?;
         page.count = count;
-        page.count_text =
-            shared
-                .catalog
-                .text(visitor.lang, "search-count", &[("count", count.into())]);
-        page.rows = found.iter().map(|m| row(shared, visitor.lang, m)).collect();
+        page.count_text = shared
+            .catalog
+            .text(lang, "search-count", &[("count", count.into())]);
+        page.rows = found.iter().map(|m| row(shared, lang, m)).collect();
         page.previous = params.page.checked_sub(1);
-        page.next = (offset + u64::from(PAGE_SIZE) < count).then_some(params.page + 1);
+        page.next = (offset.saturating_add(u64::from(PAGE_SIZE)) < count)
+            .then(|| params.page.saturating_add(1));
         Ok(html_page(StatusCode::OK, page))
     })
     .await
@@ -1139,18 +1436,25 @@ async fn message(
                 ),
             );
         }
+        let known_hash =
+            |a: &mailtrail_model::Attachment| mailtrail_store::blob::is_hash(&a.blake3);
         let attachments = m
             .attachments
             .iter()
-            .map(|a| AttachmentView {
+            .enumerate()
+            .map(|(index, a)| AttachmentView {
+                index,
                 name: a.filename.clone().unwrap_or_default(),
                 size: i18n::size(a.size),
                 content_type: a.content_type.clone(),
                 encrypted: a.encrypted,
                 hash: a.blake3.chars().take(16).collect(),
                 inner: a.inner_names.clone(),
+                download: admin && m.content_hash.is_some() && known_hash(a),
+                same: known_hash(a).then(|| format!("/search?attachment={}", a.blake3)),
             })
             .collect();
+        let (pivots, people, period) = pivot_views(shared, lang, &m);
         let mut events: Vec<_> = m.deliveries.iter().collect();
         events.sort_by_key(|d| d.time);
         let trail = events
@@ -1199,10 +1503,79 @@ async fn message(
                 body_note,
                 body_text,
                 body_html,
+                pivots,
+                people,
+                period,
             },
         ))
     })
     .await
+}
+
+/// The searches one click away from a message ([`pivots`]): the labelled
+/// links, the people with their mail around it, and that period as text.
+fn pivot_views(
+    shared: &Shared,
+    lang: Lang,
+    m: &StoredMessage,
+) -> (Vec<PivotView>, Vec<PersonView>, String) {
+    let tr = |k: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]| {
+        shared.catalog.text(lang, k, args)
+    };
+    let link = |label: String, query: String| PivotView {
+        href: format!("/search?q={}", url_encode(&query)),
+        label,
+        query,
+    };
+    let mut pivots = Vec::new();
+    let people = pivots::people(m);
+    if let Some(sender) = people.iter().find(|p| p.role == "message-from") {
+        pivots.push(link(
+            tr(
+                "pivot-same-sender",
+                &[("address", sender.address.clone().into())],
+            ),
+            pivots::sender_query(&sender.address),
+        ));
+    }
+    if let Some(query) = m.subject.as_deref().and_then(pivots::thread_query) {
+        pivots.push(link(tr("pivot-same-subject", &[]), query));
+    }
+    let org = OrgDomains::new(&shared.options.org_domains);
+    for domain in pivots::external_domains(m, &org) {
+        pivots.push(link(
+            tr("pivot-domain", &[("domain", domain.clone().into())]),
+            pivots::domain_query(&domain),
+        ));
+    }
+    let tz = shared.options.timezone;
+    let Some((period, first, last)) = display_time(m).and_then(|t| pivots::period(t, tz)) else {
+        return (pivots, Vec::new(), String::new());
+    };
+    let people = people
+        .into_iter()
+        .map(|p| PersonView {
+            sent: format!(
+                "/search?q={}",
+                url_encode(&pivots::sent_query(&p.address, &period))
+            ),
+            received: format!(
+                "/search?q={}",
+                url_encode(&pivots::received_query(&p.address, &period))
+            ),
+            role: tr(p.role, &[]),
+            address: p.address,
+        })
+        .collect();
+    let text = tr(
+        "pivot-period",
+        &[
+            ("from", i18n::date(lang, first).into()),
+            ("to", i18n::date(lang, last).into()),
+            ("days", pivots::PERIOD_DAYS.into()),
+        ],
+    );
+    (pivots, people, text)
 }
 
 async fn raw(
@@ -1241,6 +1614,67 @@ async fn raw(
             bytes,
         )
             .into_response())
+    })
+    .await
+}
+
+async fn download_attachment(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, index)): Path<(i64, usize)>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.admin()?;
+        let m = load_message(shared, id).await?;
+        let listed = m.attachments.get(index).cloned().ok_or(WebError::NotFound)?;
+        let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
+        let options = shared.options.clone();
+        let wanted = listed.blake3.clone();
+        let bytes = blocking(move || {
+            let raw = reader(&options)?
+                .raw_message(&hash)?
+                .ok_or(WebError::NotFound)?;
+            Ok(attachment::find(&raw, &wanted))
+        })
+        .await?;
+        let Some(bytes) = bytes else {
+            // Listed but not found in the raw message: nothing to serve.
+            eprintln!(
+                "mailtrail web: message {id}: attachment {index} ({}) is not in the stored raw message",
+                listed.blake3
+            );
+            return Err(WebError::NotFound);
+        };
+        let name = listed.filename.clone().unwrap_or_default();
+        let disposition = HeaderValue::from_str(&attachment::content_disposition(
+            &name,
+            &format!("attachment-{id}-{}", index + 1),
+        ))
+        .map_err(|e| WebError::Internal(format!("content disposition: {e}")))?;
+        record(
+            shared,
+            visitor,
+            "download-attachment",
+            Some(id.to_string()),
+            Some(name),
+        )
+        .await?;
+        let mut response = (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    attachment::served_content_type(&listed.content_type),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+            bytes,
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, disposition);
+        Ok(response)
     })
     .await
 }

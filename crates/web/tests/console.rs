@@ -1,6 +1,8 @@
 //! The web console over real HTTP: sign-in with its CSRF token and brake,
-//! the two roles, search and export, the message page with its sanitised
-//! body, raw download, the audit log of every look, and both languages.
+//! the two roles, search and export, the filter form writing the query,
+//! the pivots from a message, the message page with its sanitised body,
+//! raw and attachment downloads, the audit log of every look, and both
+//! languages.
 //!
 //! The router runs in-process on a loopback port over a store seeded with
 //! messages through the same `write_batch` the importers use; requests are
@@ -87,8 +89,14 @@ struct Console {
 }
 
 fn start() -> Console {
+    start_with(|_| {})
+}
+
+/// A console over the common seed plus what `extra` writes.
+fn start_with(extra: impl FnOnce(&Path)) -> Console {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path());
+    extra(dir.path());
     mailtrail_web::add_user(dir.path(), "kanri", "kanri-password-1", Role::Administrator).unwrap();
     mailtrail_web::add_user(dir.path(), "etsuran", "etsuran-password-1", Role::Viewer).unwrap();
     let router = mailtrail_web::router(mailtrail_web::WebOptions {
@@ -574,4 +582,760 @@ fn pages_speak_the_browsers_language_and_the_switch_wins() {
     let page = request(c.addr, "GET", "/search?q=weekly", &[("Cookie", &both)], "");
     assert!(page.text().contains("2026/11/20 10:00"), "{}", page.text());
     assert!(page.text().contains("1 件"));
+}
+
+// ------------------------------------------------------------ filters, pivots, attachments
+
+/// The spreadsheet the thread passes around (binary, and long enough to be
+/// kept as a blob segment of its own).
+fn spreadsheet() -> Vec<u8> {
+    let mut bytes = b"PK\x03\x04".to_vec();
+    bytes.extend((0..3000u32).map(|i| (i * 7 % 256) as u8));
+    bytes
+}
+
+const SPREADSHEET_NAME: &str = "見積書 2026年度.xlsx";
+const SPREADSHEET_2231: &str = "%E8%A6%8B%E7%A9%8D%E6%9B%B8%202026%E5%B9%B4%E5%BA%A6.xlsx";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+const HOSTILE_HTML: &str = "<script>alert(document.cookie)</script>";
+
+fn base64(bytes: &[u8], line: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.as_bytes()
+        .chunks(line)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// A MIME message with optional attachments (name, type, bytes), base64
+/// wrapped at `line` characters.
+fn mime(head: &str, body: &str, attachments: &[(&str, &str, &[u8])], line: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "{head}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n\
+--BB\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    );
+    for (name, ctype, bytes) in attachments {
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        raw.push_str(&format!(
+            "--BB\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename*=UTF-8''{encoded}\r\n\r\n{}\r\n",
+            base64(bytes, line)
+        ));
+    }
+    raw.push_str("--BB--\r\n");
+    raw.into_bytes()
+}
+
+fn delivered(
+    time: chrono::DateTime<Utc>,
+    to: &str,
+    system: &str,
+    status: DeliveryStatus,
+) -> Delivery {
+    Delivery {
+        time,
+        recipient: to.into(),
+        status,
+        detail: None,
+        system: system.into(),
+        relay: None,
+        client_ip: None,
+        client_host: None,
+        local_id: None,
+        original_recipient: None,
+    }
+}
+
+/// A thread about a quotation (JST dates): the offer with the spreadsheet
+/// (11/18, outbound), the partner's reply (11/19, inbound), an internal
+/// forward carrying the same spreadsheet encoded differently (11/20), a
+/// bounced mail from elsewhere (11/21), and a greeting a month later.
+fn seed_thread(dir: &Path) {
+    let sheet = spreadsheet();
+    let opts = mailtrail_ingest::DecodeOptions::default();
+    let parse = |raw: Vec<u8>, system: &str, deliveries: Vec<Delivery>| {
+        let mut r = mailtrail_ingest::mime::parse_message(raw, &opts).unwrap();
+        r.systems = vec![system.into()];
+        r.deliveries = deliveries;
+        r
+    };
+    let jst = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 11, d, h - 9, 0, 0).unwrap();
+    let offer = parse(
+        mime(
+            "From: Taro <taro@example.co.jp>\r\nTo: hanako@partner.example\r\nCc: jiro@example.co.jp\r\n\
+Subject: =?UTF-8?B?6KaL56mN5pu444Gu6YCB5LuY?=\r\nMessage-ID: <offer@example.co.jp>\r\n\
+Date: Wed, 18 Nov 2026 10:00:00 +0900",
+            "見積書をお送りします。",
+            &[
+                (SPREADSHEET_NAME, XLSX, &sheet),
+                ("page.html", "text/html", HOSTILE_HTML.as_bytes()),
+            ],
+            76,
+        ),
+        "journal",
+        vec![delivered(jst(18, 10), "hanako@partner.example", "postfix@mx1", DeliveryStatus::Delivered)],
+    );
+    let reply = parse(
+        mime(
+            "From: hanako@partner.example\r\nTo: taro@example.co.jp\r\n\
+Subject: =?UTF-8?B?UkXvvJropovnqY3mm7jjga7pgIHku5g=?=\r\nMessage-ID: <reply@partner.example>\r\n\
+Date: Thu, 19 Nov 2026 09:00:00 +0900",
+            "受領しました。",
+            &[],
+            76,
+        ),
+        "m365",
+        vec![delivered(
+            jst(19, 9),
+            "taro@example.co.jp",
+            "m365",
+            DeliveryStatus::Delivered,
+        )],
+    );
+    let forward = parse(
+        mime(
+            "From: taro@example.co.jp\r\nTo: saburo@example.co.jp\r\n\
+Subject: =?UTF-8?B?6Lui6YCBOiBSZTog6KaL56mN5pu444Gu6YCB5LuY?=\r\nMessage-ID: <forward@example.co.jp>\r\n\
+Date: Fri, 20 Nov 2026 15:00:00 +0900",
+            "共有します。",
+            &[(SPREADSHEET_NAME, XLSX, &sheet)],
+            60,
+        ),
+        "journal",
+        vec![],
+    );
+    let bounced = parse(
+        mime(
+            "From: someone@other.example\r\nTo: taro@example.co.jp\r\nSubject: invoice\r\n\
+Message-ID: <bounce@other.example>\r\nDate: Sat, 21 Nov 2026 09:00:00 +0900",
+            "see attached",
+            &[("invoice.pdf", "application/pdf", b"%PDF-1.4 not really")],
+            76,
+        ),
+        "postfix@mx2",
+        vec![delivered(
+            jst(21, 9),
+            "taro@example.co.jp",
+            "postfix@mx2",
+            DeliveryStatus::Bounced,
+        )],
+    );
+    let greeting = parse(
+        mime(
+            "From: taro@example.co.jp\r\nTo: hanako@partner.example\r\nSubject: =?UTF-8?B?5bm05pyr44Gu44GU5oyo5ou2?=\r\n\
+Message-ID: <greeting@example.co.jp>\r\nDate: Tue, 15 Dec 2026 10:00:00 +0900",
+            "本年もお世話になりました。",
+            &[],
+            76,
+        ),
+        "journal",
+        vec![],
+    );
+    let mut store = SqliteStore::open(
+        dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(["example.co.jp"]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store
+        .write_batch(vec![offer, reply, forward, bounced, greeting], vec![])
+        .unwrap();
+}
+
+fn id_of(dir: &Path, message_id: &str) -> i64 {
+    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    store.message_by_message_id(message_id).unwrap().unwrap().id
+}
+
+/// The ids of the messages a result page lists, sorted.
+fn listed(html: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = html
+        .match_indices("<a href=\"/message/")
+        .filter_map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            rest[..rest.find('"')?].parse().ok()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Percent-decoding of a query-string value.
+fn unurl(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The `href` of the link whose text is `label`.
+fn link(html: &str, label: &str) -> String {
+    let end = html
+        .find(&format!(">{label}</a>"))
+        .unwrap_or_else(|| panic!("no link {label} in {html}"));
+    let start = html[..end].rfind("href=\"").unwrap() + 6;
+    html[start..end - 1].replace("&amp;", "&")
+}
+
+#[test]
+fn the_filter_form_writes_the_query_and_the_query_decides() {
+    let c = start_with(seed_thread);
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str())];
+    let submit = |params: &str| {
+        let answer = request(c.addr, "GET", &format!("/search?{params}"), &cookie, "");
+        assert_eq!(answer.status, 303, "{params}: {}", answer.text());
+        let location = answer.header("location").unwrap().to_string();
+        let q = unurl(location.strip_prefix("/search?q=").unwrap());
+        let page = request(c.addr, "GET", &location, &cookie, "");
+        assert_eq!(page.status, 200, "{}", page.text());
+        (q, page.text())
+    };
+    let form = |q: &str,
+                q0: &str,
+                since: &str,
+                until: &str,
+                direction: &str,
+                system: &str,
+                status: &str,
+                has: bool| {
+        format!(
+            "q={}&q0={}&since={since}&until={until}&direction={direction}&system={}&status={status}{}",
+            url(q),
+            url(q0),
+            url(system),
+            if has { "&has=attachment" } else { "" }
+        )
+    };
+
+    // The period: inclusive dates become after: / before: the next day.
+    let (q, html) = submit(&form(
+        "見積書",
+        "見積書",
+        "2026-11-18",
+        "2026-11-19",
+        "",
+        "",
+        "",
+        false,
+    ));
+    assert_eq!(q, "見積書 after:2026-11-18 before:2026-11-20");
+    assert!(html.contains("2 messages"), "{html}");
+    assert_eq!(
+        listed(&html),
+        vec![
+            id_of(c.dir.path(), "offer@example.co.jp"),
+            id_of(c.dir.path(), "reply@partner.example")
+        ]
+    );
+    // The form shows what the query says.
+    assert!(
+        html.contains("name=\"since\" value=\"2026-11-18\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"until\" value=\"2026-11-19\""),
+        "{html}"
+    );
+    for system in ["journal", "m365", "postfix", "postfix@mx1", "postfix@mx2"] {
+        assert!(
+            html.contains(&format!("<option value=\"{system}\">{system}</option>")),
+            "{system}: {html}"
+        );
+    }
+
+    // Direction.
+    let (q2, html) = submit(&form(
+        &q,
+        &q,
+        "2026-11-18",
+        "2026-11-19",
+        "inbound",
+        "",
+        "",
+        false,
+    ));
+    assert_eq!(
+        q2,
+        "見積書 after:2026-11-18 before:2026-11-20 direction:inbound"
+    );
+    assert!(html.contains("1 message"), "{html}");
+    assert_eq!(
+        listed(&html),
+        vec![id_of(c.dir.path(), "reply@partner.example")]
+    );
+    assert!(
+        html.contains("<option value=\"inbound\" selected>"),
+        "{html}"
+    );
+
+    // System and attachments, direction back to any, period cleared.
+    let (q3, html) = submit(&form(&q2, &q2, "", "", "", "journal", "", true));
+    assert_eq!(q3, "見積書 system:journal has:attachment");
+    assert_eq!(
+        listed(&html),
+        vec![
+            id_of(c.dir.path(), "offer@example.co.jp"),
+            id_of(c.dir.path(), "forward@example.co.jp")
+        ],
+        "{html}"
+    );
+
+    // Status on its own.
+    let (q4, html) = submit(&form("", "", "", "", "", "", "bounced", false));
+    assert_eq!(q4, "status:bounced");
+    assert_eq!(
+        listed(&html),
+        vec![id_of(c.dir.path(), "bounce@other.example")]
+    );
+
+    // A condition deleted in the box stays deleted although the form,
+    // filled from the old query, still shows it.
+    let (q5, _) = submit(&form(
+        "見積書",
+        &q2,
+        "2026-11-18",
+        "2026-11-19",
+        "inbound",
+        "",
+        "",
+        false,
+    ));
+    assert_eq!(q5, "見積書");
+
+    // A bad value is reported, not searched.
+    let bad = request(
+        c.addr,
+        "GET",
+        &format!(
+            "/search?{}",
+            form("x", "x", "2026-02-30", "", "", "", "", false)
+        ),
+        &cookie,
+        "",
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("2026-02-30"), "{}", bad.text());
+
+    // A query with nothing searchable is the user's error, not the server's.
+    let nothing = request(
+        c.addr,
+        "GET",
+        &format!("/search?q={}", url("subject:\"!!\"")),
+        &cookie,
+        "",
+    );
+    assert_eq!(nothing.status, 400, "{}", nothing.text());
+
+    let searches: Vec<String> = audit_actions(c.dir.path())
+        .into_iter()
+        .filter(|(_, a, _)| a == "search")
+        .filter_map(|(_, _, d)| d)
+        .collect();
+    assert!(
+        searches.contains(&q3),
+        "the written query is what is audited: {searches:?}"
+    );
+}
+
+#[test]
+fn pivots_from_a_message_lead_to_the_related_mail() {
+    let c = start_with(seed_thread);
+    let (session, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let cookie = [("Cookie", session.as_str())];
+    let dir = c.dir.path();
+    let ids = |mids: &[&str]| {
+        let mut v: Vec<i64> = mids.iter().map(|m| id_of(dir, m)).collect();
+        v.sort();
+        v
+    };
+    let offer = id_of(dir, "offer@example.co.jp");
+    let page = request(c.addr, "GET", &format!("/message/{offer}"), &cookie, "");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let follow = |href: &str| {
+        let answer = request(c.addr, "GET", href, &cookie, "");
+        assert_eq!(answer.status, 200, "{href}: {}", answer.text());
+        listed(&answer.text())
+    };
+
+    let sender = link(&html, "Everything from taro@example.co.jp");
+    assert_eq!(
+        unurl(sender.strip_prefix("/search?q=").unwrap()),
+        "from:taro@example.co.jp"
+    );
+    assert_eq!(
+        follow(&sender),
+        ids(&[
+            "web-1@example.co.jp",
+            "offer@example.co.jp",
+            "forward@example.co.jp",
+            "greeting@example.co.jp"
+        ])
+    );
+
+    // Re：/転送: Re: prefixes removed: the offer, the reply, the forward.
+    let thread = link(&html, "The same thread (subject without Re: / Fwd:)");
+    assert_eq!(
+        unurl(thread.strip_prefix("/search?q=").unwrap()),
+        "subject:\"見積書の送付\""
+    );
+    assert_eq!(
+        follow(&thread),
+        ids(&[
+            "offer@example.co.jp",
+            "reply@partner.example",
+            "forward@example.co.jp"
+        ])
+    );
+
+    // The other party's domain: only partner.example is external here.
+    let domain = link(&html, "All mail exchanged with partner.example");
+    assert!(!html.contains("All mail exchanged with example.co.jp"));
+    assert_eq!(
+        follow(&domain),
+        ids(&[
+            "web-1@example.co.jp",
+            "web-2@example.co.jp",
+            "offer@example.co.jp",
+            "reply@partner.example",
+            "greeting@example.co.jp"
+        ])
+    );
+
+    // Each person's mail 7 days either side (11/11 – 11/25 JST).
+    assert!(html.contains("from 2026-11-11 to 2026-11-25"), "{html}");
+    let people = &html[html.find("<table class=\"people\">").unwrap()..];
+    let row = |address: &str| {
+        let at = people
+            .find(&format!("<td>{address}</td>"))
+            .unwrap_or_else(|| panic!("{address}: {people}"));
+        let rest = &people[at..];
+        let href = |label: &str| link(&rest[..rest.find("</tr>").unwrap()], label);
+        (href("Sent"), href("Received"))
+    };
+    let (taro_sent, taro_received) = row("taro@example.co.jp");
+    assert_eq!(
+        unurl(taro_sent.strip_prefix("/search?q=").unwrap()),
+        "from:taro@example.co.jp after:2026-11-11 before:2026-11-26"
+    );
+    assert_eq!(
+        follow(&taro_sent),
+        ids(&[
+            "web-1@example.co.jp",
+            "offer@example.co.jp",
+            "forward@example.co.jp"
+        ]),
+        "not the greeting of December"
+    );
+    assert_eq!(
+        follow(&taro_received),
+        ids(&["reply@partner.example", "bounce@other.example"])
+    );
+    let (_, hanako_received) = row("hanako@partner.example");
+    assert_eq!(
+        follow(&hanako_received),
+        ids(&["web-1@example.co.jp", "offer@example.co.jp"])
+    );
+    let (_, jiro_received) = row("jiro@example.co.jp");
+    assert_eq!(
+        follow(&jiro_received),
+        ids(&["offer@example.co.jp"]),
+        "Cc counts as received"
+    );
+
+    // The same file, whatever its encoding: the offer and the forward.
+    let same = link(&html, "Every message with this file");
+    assert!(same.starts_with("/search?attachment="), "{same}");
+    let answer = request(c.addr, "GET", &same, &cookie, "");
+    assert!(
+        answer.text().contains(SPREADSHEET_NAME),
+        "{}",
+        answer.text()
+    );
+    assert!(answer.text().contains("2 messages"));
+    assert_eq!(
+        listed(&answer.text()),
+        ids(&["offer@example.co.jp", "forward@example.co.jp"])
+    );
+    let hash = same.strip_prefix("/search?attachment=").unwrap();
+    let searches: Vec<_> = audit_actions(dir)
+        .into_iter()
+        .filter(|(u, a, _)| u == "etsuran" && a == "search")
+        .filter_map(|(_, _, d)| d)
+        .collect();
+    assert!(
+        searches.contains(&format!("attachment:{hash}")),
+        "{searches:?}"
+    );
+    assert_eq!(
+        request(c.addr, "GET", "/search?attachment=../../etc", &cookie, "").status,
+        400
+    );
+
+    // Japanese labels and dates for the same links.
+    let both = format!("{session}; mt_lang=ja");
+    let ja = request(
+        c.addr,
+        "GET",
+        &format!("/message/{offer}"),
+        &[("Cookie", &both)],
+        "",
+    )
+    .text();
+    assert!(ja.contains("2026/11/11 – 2026/11/25"), "{ja}");
+    assert!(ja.contains("partner.example とのメールすべて"), "{ja}");
+    assert!(ja.contains("同じスレッド"), "{ja}");
+}
+
+#[test]
+fn attachments_download_exactly_for_administrators_and_are_audited() {
+    let c = start_with(seed_thread);
+    let dir = c.dir.path();
+    let offer = id_of(dir, "offer@example.co.jp");
+    let forward = id_of(dir, "forward@example.co.jp");
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str())];
+
+    let page = request(c.addr, "GET", &format!("/message/{offer}"), &cookie, "").text();
+    assert!(
+        page.contains(&format!("href=\"/message/{offer}/attachment/0\"")),
+        "{page}"
+    );
+
+    for (id, index) in [(offer, 0), (forward, 0)] {
+        let file = request(
+            c.addr,
+            "GET",
+            &format!("/message/{id}/attachment/{index}"),
+            &cookie,
+            "",
+        );
+        assert_eq!(file.status, 200, "{}", file.text());
+        assert_eq!(
+            file.body,
+            spreadsheet(),
+            "the very bytes that were attached"
+        );
+        assert_eq!(file.header("content-type"), Some(XLSX));
+        assert_eq!(
+            file.header("content-disposition").unwrap(),
+            format!(
+                "attachment; filename=\"___ 2026__.xlsx\"; filename*=UTF-8''{SPREADSHEET_2231}"
+            )
+        );
+        assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(file.header("cache-control"), Some("no-store"));
+    }
+
+    // HTML is handed over as bytes, never as a page of ours.
+    let html = request(
+        c.addr,
+        "GET",
+        &format!("/message/{offer}/attachment/1"),
+        &cookie,
+        "",
+    );
+    assert_eq!(html.status, 200);
+    assert_eq!(html.body, HOSTILE_HTML.as_bytes());
+    assert_eq!(
+        html.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(html
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment;"));
+
+    assert_eq!(
+        request(
+            c.addr,
+            "GET",
+            &format!("/message/{offer}/attachment/9"),
+            &cookie,
+            ""
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        request(c.addr, "GET", "/message/2/attachment/0", &cookie, "").status,
+        404,
+        "a log-only message has nothing to download"
+    );
+
+    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    let downloads: Vec<_> = store
+        .audit_log(
+            &AuditFilter::default(),
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "download-attachment")
+        .map(|e| (e.user, e.target, e.detail))
+        .collect();
+    assert_eq!(downloads.len(), 3, "one entry per download: {downloads:?}");
+    assert!(downloads.contains(&(
+        "kanri".into(),
+        Some(offer.to_string()),
+        Some(SPREADSHEET_NAME.to_string())
+    )));
+    assert!(downloads.contains(&(
+        "kanri".into(),
+        Some(offer.to_string()),
+        Some("page.html".to_string())
+    )));
+
+    // A viewer gets neither the link nor the file, and nothing is recorded as downloaded.
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let vcookie = [("Cookie", viewer.as_str())];
+    let page = request(c.addr, "GET", &format!("/message/{offer}"), &vcookie, "").text();
+    assert!(!page.contains("/attachment/0"), "{page}");
+    assert_eq!(
+        request(
+            c.addr,
+            "GET",
+            &format!("/message/{offer}/attachment/0"),
+            &vcookie,
+            ""
+        )
+        .status,
+        403
+    );
+    assert!(!audit_actions(dir)
+        .iter()
+        .any(|(u, a, _)| u == "etsuran" && a == "download-attachment"));
+    assert_eq!(
+        request(
+            c.addr,
+            "GET",
+            &format!("/message/{offer}/attachment/0"),
+            &[],
+            ""
+        )
+        .status,
+        303,
+        "signed out: to the sign-in page"
+    );
+}
+
+#[test]
+fn the_store_answers_who_else_got_a_file_and_which_systems_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path());
+    seed_thread(dir.path());
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(
+        store.systems().unwrap(),
+        ["journal", "m365", "postfix@mx1", "postfix@mx2"]
+    );
+    let offer = store
+        .message_by_message_id("offer@example.co.jp")
+        .unwrap()
+        .unwrap();
+    let hash = &offer.attachments[0].blake3;
+    let (count, first) = store
+        .attachment_messages(
+            hash,
+            Page {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(count, 2);
+    assert_eq!(
+        first[0].message_id.as_deref(),
+        Some("forward@example.co.jp"),
+        "newest first"
+    );
+    let (_, second) = store
+        .attachment_messages(
+            hash,
+            Page {
+                limit: 1,
+                offset: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(second[0].message_id.as_deref(), Some("offer@example.co.jp"));
+    assert_eq!(
+        store
+            .attachment_messages(&"0".repeat(64), Page::default())
+            .unwrap(),
+        (0, vec![])
+    );
+}
+
+#[test]
+fn the_script_is_ours_served_as_script_and_nothing_inline() {
+    let c = start();
+    let js = request(c.addr, "GET", "/static/app.js", &[], "");
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(js.text().contains("keydown"));
+    let csp = js.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    for path in ["/search?q=weekly", "/message/1", "/search"] {
+        let html = request(c.addr, "GET", path, &[("Cookie", &session)], "").text();
+        assert_eq!(html.matches("<script").count(), 1, "{path}: {html}");
+        assert!(html.contains("<script src=\"/static/app.js\" defer></script>"));
+        assert!(
+            !html.contains(" onclick=") && !html.contains(" onkeydown="),
+            "{path}"
+        );
+    }
 }
