@@ -849,8 +849,24 @@ fn url_encode(s: &str) -> String {
     out
 }
 
+/// The message's status in one word: the worst of each recipient's latest
+/// status (a delivery retried after a deferral counts as delivered), or
+/// `received` when nothing was handed on yet.
 fn status_key(m: &StoredMessage) -> &'static str {
     use mailtrail_model::DeliveryStatus as S;
+    let mut latest: std::collections::BTreeMap<&str, &mailtrail_model::Delivery> =
+        std::collections::BTreeMap::new();
+    for d in m.deliveries.iter().filter(|d| d.status != S::Received) {
+        let slot = latest.entry(d.recipient.as_str()).or_insert(d);
+        if d.time >= slot.time {
+            *slot = d;
+        }
+    }
+    let finals: Vec<S> = if latest.is_empty() {
+        m.deliveries.iter().map(|d| d.status).collect()
+    } else {
+        latest.values().map(|d| d.status).collect()
+    };
     let worst = [
         S::Bounced,
         S::Rejected,
@@ -864,7 +880,7 @@ fn status_key(m: &StoredMessage) -> &'static str {
         S::Received,
     ]
     .into_iter()
-    .find(|s| m.deliveries.iter().any(|d| d.status == *s));
+    .find(|s| finals.contains(s));
     match worst {
         Some(S::Bounced) => "status-bounced",
         Some(S::Rejected) => "status-rejected",

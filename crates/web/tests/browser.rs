@@ -1,0 +1,1282 @@
+//! The web console in a real browser: Debian's Chromium, headless, driven
+//! through ChromeDriver over the W3C WebDriver protocol.
+//!
+//! One browser walks the console as an investigator would: signs in by
+//! typing into the form, searches by typing Japanese into the query box,
+//! clicks a result and reads its trail, opens a hostile HTML mail, switches
+//! language, looks at the pages at a desktop and a tablet width, and signs
+//! out. What only a browser can show is checked in the browser itself:
+//! scripts of the mail never ran, nothing was fetched from the mail's image
+//! host (a local listener stands in for it, and Chromium resolves its name
+//! to loopback), the content policy blocks what a sanitiser bug would let
+//! through, links in the mail are not links, and the page does not scroll
+//! sideways.
+//!
+//! The console runs in-process over a seeded store, as in `console.rs`.
+//! ChromeDriver is started on a free loopback port and stopped when the
+//! test ends; Chromium is started by ChromeDriver from the session's
+//! capabilities, headless, with a new empty profile. Without
+//! `/usr/bin/chromium` and `chromedriver` (Debian's `chromium` and
+//! `chromium-driver`) the test says it was skipped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use mailtrail_model::{
+    Delivery, DeliveryStatus, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
+};
+use mailtrail_store::console::{AuditFilter, ConsoleStore, Role};
+use mailtrail_store::sqlite::SqliteOptions;
+use mailtrail_store::{Page, SqliteStore, Store};
+use serde_json::{json, Value};
+
+/// The name Chromium resolves to the local listener that plays the mail's
+/// image host (`--host-resolver-rules`).
+const TRACKER_HOST: &str = "tracker.test";
+const HTML_SUBJECT: &str = "社外秘：見積書";
+const RESEND_SUBJECT: &str = "見積書の再送について";
+const WEEKLY_SUBJECT: &str = "週次報告（第47週）";
+const ADMIN: (&str, &str) = ("kanri", "kanri-password-1");
+/// How long any one wait may last before the test fails.
+const WAIT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------- the console
+
+/// A hostile HTML mail: scripts in every place a script can hide, a remote
+/// image, remote styles, a frame, and a link — all aimed at the tracker.
+fn html_mail(tracker: &str) -> String {
+    format!(
+        "From: Taro <taro@example.co.jp>\r\nTo: hanako@partner.example\r\n\
+Subject: =?UTF-8?B?56S+5aSW56eY77ya6KaL56mN5pu4?=\r\nMessage-ID: <web-1@example.co.jp>\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+<html><head><title>mail</title>\
+<script>document.title='PWNED';window.__mailScript='head';new Image().src='http://{tracker}/script-beacon.gif';</script>\
+<link rel=\"stylesheet\" href=\"http://{tracker}/mail.css\">\
+<style>body {{ background: url(http://{tracker}/style-bg.png) }}</style></head>\
+<body><p>見積書をお送りします。ご確認ください。</p>\
+<img src=\"http://{tracker}/pixel.gif?u=hanako\" width=\"1\" height=\"1\">\
+<div style=\"background-image:url(http://{tracker}/div-bg.png)\">背景つきの段落</div>\
+<p><a href=\"http://{tracker}/portal?u=hanako\">ポータルにログイン</a></p>\
+<img src=\"x\" onerror=\"window.__mailScript='onerror';document.title='PWNED'\">\
+<iframe src=\"http://{tracker}/frame.html\"></iframe>\
+<svg><script>window.__mailScript='svg'</script></svg>\
+<p onmouseover=\"window.__mailScript='handler'\">以上、よろしくお願いいたします。</p>\
+</body></html>\r\n"
+    )
+}
+
+fn seed(dir: &Path, tracker: &str) {
+    let mut store = SqliteStore::open(
+        dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(["example.co.jp"]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
+    let delivery =
+        |time, recipient: &str, status, detail: &str, system: &str, relay: &str| Delivery {
+            time,
+            recipient: recipient.into(),
+            status,
+            detail: Some(detail.into()),
+            system: system.into(),
+            relay: Some(relay.into()),
+            client_ip: None,
+            client_host: None,
+            local_id: Some("ABCDEF1234".into()),
+            original_recipient: None,
+        };
+    let html = MessageRecord {
+        message_id: Some("web-1@example.co.jp".into()),
+        date: Some(t),
+        first_seen: Some(t),
+        from: Mailbox::new("taro@example.co.jp", Some("Taro")),
+        recipients: vec![
+            Recipient::new("hanako@partner.example", None, RecipientKind::To).unwrap(),
+            Recipient::new("secret@rival.example", None, RecipientKind::Bcc).unwrap(),
+        ],
+        subject: Some(HTML_SUBJECT.into()),
+        body_text: Some("見積書をお送りします。ご確認ください。".into()),
+        raw: Some(html_mail(tracker).into_bytes()),
+        systems: vec!["journal".into()],
+        ..Default::default()
+    };
+    let t2 = t + chrono::Duration::minutes(30);
+    let resend = MessageRecord {
+        keys: vec!["postfix@mx1:ABCDEF1234".into()],
+        message_id: Some("web-2@example.co.jp".into()),
+        first_seen: Some(t2),
+        envelope_from: Some("jiro@example.co.jp".into()),
+        recipients: vec![
+            Recipient::new("hanako@partner.example", None, RecipientKind::Envelope).unwrap(),
+            Recipient::new("ichiro@partner.example", None, RecipientKind::Envelope).unwrap(),
+        ],
+        subject: Some(RESEND_SUBJECT.into()),
+        systems: vec!["postfix@mx1".into()],
+        deliveries: vec![
+            delivery(
+                t2,
+                "hanako@partner.example",
+                DeliveryStatus::Deferred,
+                "451 4.7.1 try again later",
+                "postfix@mx1",
+                "mx.partner.example[192.0.2.25]:25",
+            ),
+            delivery(
+                t2 + chrono::Duration::minutes(5),
+                "hanako@partner.example",
+                DeliveryStatus::Delivered,
+                "250 2.0.0 ok queued",
+                "postfix@mx1",
+                "mx.partner.example[192.0.2.25]:25",
+            ),
+            delivery(
+                t2 + chrono::Duration::minutes(5),
+                "ichiro@partner.example",
+                DeliveryStatus::Delivered,
+                "250 2.0.0 ok queued",
+                "postfix@mx1",
+                "mx.partner.example[192.0.2.25]:25",
+            ),
+        ],
+        ..Default::default()
+    };
+    // A row that must not match 見積書, with many long recipients: the
+    // table has to fit a tablet all the same.
+    let weekly = MessageRecord {
+        message_id: Some("web-3@example.co.jp".into()),
+        date: Some(t),
+        first_seen: Some(t),
+        from: Mailbox::new("somu-bu.shukei-tanto@example.co.jp", None),
+        recipients: (1..=8)
+            .map(|n| {
+                Recipient::new(
+                    &format!("eigyo-honbu.dai{n}-kaigai-eigyo-ka@subsidiary.example.co.jp"),
+                    None,
+                    RecipientKind::To,
+                )
+                .unwrap()
+            })
+            .collect(),
+        subject: Some(WEEKLY_SUBJECT.into()),
+        systems: vec!["journal".into()],
+        ..Default::default()
+    };
+    store
+        .write_batch(vec![html, resend, weekly], vec![])
+        .unwrap();
+}
+
+struct Console {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn start_console(tracker: &str) -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), tracker);
+    mailtrail_web::add_user(dir.path(), ADMIN.0, ADMIN.1, Role::Administrator).unwrap();
+    let router = mailtrail_web::router(mailtrail_web::WebOptions {
+        data_dir: dir.path().to_path_buf(),
+        org_domains: vec!["example.co.jp".into()],
+        timezone: chrono_tz::Asia::Tokyo,
+        secure_cookies: false,
+        session_length: Duration::from_secs(3600),
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    Console {
+        addr,
+        dir,
+        _runtime: runtime,
+    }
+}
+
+fn audit_actions(dir: &Path) -> Vec<(String, String, Option<String>)> {
+    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    store
+        .audit_log(
+            &AuditFilter::default(),
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| (e.user, e.action, e.detail.or(e.target)))
+        .collect()
+}
+
+// ---------------------------------------------------------------- the "remote" host
+
+/// A loopback HTTP server standing in for the mail's image host: records
+/// every request it gets and answers each with a 1×1 GIF.
+struct Tracker {
+    port: u16,
+    hits: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+
+impl Tracker {
+    fn start() -> Tracker {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (hits, stop) = (hits.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => Tracker::answer(stream, &hits),
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Tracker {
+            port,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn answer(stream: TcpStream, hits: &Mutex<Vec<String>>) {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        // Recorded before anything else: a connection is a hit even if it
+        // never sends a whole request.
+        let line = line.trim().to_string();
+        hits.lock().unwrap().push(if line.is_empty() {
+            "(a connection without a request)".into()
+        } else {
+            line
+        });
+        let mut header = String::new();
+        while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+            header.clear();
+        }
+        let mut stream = &stream;
+        let _ = stream.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: {}\r\n\
+Connection: close\r\n\r\n",
+                GIF.len()
+            )
+            .as_bytes(),
+        );
+        let _ = stream.write_all(GIF);
+    }
+
+    fn authority(&self) -> String {
+        format!("{TRACKER_HOST}:{}", self.port)
+    }
+
+    fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- WebDriver
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    })
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // Loopback only: never through a proxy from the environment.
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+/// ChromeDriver on a free loopback port, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Driver {
+    /// Start ChromeDriver on a free port and wait until it says it is
+    /// ready. The port is free when chosen; should another process take it
+    /// first, ChromeDriver exits and the next attempt picks another.
+    fn start(program: &Path, dir: &Path) -> Driver {
+        let agent = agent();
+        for attempt in 1..=3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let log = dir.join(format!("chromedriver-{attempt}.log"));
+            let child = Command::new(program)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut driver = Driver {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                log,
+            };
+            let ready = wait_until("ChromeDriver to be ready", WAIT, || {
+                if let Ok(Some(status)) = driver.child.try_wait() {
+                    return Some(Err(status));
+                }
+                let mut answer = agent.get(format!("{}/status", driver.url)).call().ok()?;
+                let body: Value =
+                    serde_json::from_str(&answer.body_mut().read_to_string().ok()?).ok()?;
+                body["value"]["ready"]
+                    .as_bool()
+                    .filter(|ready| *ready)
+                    .map(Ok)
+            });
+            match ready {
+                Ok(_) => return driver,
+                Err(status) if attempt < 3 => {
+                    eprintln!("chromedriver exited with {status}, trying another port");
+                }
+                Err(status) => panic!(
+                    "chromedriver exited with {status}; its log:\n{}",
+                    driver.log_tail()
+                ),
+            }
+        }
+        unreachable!()
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct WebDriverError {
+    status: u16,
+    error: String,
+    message: String,
+}
+
+impl std::fmt::Display for WebDriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}: {}", self.status, self.error, self.message)
+    }
+}
+
+/// The W3C key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The Enter key, as WebDriver's key actions spell it.
+const ENTER: &str = "\u{E007}";
+
+/// One browser session; quits Chromium on drop.
+struct Browser {
+    agent: ureq::Agent,
+    session: String,
+    /// The profile folder, to find Chromium's processes if the session
+    /// could not be ended cleanly.
+    profile: PathBuf,
+}
+
+enum Method {
+    Get,
+    Post(Value),
+    Delete,
+}
+
+impl Browser {
+    fn start(driver: &Driver, chromium: &Path, profile: PathBuf) -> Browser {
+        let args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--hide-scrollbars".into(),
+            format!("--user-data-dir={}", profile.display()),
+            "--window-size=1280,800".into(),
+            "--lang=ja".into(),
+            format!("--host-resolver-rules=MAP {TRACKER_HOST} 127.0.0.1"),
+        ];
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "pageLoadStrategy": "normal",
+                    "goog:chromeOptions": {
+                        "binary": chromium,
+                        "args": args,
+                        // What the browser sends as Accept-Language.
+                        "prefs": { "intl.accept_languages": "ja" },
+                    },
+                },
+            },
+        });
+        let agent = agent();
+        let mut answer = agent
+            .post(format!("{}/session", driver.url))
+            .header("Content-Type", "application/json")
+            .send(capabilities.to_string())
+            .unwrap();
+        let status = answer.status().as_u16();
+        let body: Value =
+            serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!(
+            status,
+            200,
+            "new session: {body}\nchromedriver log:\n{}",
+            driver.log_tail()
+        );
+        let id = body["value"]["sessionId"].as_str().unwrap();
+        let browser = Browser {
+            agent,
+            session: format!("{}/session/{id}", driver.url),
+            profile,
+        };
+        browser
+            .call(
+                "/timeouts",
+                Method::Post(json!({"implicit": 0, "pageLoad": 20_000, "script": 10_000})),
+            )
+            .unwrap();
+        browser
+    }
+
+    fn call(&self, path: &str, method: Method) -> Result<Value, WebDriverError> {
+        let url = format!("{}{path}", self.session);
+        let answer = match method {
+            Method::Get => self.agent.get(&url).call(),
+            Method::Delete => self.agent.delete(&url).call(),
+            Method::Post(body) => self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+        };
+        let mut answer = answer.map_err(|e| WebDriverError {
+            status: 0,
+            error: "transport".into(),
+            message: e.to_string(),
+        })?;
+        let status = answer.status().as_u16();
+        let text = answer
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| WebDriverError {
+                status,
+                error: "transport".into(),
+                message: e.to_string(),
+            })?;
+        let mut body: Value = serde_json::from_str(&text).map_err(|e| WebDriverError {
+            status,
+            error: "not JSON".into(),
+            message: format!("{e}: {text}"),
+        })?;
+        let value = body["value"].take();
+        if status == 200 {
+            Ok(value)
+        } else {
+            Err(WebDriverError {
+                status,
+                error: value["error"].as_str().unwrap_or_default().to_string(),
+                message: value["message"].as_str().unwrap_or_default().to_string(),
+            })
+        }
+    }
+
+    fn must(&self, what: &str, path: &str, method: Method) -> Value {
+        self.call(path, method)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    fn goto(&self, url: &str) {
+        self.must("navigate", "/url", Method::Post(json!({ "url": url })));
+    }
+
+    fn back(&self) {
+        self.must("back", "/back", Method::Post(json!({})));
+    }
+
+    fn url(&self) -> String {
+        self.must("url", "/url", Method::Get)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The page's path and query.
+    fn path(&self) -> String {
+        let url = self.url();
+        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        after_scheme
+            .find('/')
+            .map_or("/".to_string(), |i| after_scheme[i..].to_string())
+    }
+
+    fn title(&self) -> String {
+        self.must("title", "/title", Method::Get)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn locate(&self, using: &str, value: &str) -> Option<String> {
+        match self.call(
+            "/element",
+            Method::Post(json!({ "using": using, "value": value })),
+        ) {
+            Ok(element) => Some(element[ELEMENT].as_str().unwrap().to_string()),
+            Err(e) if e.error == "no such element" => None,
+            Err(e) => panic!("find {value}: {e}"),
+        }
+    }
+
+    fn find(&self, css: &str) -> Option<String> {
+        self.locate("css selector", css)
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        self.must(
+            &format!("find all {css}"),
+            "/elements",
+            Method::Post(json!({ "using": "css selector", "value": css })),
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[ELEMENT].as_str().unwrap().to_string())
+        .collect()
+    }
+
+    /// The element, once the page has it.
+    fn wait_for(&self, css: &str) -> String {
+        wait_until(&format!("an element {css} on {}", self.url()), WAIT, || {
+            self.find(css)
+        })
+    }
+
+    fn link(&self, text: &str) -> String {
+        wait_until(&format!("a link \"{text}\""), WAIT, || {
+            self.locate("link text", text)
+        })
+    }
+
+    fn type_text(&self, element: &str, text: &str) {
+        self.must(
+            "send keys",
+            &format!("/element/{element}/value"),
+            Method::Post(json!({ "text": text })),
+        );
+    }
+
+    fn clear(&self, element: &str) {
+        self.must(
+            "clear",
+            &format!("/element/{element}/clear"),
+            Method::Post(json!({})),
+        );
+    }
+
+    fn click(&self, element: &str) {
+        self.must(
+            "click",
+            &format!("/element/{element}/click"),
+            Method::Post(json!({})),
+        );
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.must("text", &format!("/element/{element}/text"), Method::Get)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn property(&self, element: &str, name: &str) -> Value {
+        self.must(
+            "property",
+            &format!("/element/{element}/property/{name}"),
+            Method::Get,
+        )
+    }
+
+    /// Run a function body in the page (`return …` gives the answer).
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.must(
+            script,
+            "/execute/sync",
+            Method::Post(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Wait until the page's path satisfies `want` and the page has loaded.
+    fn wait_path(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        wait_until(what, WAIT, || {
+            let path = self.path();
+            (want(&path) && self.js("return document.readyState", json!([])) == "complete")
+                .then_some(path)
+        })
+    }
+
+    /// Size the window so that the page's viewport is `width`×`height`.
+    fn set_viewport(&self, width: i64, height: i64) {
+        let mut window = (width, height);
+        for _ in 0..3 {
+            self.must(
+                "window rect",
+                "/window/rect",
+                Method::Post(json!({ "width": window.0, "height": window.1 })),
+            );
+            let inner = self.js("return [innerWidth, innerHeight]", json!([]));
+            let inner = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
+            if inner == (width, height) {
+                return;
+            }
+            // The window's frame, if any, comes on top of the viewport.
+            window = (window.0 + width - inner.0, window.1 + height - inner.1);
+        }
+        panic!("could not size the viewport to {width}×{height}");
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let data = self.must("screenshot", "/screenshot", Method::Get);
+        base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap()
+    }
+
+    fn cookies(&self) -> Vec<(String, String)> {
+        self.must("cookies", "/cookie", Method::Get)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Quits Chromium. If that fails, end the processes that run on this
+        // test's own profile folder (and no others) by their ids.
+        if self.call("", Method::Delete).is_ok() {
+            return;
+        }
+        let marker = format!("--user-data-dir={}", self.profile.display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg == marker.as_bytes())
+            {
+                let _ = Command::new("kill").arg("-9").arg(&name).status();
+            }
+        }
+    }
+}
+
+/// A form field as the browser sends it in a query string.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Poll `f` every 50 ms until it gives an answer; fail after `timeout`.
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(answer) = f() {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what} after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------- PNG
+
+/// Decode a PNG as far as its pixels: signature, chunk checksums, the
+/// image header, the zlib stream and every row's filter. Returns the
+/// width, the height and how many distinct colours the image has.
+fn decode_png(data: &[u8]) -> (u32, u32, usize) {
+    assert!(
+        data.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "not a PNG signature"
+    );
+    let mut at = 8;
+    let mut header = None;
+    let mut idat = Vec::new();
+    let mut ended = false;
+    while at + 12 <= data.len() {
+        let len = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &data[at + 4..at + 8];
+        let body = &data[at + 8..at + 8 + len];
+        let crc = u32::from_be_bytes(data[at + 8 + len..at + 12 + len].try_into().unwrap());
+        let mut check = flate2::Crc::new();
+        check.update(&data[at + 4..at + 8 + len]);
+        assert_eq!(
+            check.sum(),
+            crc,
+            "bad CRC in chunk {}",
+            String::from_utf8_lossy(kind)
+        );
+        match kind {
+            b"IHDR" => header = Some(body.to_vec()),
+            b"IDAT" => idat.extend_from_slice(body),
+            b"IEND" => {
+                ended = true;
+                break;
+            }
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    assert!(ended, "no IEND chunk");
+    let header = header.expect("no IHDR chunk");
+    let width = u32::from_be_bytes(header[0..4].try_into().unwrap());
+    let height = u32::from_be_bytes(header[4..8].try_into().unwrap());
+    let (depth, colour, interlace) = (header[8], header[9], header[12]);
+    assert_eq!(depth, 8, "bit depth");
+    assert_eq!(interlace, 0, "interlaced");
+    let bpp = match colour {
+        2 => 3,
+        6 => 4,
+        other => panic!("unexpected colour type {other}"),
+    };
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width as usize * bpp;
+    assert_eq!(raw.len(), height as usize * (stride + 1), "pixel data size");
+    let mut previous = vec![0u8; stride];
+    let mut colours = std::collections::HashSet::new();
+    for row in raw.chunks(stride + 1) {
+        let (filter, line) = (row[0], &row[1..]);
+        let mut current = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= bpp { current[i - bpp] } else { 0 };
+            let b = previous[i];
+            let c = if i >= bpp { previous[i - bpp] } else { 0 };
+            let predicted = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("unknown row filter {other}"),
+            };
+            current[i] = line[i].wrapping_add(predicted);
+        }
+        for pixel in current.chunks(bpp) {
+            colours.insert(pixel[..3].to_vec());
+        }
+        previous = current;
+    }
+    (width, height, colours.len())
+}
+
+// ---------------------------------------------------------------- the test
+
+/// Layout facts of the page at the current viewport.
+fn layout(browser: &Browser, selectors: &[&str]) -> Value {
+    browser.js(
+        "const out = {inner: innerWidth, scroll: document.documentElement.scrollWidth,
+                      dpr: devicePixelRatio, elements: {}};
+         for (const sel of arguments[0]) {
+             const el = document.querySelector(sel);
+             if (!el) { out.elements[sel] = null; continue; }
+             const r = el.getBoundingClientRect();
+             out.elements[sel] = {left: r.left, right: r.right, width: r.width,
+                                  visible: el.checkVisibility()};
+         }
+         return out;",
+        json!([selectors]),
+    )
+}
+
+fn assert_fits(browser: &Browser, page: &str, selectors: &[&str]) {
+    let facts = layout(browser, selectors);
+    let inner = facts["inner"].as_f64().unwrap();
+    assert!(
+        facts["scroll"].as_f64().unwrap() <= inner,
+        "{page} scrolls sideways at {inner} px: {facts}"
+    );
+    for sel in selectors {
+        let el = &facts["elements"][sel];
+        assert!(!el.is_null(), "{page}: no {sel}");
+        assert_eq!(el["visible"], true, "{page}: {sel} is hidden: {facts}");
+        assert!(
+            el["left"].as_f64().unwrap() >= 0.0 && el["right"].as_f64().unwrap() <= inner,
+            "{page}: {sel} is not within the {inner} px viewport: {facts}"
+        );
+    }
+}
+
+#[test]
+fn the_console_works_in_a_real_browser() {
+    let (Some(chromium), Some(chromedriver)) =
+        (find_program("chromium"), find_program("chromedriver"))
+    else {
+        println!(
+            "skipped: chromium or chromedriver is not installed \
+             (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let started = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start();
+    let console = start_console(&tracker.authority());
+    let base = format!("http://{}", console.addr);
+    let driver = Driver::start(&chromedriver, work.path());
+    let browser = Browser::start(&driver, &chromium, work.path().join("profile"));
+    assert!(
+        browser
+            .js("return navigator.language", json!([]))
+            .as_str()
+            .unwrap()
+            .starts_with("ja"),
+        "the browser is set to Japanese"
+    );
+
+    // -- Sign-in, in the browser's language (Accept-Language: ja; the
+    // console's default is English and no language cookie is set yet).
+    browser.goto(&format!("{base}/"));
+    browser.wait_path("the sign-in page", |p| p == "/login");
+    assert!(
+        !browser.cookies().iter().any(|(name, _)| name == "mt_lang"),
+        "no language chosen yet"
+    );
+    let html_lang = || browser.js("return document.documentElement.lang", json!([]));
+    assert_eq!(html_lang(), "ja");
+    assert_eq!(browser.text(&browser.wait_for("h1")), "ログイン");
+    let user = browser.wait_for("input[name=user]");
+    browser.type_text(&user, ADMIN.0);
+    browser.type_text(&browser.wait_for("input[name=password]"), "wrong-password");
+    browser.click(&browser.wait_for("form[action='/login'] button[type=submit]"));
+    let alert = browser.wait_for("[role=alert]");
+    assert_eq!(
+        browser.text(&alert),
+        "ユーザー名またはパスワードが違います。"
+    );
+    assert_eq!(browser.path(), "/login");
+    // The form keeps the name; the password is typed again.
+    let user = browser.wait_for("input[name=user]");
+    assert_eq!(browser.property(&user, "value"), ADMIN.0);
+    browser.type_text(&browser.wait_for("input[name=password]"), ADMIN.1);
+    browser.click(&browser.wait_for("form[action='/login'] button[type=submit]"));
+    browser.wait_path("the search page after signing in", |p| {
+        p.starts_with("/search")
+    });
+    let who = browser.text(&browser.wait_for(".who"));
+    assert!(who.contains(ADMIN.0) && who.contains("管理者"), "{who}");
+
+    // -- A search typed into the box (Japanese, by key events) and submitted with Enter.
+    let q = browser.wait_for("#q");
+    browser.type_text(&q, "存在しない件名");
+    browser.type_text(&q, ENTER);
+    let empty = format!("q={}", form_encode("存在しない件名"));
+    browser.wait_path("the empty results", |p| p.contains(&empty));
+    assert_eq!(browser.text(&browser.wait_for(".count strong")), "0 件");
+    assert!(browser.find_all("table.results tbody tr").is_empty());
+    let q = browser.wait_for("#q");
+    browser.clear(&q);
+    browser.type_text(&q, "見積書");
+    browser.type_text(&q, ENTER);
+    let wanted = format!("q={}", form_encode("見積書"));
+    browser.wait_path("the results", |p| p.contains(&wanted));
+    assert_eq!(
+        browser.property(&browser.wait_for("#q"), "value"),
+        "見積書",
+        "the query stays in the box"
+    );
+    assert_eq!(browser.text(&browser.wait_for(".count strong")), "2 件");
+    let rows = browser.find_all("table.results tbody tr");
+    assert_eq!(rows.len(), 2, "two rows");
+    let table = browser.text(&browser.wait_for("table.results tbody"));
+    assert!(
+        table.contains(HTML_SUBJECT) && table.contains(RESEND_SUBJECT),
+        "{table}"
+    );
+    assert!(!table.contains(WEEKLY_SUBJECT), "{table}");
+    assert!(
+        table.contains("secret@rival.example"),
+        "Bcc shown to the administrator: {table}"
+    );
+
+    // -- A result opens its message with the delivery trail.
+    browser.click(&browser.link(RESEND_SUBJECT));
+    browser.wait_path("the resent message", |p| p.starts_with("/message/"));
+    assert_eq!(browser.text(&browser.wait_for("h1")), RESEND_SUBJECT);
+    assert_eq!(browser.title(), format!("{RESEND_SUBJECT} — mailtrail"));
+    let trail_rows = browser.find_all("table.trail tbody tr");
+    assert_eq!(trail_rows.len(), 3, "three delivery events");
+    let trail = browser.text(&browser.wait_for("table.trail"));
+    for want in [
+        "遅延",
+        "配信済み",
+        "451 4.7.1 try again later",
+        "mx.partner.example[192.0.2.25]:25",
+        "ichiro@partner.example",
+        "postfix@mx1",
+    ] {
+        assert!(trail.contains(want), "{want} not in the trail: {trail}");
+    }
+    // Events in time order: the deferral first.
+    assert!(browser.text(&trail_rows[0]).contains("遅延"));
+
+    // -- The hostile HTML mail: nothing of it runs or loads, links are text.
+    browser.back();
+    browser.wait_path("the results again", |p| p.starts_with("/search?"));
+    browser.click(&browser.link(HTML_SUBJECT));
+    browser.wait_path("the HTML mail", |p| p.starts_with("/message/"));
+    let body = browser.wait_for(".html-body");
+    let body_text = browser.text(&body);
+    assert!(body_text.contains("見積書をお送りします。"), "{body_text}");
+    assert!(
+        body_text.contains(&format!("[http://{}/portal?u=hanako]", tracker.authority())),
+        "the link's address is shown as text: {body_text}"
+    );
+    assert_eq!(
+        browser.title(),
+        format!("{HTML_SUBJECT} — mailtrail"),
+        "the mail's script did not set the title"
+    );
+    let page = browser.js(
+        "const body = document.querySelector('.html-body');
+         return {
+             mailScript: window.__mailScript === undefined ? null : String(window.__mailScript),
+             links: body.querySelectorAll('a[href], area[href]').length,
+             anyLinkToTracker: [...document.querySelectorAll('[href], [src]')]
+                 .filter(e => (e.href || e.src || '').includes(arguments[0])).length,
+             active: body.querySelectorAll('script, img, iframe, object, embed, link, style, form, svg').length,
+             handlers: [...body.querySelectorAll('*')]
+                 .filter(e => [...e.attributes].some(a => a.name.startsWith('on') || a.name === 'style')).length,
+             resources: performance.getEntriesByType('resource').map(r => r.name),
+             origin: location.origin,
+         };",
+        json!([TRACKER_HOST]),
+    );
+    assert_eq!(page["mailScript"], Value::Null, "a mail script ran: {page}");
+    assert_eq!(page["links"], 0, "a clickable link in the body: {page}");
+    assert_eq!(page["anyLinkToTracker"], 0, "{page}");
+    assert_eq!(page["active"], 0, "active content left in the body: {page}");
+    assert_eq!(page["handlers"], 0, "handlers or styles left: {page}");
+    let origin = page["origin"].as_str().unwrap();
+    for resource in page["resources"].as_array().unwrap() {
+        assert!(
+            resource.as_str().unwrap().starts_with(origin),
+            "the page loaded {resource} from elsewhere"
+        );
+    }
+    // Clicking the link's text goes nowhere.
+    let before = browser.url();
+    let link_text = browser.wait_for(".html-body .link");
+    assert_eq!(browser.text(&link_text), "ポータルにログイン");
+    browser.click(&link_text);
+    assert_eq!(browser.url(), before, "the link's text is not a link");
+
+    // The second line: were the sanitiser to let markup through, the content
+    // policy stops it. Put a script and a remote image into the live page
+    // and watch the browser refuse both.
+    browser.js(
+        "window.__violations = [];
+         document.addEventListener('securitypolicyviolation',
+             e => window.__violations.push(e.effectiveDirective + ' ' + e.blockedURI));
+         const body = document.querySelector('.html-body');
+         const script = document.createElement('script');
+         script.textContent = 'window.__mailScript = \"injected\"';
+         body.appendChild(script);
+         const image = document.createElement('img');
+         image.src = 'http://' + arguments[0] + '/injected.gif';
+         body.appendChild(image);
+         body.insertAdjacentHTML('beforeend',
+             '<img src=\"x\" onerror=\"window.__mailScript = 1\">');",
+        json!([tracker.authority()]),
+    );
+    let violations = wait_until("the content policy to refuse 3 things", WAIT, || {
+        let v = browser.js("return window.__violations", json!([]));
+        (v.as_array().unwrap().len() >= 3).then_some(v)
+    });
+    let violations = violations.to_string();
+    assert!(
+        violations.contains("script-src-elem") && violations.contains("script-src-attr"),
+        "{violations}"
+    );
+    assert!(
+        violations.contains(&format!("img-src http://{}", tracker.authority())),
+        "{violations}"
+    );
+    assert_eq!(
+        browser.js("return window.__mailScript === undefined", json!([])),
+        true,
+        "an injected script ran"
+    );
+
+    // -- The language switch: to English and back, on the same page.
+    let message_path = browser.path();
+    browser.click(&browser.wait_for("a.lang"));
+    wait_until("the page in English", WAIT, || {
+        (html_lang() == "en").then_some(())
+    });
+    assert_eq!(browser.path(), message_path, "back on the same page");
+    let headings: Vec<String> = browser
+        .find_all("h2")
+        .iter()
+        .map(|h| browser.text(h))
+        .collect();
+    assert!(
+        headings.iter().any(|h| h == "Delivery trail") && headings.iter().any(|h| h == "Body"),
+        "{headings:?}"
+    );
+    assert!(browser
+        .text(&browser.wait_for(".who"))
+        .contains("administrator"));
+    assert!(
+        browser
+            .cookies()
+            .iter()
+            .any(|(name, value)| name == "mt_lang" && value == "en"),
+        "the choice is kept in a cookie"
+    );
+    assert_eq!(browser.text(&browser.wait_for("a.lang")), "日本語");
+    browser.click(&browser.wait_for("a.lang"));
+    wait_until("the page in Japanese again", WAIT, || {
+        (html_lang() == "ja").then_some(())
+    });
+
+    // -- Layout at a desktop and a tablet width, with one screenshot each.
+    let mut screenshots = Vec::new();
+    for (width, height, name) in [(1280, 800, "desktop"), (820, 1180, "tablet")] {
+        browser.set_viewport(width, height);
+        browser.goto(&format!(
+            "{base}/search?q={}",
+            form_encode("報告 OR 見積書")
+        ));
+        browser.wait_path("the results", |p| p.starts_with("/search?"));
+        let facts = layout(&browser, &[]);
+        assert_eq!(facts["dpr"], 1, "{facts}");
+        assert_eq!(browser.text(&browser.wait_for(".count strong")), "3 件");
+        assert_fits(
+            &browser,
+            &format!("the results at {name} width"),
+            &[
+                "#q",
+                "form:has(#q) button[type=submit]",
+                "table.results",
+                ".count",
+            ],
+        );
+        let shot = browser.screenshot();
+        // Whatever the page folds away (filters) must fit when unfolded too.
+        browser.js(
+            "document.querySelectorAll('details').forEach(d => d.open = true)",
+            json!([]),
+        );
+        assert_fits(
+            &browser,
+            &format!("the results with everything unfolded at {name} width"),
+            &["#q", "table.results"],
+        );
+        let file = work
+            .path()
+            .join(format!("search-{name}-{width}x{height}.png"));
+        std::fs::write(&file, &shot).unwrap();
+        let (w, h, colours) = decode_png(&std::fs::read(&file).unwrap());
+        assert_eq!((w, h), (width as u32, height as u32), "{}", file.display());
+        assert!(
+            colours >= 8,
+            "{} looks blank ({colours} colours)",
+            file.display()
+        );
+        // Kept for a look when asked (never committed).
+        if let Some(keep) = std::env::var_os("MAILTRAIL_SCREENSHOTS") {
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::copy(&file, Path::new(&keep).join(file.file_name().unwrap())).unwrap();
+        }
+        screenshots.push(file);
+
+        browser.click(&browser.link(RESEND_SUBJECT));
+        browser.wait_path("the message", |p| p.starts_with("/message/"));
+        assert_fits(
+            &browser,
+            &format!("the message at {name} width"),
+            &["h1", "table.headers", "table.trail"],
+        );
+        browser.back();
+        browser.wait_path("the results", |p| p.starts_with("/search?"));
+        browser.click(&browser.link(HTML_SUBJECT));
+        browser.wait_path("the HTML message", |p| p.starts_with("/message/"));
+        assert_fits(
+            &browser,
+            &format!("the HTML message at {name} width"),
+            &["h1", "table.headers", ".html-body"],
+        );
+    }
+
+    // -- Sign-out: back to the sign-in page, and the session is gone.
+    browser.click(&browser.wait_for("form[action='/logout'] button[type=submit]"));
+    browser.wait_path("the sign-in page after signing out", |p| p == "/login");
+    assert!(
+        !browser
+            .cookies()
+            .iter()
+            .any(|(name, _)| name == "mt_session"),
+        "the session cookie is cleared"
+    );
+    browser.goto(&format!("{base}/search?q={}", form_encode("見積書")));
+    browser.wait_path("the sign-in page for a signed-out visit", |p| p == "/login");
+
+    // -- Nothing reached the mail's image host in all of the above; and the
+    // host is reachable from this browser, so that silence means something.
+    let hits = tracker.hits();
+    assert!(
+        hits.is_empty(),
+        "the browser fetched from the mail's host: {hits:?}"
+    );
+    // An image that a page of another loopback origin, without the
+    // console's policy, asks of the host reaches it.
+    browser.goto(&format!("http://127.0.0.1:{}/control-page", tracker.port));
+    browser.js(
+        "document.body.appendChild(document.createElement('img')).src =
+             'http://' + arguments[0] + '/control.gif';",
+        json!([tracker.authority()]),
+    );
+    wait_until("the control request at the image host", WAIT, || {
+        tracker
+            .hits()
+            .iter()
+            .any(|h| h.starts_with("GET /control.gif "))
+            .then_some(())
+    });
+
+    // -- The browser's work is in the audit log, the typed query intact.
+    let actions = audit_actions(console.dir.path());
+    for want in ["sign-in-failed", "sign-in", "search", "view", "sign-out"] {
+        assert!(
+            actions.iter().any(|(_, action, _)| action == want),
+            "{want} not audited: {actions:?}"
+        );
+    }
+    assert!(
+        actions.iter().any(|(user, action, detail)| user == ADMIN.0
+            && action == "search"
+            && detail.as_deref() == Some("見積書")),
+        "{actions:?}"
+    );
+
+    drop(browser);
+    drop(driver);
+    println!(
+        "browser test: {:.1} s, screenshots {:?}",
+        started.elapsed().as_secs_f64(),
+        screenshots
+    );
+}
