@@ -812,7 +812,10 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
     }
     let timezone = effective_timezone(config, &store)?;
     let http = args.http.or(sections.http.as_ref().map(|h| h.listen));
-    // The web console is served wherever /healthz and /metrics are.
+    // The web console is served wherever /healthz and /metrics are; its
+    // sources page reads the same counters /healthz does.
+    let metrics = std::sync::Arc::new(mailtrail_server::metrics::Metrics::default());
+    let health = metrics.clone();
     let console = match http {
         Some(_) => Some(
             mailtrail_web::router(mailtrail_web::WebOptions {
@@ -823,6 +826,9 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
                 session_length: std::time::Duration::from_secs(
                     3600 * sections.http.as_ref().map_or(8, |h| h.session_hours),
                 ),
+                sources: Some(mailtrail_web::SourcesProvider(std::sync::Arc::new(
+                    move || health.health_json(),
+                ))),
             })
             .map_err(|e| anyhow::anyhow!("cannot start the web console: {e}"))?,
         ),
@@ -842,6 +848,7 @@ fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         },
         queue: 1024,
         grace: std::time::Duration::from_secs(10),
+        metrics: Some(metrics),
     };
     mailtrail_server::serve(
         store,

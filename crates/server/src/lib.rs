@@ -96,6 +96,9 @@ pub struct ServeOptions {
     pub queue: usize,
     /// How long in-flight connections may finish after SIGTERM/SIGINT.
     pub grace: Duration,
+    /// The counters to fill, when the caller wants to read them too (the
+    /// web console's sources page); a fresh set otherwise.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +214,7 @@ where
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = options.metrics.clone().unwrap_or_default();
     let (writer, writer_thread) = StoreWriter::start(store, options.queue, metrics.clone());
     let (lines, line_queue) = mpsc::channel::<syslog::Line>(options.syslog.queue.max(1));
     let decoder =

@@ -263,6 +263,63 @@ impl Metrics {
         out
     }
 
+    /// What `/healthz` answers, and what the web console's sources page
+    /// shows: the store's state, then each source's counters (and each
+    /// running poller's last success and error).
+    pub fn health_json(&self) -> serde_json::Value {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let failing = self.store_failing.load(Ordering::Relaxed);
+        let mut body = serde_json::json!({
+            "status": if failing { "failing" } else { "ok" },
+            "store": if failing { "the last write failed" } else { "ok" },
+            "records_stored": n(&self.records_stored),
+            "queue_depth": n(&self.queue_depth),
+            "sources": {
+                "smtp": {
+                    "connections": n(&self.smtp_connections),
+                    "messages_stored": n(&self.smtp_messages_stored),
+                    "messages_refused": n(&self.smtp_messages_refused),
+                    "clients_refused": n(&self.smtp_clients_refused),
+                    "tls_failures": n(&self.smtp_tls_failures),
+                    "auth_failures": n(&self.smtp_auth_failures),
+                },
+                "syslog": {
+                    "udp_lines": n(&self.syslog_udp_lines),
+                    "tcp_lines": n(&self.syslog_tcp_lines),
+                    "udp_dropped": n(&self.syslog_udp_dropped),
+                    "tls_failures": n(&self.syslog_tls_failures),
+                    "queue_depth": n(&self.syslog_queue_depth),
+                },
+                "follow": {
+                    "lines": n(&self.follow_lines),
+                },
+            },
+        });
+        // A poller that cannot reach its API does not make the service
+        // unhealthy (it keeps retrying); it says so here.
+        let pollers: serde_json::Map<String, serde_json::Value> = self
+            .pollers()
+            .into_iter()
+            .map(|(name, p)| {
+                let last = p.last_success.load(Ordering::Relaxed);
+                (
+                    name.to_string(),
+                    serde_json::json!({
+                        "last_success": (last > 0).then_some(last),
+                        "last_error": p.last_error(),
+                        "requests": n(&p.requests),
+                        "records": n(&p.records),
+                        "errors": n(&p.errors),
+                    }),
+                )
+            })
+            .collect();
+        if !pollers.is_empty() {
+            body["pollers"] = serde_json::Value::Object(pollers);
+        }
+        body
+    }
+
     /// The running pollers by name.
     pub fn pollers(&self) -> Vec<(&'static str, &PollerMetrics)> {
         [
@@ -313,38 +370,12 @@ async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 }
 
 async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    let failing = m.store_failing.load(Ordering::Relaxed);
-    let mut body = serde_json::json!({
-        "status": if failing { "failing" } else { "ok" },
-        "store": if failing { "the last write failed" } else { "ok" },
-        "records_stored": m.records_stored.load(Ordering::Relaxed),
-        "queue_depth": m.queue_depth.load(Ordering::Relaxed),
-    });
-    // A poller that cannot reach its API does not make the service
-    // unhealthy (it keeps retrying); it says so here.
-    let pollers: serde_json::Map<String, serde_json::Value> = m
-        .pollers()
-        .into_iter()
-        .map(|(name, p)| {
-            let last = p.last_success.load(Ordering::Relaxed);
-            (
-                name.to_string(),
-                serde_json::json!({
-                    "last_success": (last > 0).then_some(last),
-                    "last_error": p.last_error(),
-                }),
-            )
-        })
-        .collect();
-    if !pollers.is_empty() {
-        body["pollers"] = serde_json::Value::Object(pollers);
-    }
-    let code = if failing {
+    let code = if m.store_failing.load(Ordering::Relaxed) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    (code, axum::Json(body))
+    (code, axum::Json(m.health_json()))
 }
 
 /// Serve `/healthz` and `/metrics`, and the web console's routes when

@@ -22,7 +22,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use mailtrail_model::{
     Attachment, AuthResults, Delivery, DeliveryStatus, Direction, Mailbox, MessageRecord,
     Recipient, Reject,
@@ -159,6 +159,64 @@ pub struct QuarantineEntry {
     pub file: String,
 }
 
+/// The dashboard's figures over a period of local days ([`Store::dashboard`]).
+///
+/// Every figure is a number of messages (not of recipients or deliveries),
+/// counted over the message time the query language's `after:`/`before:`
+/// use, so that each one equals the count of the search it links to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Dashboard {
+    /// One entry per day of the period, in order, with the messages of that
+    /// day by direction (directions without mail left out).
+    pub days: Vec<(NaiveDate, Vec<(Direction, u64)>)>,
+    /// Messages of the whole period by direction.
+    pub by_direction: Vec<(Direction, u64)>,
+    pub total: u64,
+    /// Sender (header From, else envelope sender) and their messages.
+    pub top_senders: Vec<(String, u64)>,
+    /// Recipient (To, Cc, Bcc, envelope or delivery) and the messages to them.
+    pub top_recipients: Vec<(String, u64)>,
+    /// External domains among senders and recipients, and the messages
+    /// exchanged with each.
+    pub top_domains: Vec<(String, u64)>,
+    pub largest_attachments: Vec<LargeAttachment>,
+    /// Messages with at least one delivery of each failure status
+    /// ([`FAILURE_STATUSES`]).
+    pub failures: Vec<(DeliveryStatus, u64)>,
+    /// Recipients whose delivery failed for good, and in how many messages.
+    pub failing_recipients: Vec<(String, u64)>,
+    /// The domains of those recipients.
+    pub failing_domains: Vec<(String, u64)>,
+}
+
+/// One attachment among the period's largest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LargeAttachment {
+    pub message: i64,
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// The statuses the dashboard counts as delivery failures, worst first.
+pub const FAILURE_STATUSES: &[DeliveryStatus] = &[
+    DeliveryStatus::Bounced,
+    DeliveryStatus::Rejected,
+    DeliveryStatus::Failed,
+    DeliveryStatus::Expired,
+    DeliveryStatus::Deferred,
+];
+
+/// Of [`FAILURE_STATUSES`], those that are final (not `deferred`): what
+/// "failing recipients" are counted by.
+pub const FINAL_FAILURES: &[DeliveryStatus] = &[
+    DeliveryStatus::Bounced,
+    DeliveryStatus::Rejected,
+    DeliveryStatus::Failed,
+    DeliveryStatus::Expired,
+];
+
 /// The storage contract every backend fulfils.
 pub trait Store {
     /// Store a batch of records and rejects atomically: after a crash either
@@ -212,4 +270,15 @@ pub trait Store {
     fn systems(&self) -> Result<Vec<String>, StoreError>;
 
     fn quarantine(&self, limit: u32) -> Result<Vec<QuarantineEntry>, StoreError>;
+
+    /// The dashboard over the local days `from` to `to` (both included) in
+    /// `tz`, with `top` rows in each list. External domains are those
+    /// outside the organisation domains the store was opened with.
+    fn dashboard(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        tz: chrono_tz::Tz,
+        top: u32,
+    ) -> Result<Dashboard, StoreError>;
 }

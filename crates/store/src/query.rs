@@ -726,6 +726,13 @@ fn parse_date(value: &str, tz: Tz) -> Option<DateTime<Utc>> {
     local_to_utc(naive, tz)
 }
 
+/// The first instant of a local day in `tz`: what `after:DAY` means, and
+/// `before:` the day after (the dashboard counts days with exactly these
+/// bounds, so that its figures and the searches they link to agree).
+pub fn day_start(day: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    local_to_utc(day.and_hms_opt(0, 0, 0)?, tz)
+}
+
 /// The first instant at which the clock in `tz` shows `naive`, or, when that
 /// wall time is skipped by a DST change, the first instant after the gap.
 fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use mailtrail_model::{
     Attachment, AuthResults, Delivery, DeliveryStatus, Direction, Mailbox, MessageRecord,
     OrgDomains, Recipient, RecipientKind, Reject,
@@ -36,13 +36,15 @@ use crate::console::{
 };
 use crate::query::{Expr, Term, TextField};
 use crate::{
-    add_count, tokenize, BatchOutcome, Page, QuarantineEntry, Stats, Store, StoreError,
-    StoredMessage,
+    add_count, query, tokenize, BatchOutcome, Dashboard, LargeAttachment, Page, QuarantineEntry,
+    Stats, Store, StoreError, StoredMessage, FAILURE_STATUSES, FINAL_FAILURES,
 };
 
 /// A source-local key (host + queue id) only matches a message whose last
 /// activity under that key is this recent: short Postfix queue ids are reused.
 const KEY_WINDOW_MICROS: i64 = 10 * 24 * 3600 * 1_000_000;
+/// The longest dashboard period, in days (a year and a day).
+const MAX_DASHBOARD_DAYS: i64 = 366;
 /// Characters of body text kept as a preview for result lists.
 const PREVIEW_CHARS: usize = 200;
 
@@ -1432,6 +1434,191 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn dashboard(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        tz: chrono_tz::Tz,
+        top: u32,
+    ) -> Result<Dashboard, StoreError> {
+        if to < from || (to - from).num_days() > MAX_DASHBOARD_DAYS {
+            return Err(StoreError::Invalid(format!(
+                "a dashboard period runs forwards over at most {MAX_DASHBOARD_DAYS} days"
+            )));
+        }
+        let bound = |day: Option<NaiveDate>| {
+            day.and_then(|d| query::day_start(d, tz))
+                .map(micros)
+                .ok_or_else(|| StoreError::Invalid("a day outside the calendar".into()))
+        };
+        let (lo, hi) = (bound(Some(from))?, bound(to.succ_opt())?);
+        let mut out = Dashboard::default();
+
+        // Per day and direction: one range scan of messages_sort per day.
+        let mut per_day = self.conn.prepare_cached(
+            "SELECT direction, count(*) FROM messages m
+             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 GROUP BY direction ORDER BY 1",
+        )?;
+        let mut day = from;
+        while day <= to {
+            let next = day.succ_opt();
+            let (a, b) = (bound(Some(day))?, bound(next)?);
+            let mut counts = Vec::new();
+            for row in per_day.query_map(params![a, b], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })? {
+                let (d, n) = row?;
+                if let Ok(d) = d.parse::<Direction>() {
+                    let n = u64::try_from(n).unwrap_or(0);
+                    counts.push((d, n));
+                    match out.by_direction.iter_mut().find(|(x, _)| *x == d) {
+                        Some((_, total)) => *total += n,
+                        None => out.by_direction.push((d, n)),
+                    }
+                    out.total += n;
+                }
+            }
+            out.days.push((day, counts));
+            match next {
+                Some(n) => day = n,
+                None => break,
+            }
+        }
+        out.by_direction
+            .sort_by_key(|(d, _)| Direction::ALL.iter().position(|x| x == d));
+
+        let limit = i64::from(top);
+        let ranked = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![lo, hi, limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut list = Vec::new();
+            for row in rows {
+                let (k, n) = row?;
+                list.push((k, u64::try_from(n).unwrap_or(0)));
+            }
+            Ok(list)
+        };
+        // What `from:` searches: the header From and the envelope sender.
+        out.top_senders = ranked(
+            "SELECT a, count(DISTINCT id) FROM (
+                 SELECT m.id, m.from_addr AS a FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND m.from_addr IS NOT NULL
+                 UNION
+                 SELECT m.id, m.envelope_from FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND m.envelope_from IS NOT NULL)
+             WHERE a != '' GROUP BY a ORDER BY 2 DESC, 1 LIMIT ?3",
+        )?;
+        // What `to:`/`cc:`/`bcc:` search: every kind of recipient and every
+        // delivery's recipient.
+        out.top_recipients = ranked(
+            "SELECT a, count(DISTINCT id) FROM (
+                 SELECT m.id, r.address AS a FROM messages m JOIN recipients r ON r.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                 UNION
+                 SELECT m.id, d.recipient FROM messages m JOIN deliveries d ON d.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2)
+             WHERE a != '' GROUP BY a ORDER BY 2 DESC, 1 LIMIT ?3",
+        )?;
+        // Every party's domain, most mail first; the organisation's own are
+        // skipped here (OrgDomains decides, subdomains included).
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT dom, count(DISTINCT id) FROM (
+                 SELECT id, lower(substr(a, instr(a, '@') + 1)) AS dom FROM (
+                     SELECT m.id, m.from_addr AS a FROM messages m
+                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                     UNION ALL
+                     SELECT m.id, m.envelope_from FROM messages m
+                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                     UNION ALL
+                     SELECT m.id, r.address FROM messages m JOIN recipients r ON r.message = m.id
+                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                     UNION ALL
+                     SELECT m.id, d.recipient FROM messages m JOIN deliveries d ON d.message = m.id
+                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2)
+                 WHERE a IS NOT NULL AND instr(a, '@') > 0)
+             WHERE dom != '' GROUP BY dom ORDER BY 2 DESC, 1",
+        )?;
+        let wanted = usize::try_from(top).unwrap_or(usize::MAX);
+        let mut rows = stmt.query(params![lo, hi])?;
+        while out.top_domains.len() < wanted && !self.org.is_empty() {
+            let Some(row) = rows.next()? else { break };
+            let domain: String = row.get(0)?;
+            if !self.org.is_internal(&format!("x@{domain}")) {
+                out.top_domains
+                    .push((domain, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0)));
+            }
+        }
+        drop(rows);
+        drop(stmt);
+
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.message, a.filename, a.content_type, a.size, a.blake3
+             FROM messages m JOIN attachments a ON a.message = m.id
+             WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+             ORDER BY a.size DESC, a.message DESC, a.position LIMIT ?3",
+        )?;
+        for row in stmt.query_map(params![lo, hi, limit], |r| {
+            Ok(LargeAttachment {
+                message: r.get(0)?,
+                filename: r.get(1)?,
+                content_type: r.get(2)?,
+                size: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                blake3: r.get(4)?,
+            })
+        })? {
+            out.largest_attachments.push(row?);
+        }
+
+        // What `status:X` searches: messages with some delivery of status X.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.status, count(DISTINCT m.id) FROM messages m
+             JOIN deliveries d ON d.message = m.id
+             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 GROUP BY d.status",
+        )?;
+        let mut by_status = Vec::new();
+        for row in stmt.query_map(params![lo, hi], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (status, n) = row?;
+            if let Ok(status) = status.parse::<DeliveryStatus>() {
+                by_status.push((status, u64::try_from(n).unwrap_or(0)));
+            }
+        }
+        out.failures = FAILURE_STATUSES
+            .iter()
+            .map(|s| {
+                let n = by_status
+                    .iter()
+                    .find(|(x, _)| x == s)
+                    .map_or(0, |(_, n)| *n);
+                (*s, n)
+            })
+            .collect();
+        let finals = FINAL_FAILURES
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.failing_recipients = ranked(&format!(
+            "SELECT d.recipient, count(DISTINCT m.id) FROM messages m
+             JOIN deliveries d ON d.message = m.id
+             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND d.status IN ({finals})
+               AND d.recipient != ''
+             GROUP BY d.recipient ORDER BY 2 DESC, 1 LIMIT ?3"
+        ))?;
+        out.failing_domains = ranked(&format!(
+            "SELECT lower(substr(d.recipient, instr(d.recipient, '@') + 1)) AS dom,
+                    count(DISTINCT m.id) FROM messages m
+             JOIN deliveries d ON d.message = m.id
+             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND d.status IN ({finals})
+               AND instr(d.recipient, '@') > 0
+             GROUP BY dom ORDER BY 2 DESC, 1 LIMIT ?3"
+        ))?;
+        Ok(out)
     }
 }
 

@@ -518,3 +518,164 @@ fn log_envelope_and_journal_headers_reveal_bcc_in_either_order() {
         assert_eq!(m.direction, Direction::Outbound);
     }
 }
+
+#[test]
+fn the_dashboard_counts_what_its_searches_find() {
+    use chrono::NaiveDate;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let minutes = |day: u32, hour: u32, min: i64| t(day, hour) + chrono::TimeDelta::minutes(min);
+    // 2026-11-20 10:00 JST, outbound, with a large attachment.
+    let mut offer = content_record("dash-1@example.co.jp", "見積書", "本文", t(20, 1));
+    offer.attachments = vec![Attachment {
+        filename: Some("見積書.zip".into()),
+        content_type: "application/zip".into(),
+        size: 5_000_000,
+        blake3: "ab".repeat(32),
+        ..Default::default()
+    }];
+    // 2026-11-20 23:30 JST, outbound, bounced.
+    let mut bounce = log_record("DASH1", None, minutes(20, 14, 30), "x@tokyo-shoji.co.jp");
+    bounce.deliveries[0].status = DeliveryStatus::Bounced;
+    // 2026-11-21 08:00 JST, internal.
+    let internal = log_record("DASH2", None, t(20, 23), "boss@example.co.jp");
+    // 2026-11-22 12:00 JST, inbound, deferred.
+    let inbound = MessageRecord {
+        message_id: Some("dash-4@partner.example".into()),
+        first_seen: Some(t(22, 3)),
+        from: Mailbox::new("someone@partner.example", None),
+        recipients: vec![
+            Recipient::new("taro.yamada@example.co.jp", None, RecipientKind::To).unwrap(),
+        ],
+        systems: vec!["m365".into()],
+        deliveries: vec![delivery(
+            t(22, 3),
+            "taro.yamada@example.co.jp",
+            DeliveryStatus::Deferred,
+            "DASH4",
+        )],
+        ..Default::default()
+    };
+    // Outside the period by a minute either side (JST).
+    let before = log_record("DASH5", None, minutes(19, 14, 59), "y@tokyo-shoji.co.jp");
+    let after = log_record("DASH6", None, t(22, 15), "y@tokyo-shoji.co.jp");
+    store
+        .write_batch(
+            vec![offer, bounce, internal, inbound, before, after],
+            vec![],
+        )
+        .unwrap();
+
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let dash = store
+        .dashboard(day(20), day(22), chrono_tz::Asia::Tokyo, 10)
+        .unwrap();
+    assert_eq!(
+        dash.days,
+        vec![
+            (day(20), vec![(Direction::Outbound, 2)]),
+            (day(21), vec![(Direction::Internal, 1)]),
+            (day(22), vec![(Direction::Inbound, 1)]),
+        ]
+    );
+    assert_eq!(dash.total, 4);
+    assert_eq!(
+        dash.by_direction,
+        vec![
+            (Direction::Inbound, 1),
+            (Direction::Outbound, 2),
+            (Direction::Internal, 1)
+        ]
+    );
+    assert_eq!(
+        dash.top_senders,
+        vec![
+            ("taro.yamada@example.co.jp".to_string(), 3),
+            ("someone@partner.example".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        dash.top_recipients[0],
+        ("boss@example.co.jp".to_string(), 2)
+    );
+    assert_eq!(dash.top_recipients.len(), 5);
+    assert_eq!(
+        dash.top_domains,
+        vec![
+            ("tokyo-shoji.co.jp".to_string(), 2),
+            ("gmail.com".to_string(), 1),
+            ("partner.example".to_string(), 1),
+        ]
+    );
+    assert_eq!(dash.largest_attachments.len(), 1);
+    assert_eq!(dash.largest_attachments[0].size, 5_000_000);
+    assert_eq!(
+        dash.failures,
+        vec![
+            (DeliveryStatus::Bounced, 1),
+            (DeliveryStatus::Rejected, 0),
+            (DeliveryStatus::Failed, 0),
+            (DeliveryStatus::Expired, 0),
+            (DeliveryStatus::Deferred, 1),
+        ]
+    );
+    assert_eq!(
+        dash.failing_recipients,
+        vec![("x@tokyo-shoji.co.jp".to_string(), 1)]
+    );
+    assert_eq!(
+        dash.failing_domains,
+        vec![("tokyo-shoji.co.jp".to_string(), 1)]
+    );
+
+    // The same figures, from the searches the console links them to.
+    let period = "after:2026-11-20 before:2026-11-23";
+    assert_eq!(count(&store, period), 4);
+    assert_eq!(
+        count(
+            &store,
+            "direction:outbound after:2026-11-20 before:2026-11-21"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &store,
+            "direction:internal after:2026-11-21 before:2026-11-22"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&store, &format!("from:taro.yamada@example.co.jp {period}")),
+        3
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("(to:boss@example.co.jp OR cc:boss@example.co.jp OR bcc:boss@example.co.jp) {period}")
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("(from:@tokyo-shoji.co.jp OR to:@tokyo-shoji.co.jp OR cc:@tokyo-shoji.co.jp OR bcc:@tokyo-shoji.co.jp) {period}")
+        ),
+        2
+    );
+    assert_eq!(count(&store, &format!("status:bounced {period}")), 1);
+    assert_eq!(count(&store, &format!("status:deferred {period}")), 1);
+
+    // A period running backwards, or longer than a year, is refused.
+    assert!(store
+        .dashboard(day(22), day(20), chrono_tz::Asia::Tokyo, 10)
+        .is_err());
+    assert!(store
+        .dashboard(
+            day(20),
+            NaiveDate::from_ymd_opt(2028, 1, 1).unwrap(),
+            chrono_tz::Asia::Tokyo,
+            10
+        )
+        .is_err());
+}

@@ -1,6 +1,8 @@
 # mailtrail web console — English
 app-name = mailtrail
 nav-search = Search
+nav-dashboard = Dashboard
+nav-sources = Sources
 nav-audit = Audit log
 nav-sign-out = Sign out
 signed-in-as = Signed in as { $user } ({ $role })
@@ -134,3 +136,61 @@ error-forbidden = Your role does not allow this.
 error-not-found = Not found.
 error-csrf = The form expired. Reload the page and try again.
 error-internal = Something went wrong on the server. The details are in its log.
+
+dashboard-title = Dashboard
+dashboard-show = Show
+dashboard-invalid-period = The period could not be read: give two dates (YYYY-MM-DD), the first not after the second, at most a year apart.
+dashboard-period-text = { $from } to { $to } ({ $days ->
+    [one] 1 day
+   *[other] { $days } days
+})
+dashboard-per-day = Messages per day
+dashboard-max = Busiest day: { $count }
+dashboard-bar = { $day }, { $direction }: { $count }
+dashboard-totals = Totals
+dashboard-total = All messages
+dashboard-external = External (inbound and outbound)
+dashboard-failures = Delivery failures (messages)
+dashboard-top-senders = Top senders
+dashboard-top-recipients = Top recipients
+dashboard-top-domains = Top external domains
+dashboard-failing-recipients = Recipients whose delivery failed
+dashboard-failing-domains = Domains whose delivery failed
+dashboard-largest = Largest attachments
+dashboard-address = Address
+dashboard-domain = Domain
+dashboard-file = File
+dashboard-messages = Messages
+dashboard-nothing = None in this period.
+
+sources-title = Sources
+sources-help = What the running service reports about each collection source (the same as /healthz), as of this page's loading.
+source-service = Service
+source-status = Status
+source-ok = ok
+source-failing = failing
+source-store = Store
+source-records-stored = Records stored
+source-queue-depth = Waiting to be stored
+source-sources = Source
+source-pollers = Poller
+source-smtp = SMTP journal receiver
+source-syslog = Syslog
+source-follow = Followed files
+source-connections = Connections
+source-messages-stored = Messages stored
+source-messages-refused = Messages refused
+source-clients-refused = Clients refused
+source-tls-failures = TLS failures
+source-auth-failures = Authentication failures
+source-udp-lines = UDP lines
+source-tcp-lines = TCP lines
+source-udp-dropped = UDP lines dropped
+source-lines = Lines read
+source-last-success = Last success
+source-last-error = Last error
+source-requests = Requests
+source-records = Records
+source-errors = Errors
+source-yes = yes
+source-no = no

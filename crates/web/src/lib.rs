@@ -1,6 +1,8 @@
 //! The web console: search, the message and its trail, pivots to related
-//! mail, attachment downloads, exports, and the audit log — in Japanese and
-//! English, served by `mailtrail serve`.
+//! mail, attachment downloads, exports, the dashboard ([`dashboard`]), the
+//! sources page (what the running service reports, via
+//! [`WebOptions::sources`]) and the audit log — in Japanese and English,
+//! served by `mailtrail serve`.
 //!
 //! Why it is shaped this way:
 //! - **Server-rendered HTML** from compile-time checked templates (askama):
@@ -51,6 +53,7 @@ use serde::Deserialize;
 
 pub mod attachment;
 pub mod auth;
+pub mod dashboard;
 pub mod filters;
 pub mod html;
 pub mod i18n;
@@ -69,6 +72,19 @@ const JS: &str = include_str!("../static/app.js");
 /// walks every message row).
 const SYSTEMS_TTL: Duration = Duration::from_secs(300);
 
+/// What the sources page shows: the running service's own account of its
+/// sources (`mailtrail serve` passes the same JSON `/healthz` answers). The
+/// web crate does not know the server's counters; it asks this on each
+/// visit.
+#[derive(Clone)]
+pub struct SourcesProvider(pub Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+
+impl std::fmt::Debug for SourcesProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourcesProvider")
+    }
+}
+
 /// How the console is served.
 #[derive(Debug, Clone)]
 pub struct WebOptions {
@@ -81,6 +97,9 @@ pub struct WebOptions {
     pub secure_cookies: bool,
     /// How long a sign-in lasts.
     pub session_length: Duration,
+    /// The sources page's data; without it (a console not run by
+    /// `mailtrail serve`) the page is not offered.
+    pub sources: Option<SourcesProvider>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +173,8 @@ pub struct Chrome<'a> {
     other_lang: &'static str,
     signed_in: bool,
     admin: bool,
+    /// The sources page is offered (administrators, under `mailtrail serve`).
+    sources: bool,
     who: String,
     csrf: String,
 }
@@ -189,6 +210,7 @@ fn chrome<'a>(shared: &'a Shared, visitor: &Visitor) -> Chrome<'a> {
         other_lang: visitor.lang.other().code(),
         signed_in,
         admin,
+        sources: admin && shared.options.sources.is_some(),
         who,
         csrf,
     }
@@ -330,6 +352,79 @@ struct AuditPage<'a> {
     entries: Vec<(String, String, String, String, String, String)>,
 }
 
+/// A figure or row of the dashboard and the search behind it.
+struct Figure {
+    label: String,
+    count: String,
+    href: String,
+}
+
+/// One stacked bar segment of the dashboard's chart.
+struct BarView {
+    x: String,
+    y: String,
+    width: String,
+    height: String,
+    class: &'static str,
+    href: String,
+    title: String,
+}
+
+struct TickView {
+    x: String,
+    text: String,
+}
+
+/// A titled list of the dashboard (top senders, …).
+struct FigureList {
+    title: String,
+    head: String,
+    rows: Vec<Figure>,
+}
+
+struct LargeAttachmentView {
+    name: String,
+    size: String,
+    message: String,
+    same: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage<'a> {
+    chrome: Chrome<'a>,
+    from: String,
+    to: String,
+    error: Option<String>,
+    period_text: String,
+    chart_label: String,
+    max_text: String,
+    width: String,
+    height: String,
+    baseline: String,
+    label_y: String,
+    bars: Vec<BarView>,
+    ticks: Vec<TickView>,
+    legend: Vec<(&'static str, String)>,
+    totals: Vec<Figure>,
+    failures: Vec<Figure>,
+    lists: Vec<FigureList>,
+    attachments: Vec<LargeAttachmentView>,
+}
+
+/// One block of the sources page: a source (or the service) and its facts.
+struct SourceSection {
+    title: String,
+    rows: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "sources.html")]
+struct SourcesPage<'a> {
+    chrome: Chrome<'a>,
+    sections: Vec<SourceSection>,
+}
+
 type App = Arc<Shared>;
 
 /// The console's routes. `/healthz` and `/metrics` are the server's; merge
@@ -363,6 +458,8 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         .route("/message/{id}/raw", get(raw))
         .route("/message/{id}/attachment/{index}", get(download_attachment))
         .route("/audit", get(audit))
+        .route("/dashboard", get(dashboard_page))
+        .route("/sources", get(sources_page))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .layer(axum::middleware::map_response(security_headers))
@@ -1799,6 +1896,336 @@ async fn audit(
                         )
                     })
                     .collect(),
+            },
+        ))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- dashboard
+
+#[derive(Deserialize, Default)]
+struct DashboardParams {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn search_href(query: &str) -> String {
+    format!("/search?q={}", url_encode(query))
+}
+
+fn direction_class(d: mailtrail_model::Direction) -> &'static str {
+    match d {
+        mailtrail_model::Direction::Inbound => "bar-inbound",
+        mailtrail_model::Direction::Outbound => "bar-outbound",
+        mailtrail_model::Direction::Internal => "bar-internal",
+        mailtrail_model::Direction::Relayed => "bar-relayed",
+    }
+}
+
+async fn dashboard_page(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<DashboardParams>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.user()?;
+        let lang = visitor.lang;
+        let tz = shared.options.timezone;
+        let t = |k: &str| shared.catalog.text(lang, k, &[]);
+        let today = Utc::now().with_timezone(&tz).date_naive();
+        let mut page = DashboardPage {
+            chrome: chrome(shared, visitor),
+            from: params.from.clone().unwrap_or_default(),
+            to: params.to.clone().unwrap_or_default(),
+            error: None,
+            period_text: String::new(),
+            chart_label: t("dashboard-per-day"),
+            max_text: String::new(),
+            width: dashboard::coord(dashboard::WIDTH),
+            height: dashboard::coord(dashboard::HEIGHT),
+            baseline: dashboard::coord(dashboard::baseline()),
+            label_y: dashboard::coord(dashboard::label_y()),
+            bars: Vec::new(),
+            ticks: Vec::new(),
+            legend: dashboard::STACK
+                .iter()
+                .map(|d| (direction_class(*d), t(&format!("direction-{}", d.as_str()))))
+                .collect(),
+            totals: Vec::new(),
+            failures: Vec::new(),
+            lists: Vec::new(),
+            attachments: Vec::new(),
+        };
+        let period = dashboard::period(params.from.as_deref(), params.to.as_deref(), today)
+            .filter(|(from, to)| (*to - *from).num_days() <= 366);
+        let Some((from, to)) = period else {
+            page.error = Some(t("dashboard-invalid-period"));
+            return Ok(html_page(StatusCode::BAD_REQUEST, page));
+        };
+        page.from = from.to_string();
+        page.to = to.to_string();
+        record(
+            shared,
+            visitor,
+            "dashboard",
+            None,
+            Some(format!("{from} {to}")),
+        )
+        .await?;
+        let options = shared.options.clone();
+        let figures =
+            blocking(move || Ok(reader(&options)?.dashboard(from, to, tz, dashboard::TOP)?))
+                .await?;
+        let period = dashboard::period_query(from, to);
+        let tr = |k: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]| {
+            shared.catalog.text(lang, k, args)
+        };
+        page.period_text = tr(
+            "dashboard-period-text",
+            &[
+                ("from", i18n::date(lang, from).into()),
+                ("to", i18n::date(lang, to).into()),
+                ("days", ((to - from).num_days() + 1).into()),
+            ],
+        );
+        let (segments, ticks, max) = dashboard::chart(&figures.days);
+        page.max_text = tr("dashboard-max", &[("count", i18n::number(max).into())]);
+        page.bars = segments
+            .into_iter()
+            .map(|s| BarView {
+                x: dashboard::coord(s.x),
+                y: dashboard::coord(s.y),
+                width: dashboard::coord(s.width),
+                height: dashboard::coord(s.height),
+                class: direction_class(s.direction),
+                href: search_href(&dashboard::day_query(s.direction, s.day)),
+                title: tr(
+                    "dashboard-bar",
+                    &[
+                        ("day", i18n::date(lang, s.day).into()),
+                        (
+                            "direction",
+                            t(&format!("direction-{}", s.direction.as_str())).into(),
+                        ),
+                        ("count", i18n::number(s.count).into()),
+                    ],
+                ),
+            })
+            .collect();
+        page.ticks = ticks
+            .into_iter()
+            .map(|tick| TickView {
+                x: dashboard::coord(tick.x),
+                text: match lang {
+                    Lang::Ja => tick.day.format("%m/%d").to_string(),
+                    Lang::En => tick.day.format("%m-%d").to_string(),
+                },
+            })
+            .collect();
+        let figure = |label: String, count: u64, query: String| Figure {
+            label,
+            count: i18n::number(count),
+            href: search_href(&query),
+        };
+        let count_of = |d: mailtrail_model::Direction| {
+            figures
+                .by_direction
+                .iter()
+                .find(|(x, _)| *x == d)
+                .map_or(0, |(_, n)| *n)
+        };
+        use mailtrail_model::Direction as D;
+        page.totals
+            .push(figure(t("dashboard-total"), figures.total, period.clone()));
+        page.totals.push(figure(
+            t("dashboard-external"),
+            count_of(D::Inbound) + count_of(D::Outbound),
+            dashboard::external_query(&period),
+        ));
+        for d in dashboard::STACK {
+            page.totals.push(figure(
+                t(&format!("direction-{}", d.as_str())),
+                count_of(d),
+                dashboard::direction_query(d, &period),
+            ));
+        }
+        type Linker = fn(&str, &str) -> String;
+        type Ranked<'r> = &'r [(String, u64)];
+        let lists: [(&str, &str, Ranked<'_>, Linker); 5] = [
+            (
+                "dashboard-top-senders",
+                "dashboard-address",
+                &figures.top_senders,
+                dashboard::sender_query,
+            ),
+            (
+                "dashboard-top-recipients",
+                "dashboard-address",
+                &figures.top_recipients,
+                dashboard::recipient_query,
+            ),
+            (
+                "dashboard-top-domains",
+                "dashboard-domain",
+                &figures.top_domains,
+                dashboard::domain_query,
+            ),
+            (
+                "dashboard-failing-recipients",
+                "dashboard-address",
+                &figures.failing_recipients,
+                dashboard::failing_recipient_query,
+            ),
+            (
+                "dashboard-failing-domains",
+                "dashboard-domain",
+                &figures.failing_domains,
+                dashboard::failing_domain_query,
+            ),
+        ];
+        page.lists = lists
+            .into_iter()
+            .map(|(title, head, rows, query)| FigureList {
+                title: t(title),
+                head: t(head),
+                rows: rows
+                    .iter()
+                    .map(|(k, n)| figure(k.clone(), *n, query(k, &period)))
+                    .collect(),
+            })
+            .collect();
+        page.failures = figures
+            .failures
+            .iter()
+            .map(|(s, n)| {
+                figure(
+                    t(&format!("status-{}", s.as_str())),
+                    *n,
+                    dashboard::status_query(s.as_str(), &period),
+                )
+            })
+            .collect();
+        page.attachments = figures
+            .largest_attachments
+            .iter()
+            .map(|a| LargeAttachmentView {
+                name: a.filename.clone().unwrap_or_else(|| a.content_type.clone()),
+                size: i18n::size(a.size),
+                message: format!("/message/{}", a.message),
+                same: mailtrail_store::blob::is_hash(&a.blake3)
+                    .then(|| format!("/search?attachment={}", a.blake3)),
+            })
+            .collect();
+        Ok(html_page(StatusCode::OK, page))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- sources
+
+/// A key of the provider's JSON in words: the catalogue's `source-KEY` if it
+/// has one, else the key with spaces for underscores.
+fn source_label(shared: &Shared, lang: Lang, key: &str) -> String {
+    source_word(shared, lang, key).unwrap_or_else(|| key.replace('_', " "))
+}
+
+/// A one-word value (`ok`, `failing`) in the visitor's language, if the
+/// catalogue has it; free text (an error message) stays as it is.
+fn source_word(shared: &Shared, lang: Lang, word: &str) -> Option<String> {
+    if word.is_empty() || !word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let id = format!("source-{}", word.replace('_', "-"));
+    let text = shared.catalog.text(lang, &id, &[]);
+    (text != id).then_some(text)
+}
+
+/// A value of the provider's JSON in words: numbers grouped, Unix times of
+/// `last_…` keys as dates, nothing as a dash.
+fn source_value(shared: &Shared, lang: Lang, key: &str, value: &serde_json::Value) -> String {
+    use serde_json::Value as V;
+    match value {
+        V::Null => "—".to_string(),
+        V::Number(n) if key.starts_with("last_") => n
+            .as_i64()
+            .and_then(|secs| chrono::DateTime::<Utc>::from_timestamp(secs, 0))
+            .map(|t| i18n::datetime(lang, t, shared.options.timezone))
+            .unwrap_or_else(|| n.to_string()),
+        V::Number(n) => n.as_u64().map_or_else(|| n.to_string(), i18n::number),
+        V::String(s) => source_word(shared, lang, s).unwrap_or_else(|| s.clone()),
+        V::Bool(b) => source_label(shared, lang, if *b { "yes" } else { "no" }),
+        other => other.to_string(),
+    }
+}
+
+/// The provider's JSON as blocks for people: the top-level facts first,
+/// then one block per source (`sources.smtp`, `pollers.gmail`, …).
+fn source_sections(shared: &Shared, lang: Lang, json: &serde_json::Value) -> Vec<SourceSection> {
+    let rows_of = |map: &serde_json::Map<String, serde_json::Value>| {
+        map.iter()
+            .filter(|(_, v)| !v.is_object())
+            .map(|(k, v)| {
+                (
+                    source_label(shared, lang, k),
+                    source_value(shared, lang, k, v),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(top) = json.as_object() else {
+        return vec![SourceSection {
+            title: source_label(shared, lang, "service"),
+            rows: vec![(String::new(), json.to_string())],
+        }];
+    };
+    let mut sections = vec![SourceSection {
+        title: source_label(shared, lang, "service"),
+        rows: rows_of(top),
+    }];
+    for (group, value) in top {
+        let Some(children) = value.as_object() else {
+            continue;
+        };
+        let own = rows_of(children);
+        if !own.is_empty() {
+            sections.push(SourceSection {
+                title: source_label(shared, lang, group),
+                rows: own,
+            });
+        }
+        for (name, child) in children {
+            if let Some(fields) = child.as_object() {
+                sections.push(SourceSection {
+                    title: format!(
+                        "{} — {}",
+                        source_label(shared, lang, group),
+                        source_label(shared, lang, name)
+                    ),
+                    rows: rows_of(fields),
+                });
+            }
+        }
+    }
+    sections
+}
+
+async fn sources_page(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        visitor.admin()?;
+        let provider = shared.options.sources.clone().ok_or(WebError::NotFound)?;
+        record(shared, visitor, "sources", None, None).await?;
+        let json = blocking(move || Ok((provider.0)())).await?;
+        Ok(html_page(
+            StatusCode::OK,
+            SourcesPage {
+                chrome: chrome(shared, visitor),
+                sections: source_sections(shared, visitor.lang, &json),
             },
         ))
     })

@@ -192,6 +192,7 @@ fn start_console(tracker: &str) -> Console {
         timezone: chrono_tz::Asia::Tokyo,
         secure_cookies: false,
         session_length: Duration::from_secs(3600),
+        sources: None,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

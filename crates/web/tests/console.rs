@@ -94,6 +94,14 @@ fn start() -> Console {
 
 /// A console over the common seed plus what `extra` writes.
 fn start_with(extra: impl FnOnce(&Path)) -> Console {
+    start_with_sources(extra, None)
+}
+
+/// The same, with a sources page fed by `sources`.
+fn start_with_sources(
+    extra: impl FnOnce(&Path),
+    sources: Option<mailtrail_web::SourcesProvider>,
+) -> Console {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path());
     extra(dir.path());
@@ -105,6 +113,7 @@ fn start_with(extra: impl FnOnce(&Path)) -> Console {
         timezone: chrono_tz::Asia::Tokyo,
         secure_cookies: false,
         session_length: Duration::from_secs(3600),
+        sources,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1338,4 +1347,223 @@ fn the_script_is_ours_served_as_script_and_nothing_inline() {
             "{path}"
         );
     }
+}
+
+/// Every search link of a page with the number it shows: the figure's link
+/// text, or the count at the end of a chart bar's title.
+fn counted_links(html: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for (i, m) in html.match_indices("<a href=\"/search?q=") {
+        let rest = &html[i + m.len()..];
+        let q = unurl(&rest[..rest.find('"').unwrap()].replace("&amp;", "&"));
+        let inner = &rest[rest.find('>').unwrap() + 1..rest.find("</a>").unwrap()];
+        let shown = match inner.find("<title>") {
+            Some(t) => {
+                let title = &inner[t + 7..inner.find("</title>").unwrap()];
+                title.rsplit(' ').next().unwrap().to_string()
+            }
+            None => inner.to_string(),
+        };
+        if let Ok(n) = shown.replace(',', "").parse() {
+            out.push((q, n));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_counts_the_period_and_every_figure_is_its_search() {
+    let c = start_with(seed_thread);
+    let (session, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let cookie = [("Cookie", session.as_str())];
+    let page = request(
+        c.addr,
+        "GET",
+        "/dashboard?from=2026-11-18&to=2026-11-21",
+        &cookie,
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("<a href=\"/dashboard\">Dashboard</a>"), "nav");
+    assert!(html.contains("2026-11-18 to 2026-11-21 (4 days)"), "{html}");
+    assert!(html.contains("<svg class=\"chart\""));
+    let links = counted_links(&html);
+    let find = |q: &str| {
+        links
+            .iter()
+            .find(|(x, _)| x == q)
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| panic!("no link {q} in {links:?}"))
+    };
+    let period = "after:2026-11-18 before:2026-11-22";
+    // 11/18 the offer (out), 11/19 the reply (in), 11/20 two from the
+    // common seed (out) and the forward (internal), 11/21 the bounce (in);
+    // the greeting of 12/15 is outside.
+    assert_eq!(find(period), 6);
+    assert_eq!(
+        find(&format!(
+            "(direction:inbound OR direction:outbound) {period}"
+        )),
+        5
+    );
+    assert_eq!(find(&format!("direction:outbound {period}")), 3);
+    assert_eq!(find(&format!("direction:internal {period}")), 1);
+    assert_eq!(
+        find("direction:outbound after:2026-11-20 before:2026-11-21"),
+        2
+    );
+    assert_eq!(
+        find("direction:internal after:2026-11-20 before:2026-11-21"),
+        1
+    );
+    assert_eq!(
+        find("direction:inbound after:2026-11-19 before:2026-11-20"),
+        1
+    );
+    assert_eq!(find(&format!("from:taro@example.co.jp {period}")), 3);
+    assert_eq!(find(&format!("status:bounced {period}")), 1);
+    assert_eq!(find(&format!("status:rejected {period}")), 0);
+    assert_eq!(
+        find(&format!(
+            "(from:@partner.example OR to:@partner.example OR cc:@partner.example OR bcc:@partner.example) {period}"
+        )),
+        4
+    );
+    assert_eq!(
+        find(&format!(
+            "status:(bounced OR rejected OR failed OR expired) (to:taro@example.co.jp OR cc:taro@example.co.jp OR bcc:taro@example.co.jp) {period}"
+        )),
+        1
+    );
+    // Internal domains are not "external domains".
+    assert!(!links
+        .iter()
+        .any(|(q, _)| q.starts_with("(from:@example.co.jp")));
+    // Every figure is what its search finds.
+    assert!(links.len() > 20, "{links:?}");
+    for (q, n) in &links {
+        let answer = request(c.addr, "GET", &format!("/search?q={}", url(q)), &cookie, "");
+        assert_eq!(answer.status, 200, "{q}");
+        assert_eq!(listed(&answer.text()).len() as u64, *n, "{q}");
+    }
+    // The largest attachment leads to its message and its other copies.
+    let offer = id_of(c.dir.path(), "offer@example.co.jp");
+    assert!(
+        html.contains(&format!("<a href=\"/message/{offer}\">")),
+        "{html}"
+    );
+    assert!(html.contains("/search?attachment="));
+    let audited = audit_actions(c.dir.path());
+    assert!(audited.contains(&(
+        "etsuran".to_string(),
+        "dashboard".to_string(),
+        Some("2026-11-18 2026-11-21".to_string())
+    )));
+
+    // Japanese labels and dates; the default period (the last 30 days) and
+    // a period that cannot be read.
+    let ja = [("Cookie", session.as_str()), ("Accept-Language", "ja")];
+    let page = request(
+        c.addr,
+        "GET",
+        "/dashboard?from=2026-11-18&to=2026-11-21",
+        &ja,
+        "",
+    );
+    let html = page.text();
+    for label in [
+        "ダッシュボード",
+        "日別メール件数",
+        "2026/11/18 – 2026/11/21（4 日間）",
+        "送信の多い差出人",
+        "配信エラー",
+        "社外から",
+        "11/20",
+    ] {
+        assert!(html.contains(label), "{label}: {html}");
+    }
+    let page = request(c.addr, "GET", "/dashboard", &cookie, "");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("(30 days)"));
+    let page = request(
+        c.addr,
+        "GET",
+        "/dashboard?from=2026-11-21&to=2026-11-18",
+        &cookie,
+        "",
+    );
+    assert_eq!(page.status, 400);
+    assert!(page.text().contains("The period could not be read"));
+    let page = request(c.addr, "GET", "/dashboard", &[], "");
+    assert_eq!(page.status, 303);
+}
+
+#[test]
+fn the_sources_page_shows_the_services_report_to_administrators_only() {
+    let provider = mailtrail_web::SourcesProvider(std::sync::Arc::new(|| {
+        serde_json::json!({
+            "status": "ok",
+            "store": "ok",
+            "records_stored": 12345,
+            "sources": {
+                "smtp": {"connections": 7, "messages_stored": 5},
+                "follow": {"lines": 42},
+            },
+            "pollers": {
+                "gmail": {"last_success": 1_795_000_000u64, "last_error": "token expired <again>"},
+            },
+        })
+    }));
+    let c = start_with_sources(|_| {}, Some(provider));
+    let (admin, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let page = request(c.addr, "GET", "/sources", &[("Cookie", admin.as_str())], "");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    for shown in [
+        "<a href=\"/sources\">Sources</a>",
+        "Records stored</th><td>12,345",
+        "Source — SMTP journal receiver",
+        "Connections</th><td>7",
+        "Lines read</th><td>42",
+        "Poller — gmail",
+        "token expired &#60;again&#62;",
+    ] {
+        assert!(html.contains(shown), "{shown}: {html}");
+    }
+    let page = request(
+        c.addr,
+        "GET",
+        "/sources",
+        &[("Cookie", admin.as_str()), ("Accept-Language", "ja")],
+        "",
+    );
+    assert!(page.text().contains("状態</th><td>正常"), "{}", page.text());
+    assert!(audit_actions(c.dir.path())
+        .iter()
+        .any(|(u, a, _)| u == "kanri" && a == "sources"));
+
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let page = request(
+        c.addr,
+        "GET",
+        "/sources",
+        &[("Cookie", viewer.as_str())],
+        "",
+    );
+    assert_eq!(page.status, 403);
+    assert!(!page.text().contains("href=\"/sources\""));
+
+    // Without a provider (not run by `mailtrail serve`) there is no page.
+    let plain = start();
+    let (admin, _) = sign_in(plain.addr, "kanri", "kanri-password-1");
+    let page = request(
+        plain.addr,
+        "GET",
+        "/sources",
+        &[("Cookie", admin.as_str())],
+        "",
+    );
+    assert_eq!(page.status, 404);
+    assert!(!page.text().contains("href=\"/sources\""));
 }
