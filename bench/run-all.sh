@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs bench/maillog.sh, bench/maildir.sh, bench/search.sh and bench/serve.sh (with its
-# defaults) in sequence and writes
+# Runs bench/maillog.sh, bench/maildir.sh, bench/search.sh, bench/serve.sh and
+# bench/exchange.sh (with their defaults) in sequence and writes
 # bench/results/RESULTS-<date>.md (Markdown, ready for docs/PERFORMANCE.md).
 # Usage: bench/run-all.sh [LOG_LINES] [MESSAGES]       (defaults 1000000 20000)
 #        BENCH_BIG=1 bench/run-all.sh   also runs the log benchmark with 10x LOG_LINES
@@ -34,6 +34,7 @@ fi
 bash "$BENCH_DIR/maildir.sh" "$MSGS" >>"$TMP"
 bash "$BENCH_DIR/search.sh" "$MSGS" >>"$TMP"
 bash "$BENCH_DIR/serve.sh" >>"$TMP"
+bash "$BENCH_DIR/exchange.sh" >>"$TMP"
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)." >>"$TMP"
 
 mv "$TMP" "$OUT"

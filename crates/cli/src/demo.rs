@@ -154,30 +154,49 @@ fn print_examples(config: &Config, store: &dyn Store) -> Result<()> {
 
 pub fn generate_cmd(config: &Config, args: &GenerateArgs) -> Result<()> {
     let started = Instant::now();
-    let summary = generate::generate(
-        &GenerateOptions {
-            seed: args.seed,
-            employees: args.employees,
-            org_domain: config
-                .org_domains
-                .first()
-                .cloned()
-                .unwrap_or_else(|| DEMO_DOMAIN.to_string()),
-            start: Utc::now() - Duration::days(i64::from(args.days)),
-            days: args.days,
-            postfix_lines: (args.postfix_lines > 0).then_some(args.postfix_lines),
-            maildir_messages: (args.maildir_messages > 0).then_some(args.maildir_messages),
-            timezone: config.timezone,
-        },
-        &args.out,
-    )?;
-    println!(
-        "wrote {} Postfix log lines ({} messages) and {} Maildir messages to {} in {:.1}s",
-        summary.postfix_lines,
-        summary.postfix_messages,
-        summary.maildir_messages,
-        args.out.display(),
-        started.elapsed().as_secs_f64()
-    );
+    let start = match args.start {
+        Some(day) => day.and_time(chrono::NaiveTime::MIN).and_utc(),
+        None => Utc::now() - Duration::days(i64::from(args.days)),
+    };
+    let options = GenerateOptions {
+        seed: args.seed,
+        employees: args.employees,
+        org_domain: config
+            .org_domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| DEMO_DOMAIN.to_string()),
+        start,
+        days: args.days,
+        postfix_lines: (args.postfix_lines > 0).then_some(args.postfix_lines),
+        maildir_messages: (args.maildir_messages > 0).then_some(args.maildir_messages),
+        timezone: config.timezone,
+    };
+    let exchange = generate::ExchangeOptions {
+        msgtrk_bytes: args.msgtrk_bytes.filter(|&n| n > 0),
+        msgtrk_file_bytes: args.msgtrk_file_bytes.unwrap_or(0),
+        m365_rows: args.m365_rows.filter(|&n| n > 0),
+    };
+    let wants_exchange = exchange.msgtrk_bytes.is_some() || exchange.m365_rows.is_some();
+    if options.postfix_lines.is_some() || options.maildir_messages.is_some() || !wants_exchange {
+        let summary = generate::generate(&options, &args.out)?;
+        println!(
+            "wrote {} Postfix log lines ({} messages) and {} Maildir messages to {} in {:.1}s",
+            summary.postfix_lines,
+            summary.postfix_messages,
+            summary.maildir_messages,
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if wants_exchange {
+        let summary = generate::generate_exchange(&options, &exchange, &args.out)?;
+        println!("{summary}");
+        println!(
+            "wrote Exchange / Microsoft 365 logs to {} in {:.1}s",
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! Synthetic, deterministic mail data for a small (or not so small) Japanese
-//! company: a Postfix `maillog` and a Maildir++ mailbox.
+//! company: a Postfix `maillog` and a Maildir++ mailbox; and, from the same
+//! stream of messages, Exchange Server message tracking logs and a Microsoft
+//! 365 historical search extended report ([`generate_exchange`], see the
+//! "Exchange message tracking logs" section below).
 //!
 //! Why it is shaped like this:
 //!
@@ -3464,6 +3467,1540 @@ fn zip_bytes(r: &mut Rng, entries: &[(String, Vec<u8>)], encrypted: bool) -> Vec
 }
 
 // ---------------------------------------------------------------------------
+// Exchange message tracking logs and the Microsoft 365 extended report
+//
+// The same company and the same stream of messages as the Postfix log (the
+// same `Universe` and `Clock` with the same seed), as an Exchange
+// organisation records them:
+//
+// - **Exchange Server 2019** (`OUT/msgtrk/EX01`, `OUT/msgtrk/EX02`): two
+//   mailbox servers in a DAG, each writing the three tracking logs of a
+//   2013+ server — `MSGTRK` (Transport: RECEIVE, AGENTINFO, EXPAND, TRANSFER,
+//   SENDEXTERNAL, DEFER, FAIL, DSN and the HA* shadow-redundancy events),
+//   `MSGTRKMS` (Mailbox Transport Submission: NOTIFYMAPI, SUBMIT) and
+//   `MSGTRKMD` (Mailbox Transport Delivery: DELIVER, STOREDRIVER DEFER) — in
+//   files named `MSGTRKyyyymmddhh-N.LOG` that roll at 10 MB (Exchange's
+//   `MessageTrackingLogMaxFileSize`) and at midnight UTC, each starting
+//   with the W3C header block (BOM, `#Software`, `#Version`, `#Log-type`,
+//   `#Date`, the 30 `#Fields`), CRLF line ends. Inbound mail comes through
+//   the front end (client-ip is our own server, the real client in
+//   `original-client-ip` and `ProxiedClientIPAddress`); mailbox mail is
+//   submitted by STOREDRIVER with To/Cc/Bcc as recipient status; internal
+//   recipients get a DELIVER on the server that holds their mailbox
+//   (employees alternate between the two), external ones a SENDEXTERNAL per
+//   destination domain. ~8.5 % of destinations defer 1–3 times (retries at
+//   most 15 minutes apart) before they take the message, ~3 % reject one
+//   recipient (FAIL, then a DSN message to the sender and its DELIVER), a
+//   few expire after two days of DEFERs (Exchange's
+//   `MessageExpirationTimeout`); 1 % of inbound mail names an unknown
+//   recipient (ROUTING FAIL and a DSN back out); department lists are
+//   expanded (EXPAND with the group as related recipient, then TRANSFER to a
+//   new internal id); 0.5 % of mailbox deliveries are deferred by the store
+//   first. Subjects are the Japanese and English ones of the Postfix log,
+//   some with commas or quotes (CSV-quoted as Exchange does); addresses of
+//   Google and Microsoft 365 hosted partners are IPv6, local hops
+//   `fe80::…%N`.
+// - **Microsoft 365 historical search, extended report**
+//   (`OUT/m365/extended_report.csv`): the same events as Exchange Online
+//   writes them, one row per event with the 27 `snake_case` columns of the
+//   report (`date_time_utc` … `custom_data`), sorted by time, UTF-8, CRLF;
+//   servers are a pool of `TYCPR01MB…` mailbox servers with IPv6 addresses,
+//   the tenant id is on every row, no NOTIFYMAPI (it has no message id) and
+//   HA* only rarely.
+//
+// Next to each output the generator writes what it knows
+// (`msgtrk-truth.json`, `m365-truth.json`): files, lines, bytes, messages
+// (originals and DSNs, each with its own Message-ID and network message id),
+// events by id, and the delivery counts `mailtrail stats` must show after an
+// import into an empty store, following the decoders' documented mapping:
+// RECEIVE → received; DELIVER, SEND, SENDEXTERNAL → delivered per
+// recipient; FAIL → bounced (message tracking) or failed (message trace);
+// EXPAND → expanded per member; DEFER → deferred per recipient, for
+// message tracking once per message, recipient and server (one `mailtrail
+// import` of the folder decodes its files as one stream in time order and
+// folds repeated deferrals; the retries here are at most 15 minutes apart,
+// well inside the decoder's 30-minute window), for the report once per row.
+
+/// What to generate for Exchange Server and Exchange Online.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeOptions {
+    /// write `OUT/msgtrk/EX0n/MSGTRK*.LOG`, about this many bytes in all
+    pub msgtrk_bytes: Option<u64>,
+    /// size at which a tracking log rolls over (0: Exchange's default, 10 MB)
+    pub msgtrk_file_bytes: u64,
+    /// write `OUT/m365/extended_report.csv` with about this many rows
+    pub m365_rows: Option<u64>,
+}
+
+/// One Exchange output and what an import of it must give.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExchangeTruth {
+    /// `msgtrk` or `m365-extended`
+    pub format: &'static str,
+    pub path: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+    /// every line, headers included
+    pub lines: u64,
+    /// header lines (`#…` of each tracking log, the report's column names)
+    pub header_lines: u64,
+    /// event lines / report rows
+    pub events: u64,
+    /// distinct messages (originals and DSNs)
+    pub messages: u64,
+    pub dsn_messages: u64,
+    pub by_event: std::collections::BTreeMap<String, u64>,
+    /// HA* lines (shadow redundancy: no deliveries)
+    pub shadow_lines: u64,
+    /// NOTIFYMAPI lines (no message id: not placed)
+    pub lines_without_ids: u64,
+    /// `mailtrail stats` deliveries by status after importing this output alone
+    pub expected_deliveries: std::collections::BTreeMap<String, u64>,
+}
+
+/// What [`generate_exchange`] wrote.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeSummary {
+    pub msgtrk: Option<ExchangeTruth>,
+    pub m365: Option<ExchangeTruth>,
+}
+
+impl fmt::Display for ExchangeSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for t in [&self.msgtrk, &self.m365].into_iter().flatten() {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            let deliveries: Vec<String> = t
+                .expected_deliveries
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            write!(
+                f,
+                "{}: {} file(s), {} lines ({} events), {} bytes, {} messages ({} DSNs); deliveries: {}\n  {}",
+                t.format,
+                t.files,
+                t.lines,
+                t.events,
+                t.bytes,
+                t.messages,
+                t.dsn_messages,
+                deliveries.join(", "),
+                t.path.display()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Exchange's default `MessageTrackingLogMaxFileSize`.
+pub const MSGTRK_FILE_BYTES: u64 = 10 * 1024 * 1024;
+/// Exchange's default `MessageExpirationTimeout`.
+const EXCHANGE_EXPIRY_MS: i64 = 2 * DAY_MS;
+const EXCHANGE_VERSION: &str = "15.02.1544.004";
+const MSGTRK_FIELDS: &str = "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,connector-id,source,event-id,internal-message-id,message-id,network-message-id,recipient-address,recipient-status,total-bytes,recipient-count,related-recipient-address,reference,message-subject,sender-address,return-path,message-info,directionality,tenant-id,original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,schema-version";
+const M365_EXTENDED_COLUMNS: &str = "date_time_utc,client_ip,client_hostname,server_ip,server_hostname,source_context,connector_id,source,event_id,internal_message_id,message_id,network_message_id,recipient_address,recipient_status,total_bytes,recipient_count,related_recipient_address,reference,message_subject,sender_address,return_path,message_info,directionality,tenant_id,original_client_ip,original_server_ip,custom_data";
+
+/// `"1G"`, `"100M"`, `"64k"`, `"1000000"` (powers of 1000; `Gi`, `Mi`, `Ki` of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("{s:?} is no size (e.g. 1G, 100M, 1000000)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches('b') {
+        "" => 1,
+        "k" => 1000,
+        "m" => 1_000_000,
+        "g" => 1_000_000_000,
+        "ki" => 1 << 10,
+        "mi" => 1 << 20,
+        "gi" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit (use k, M, G, Ki, Mi, Gi)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Write the Exchange message tracking logs and/or the Microsoft 365
+/// extended report asked for, and a truth file next to each. Refuses to
+/// overwrite existing outputs.
+pub fn generate_exchange(
+    opts: &GenerateOptions,
+    ex: &ExchangeOptions,
+    out: &Path,
+) -> Result<ExchangeSummary> {
+    if opts.employees == 0 {
+        bail!("employees must be at least 1");
+    }
+    if opts.days == 0 {
+        bail!("days must be at least 1");
+    }
+    let org = opts
+        .org_domain
+        .trim()
+        .trim_start_matches('@')
+        .to_ascii_lowercase();
+    if org.is_empty() || org.contains(|c: char| c.is_whitespace() || c == '@' || c == '/') {
+        bail!("invalid organisation domain {:?}", opts.org_domain);
+    }
+    let mut summary = ExchangeSummary::default();
+    let targets = [
+        (ex.msgtrk_bytes, false, "msgtrk", "msgtrk-truth.json"),
+        (ex.m365_rows, true, "m365", "m365-truth.json"),
+    ];
+    for (target, _, dir, truth) in targets {
+        if target.is_some() {
+            for p in [out.join(dir), out.join(truth)] {
+                if p.exists() {
+                    bail!(
+                        "{} already exists; remove it or choose another folder",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let world = World::new(opts.seed, opts.employees, &org);
+    for (target, online, dir, truth_name) in targets {
+        let Some(target) = target else { continue };
+        let file_bytes = match ex.msgtrk_file_bytes {
+            0 => MSGTRK_FILE_BYTES,
+            n => n.max(4096),
+        };
+        let mut truth = exchange_pass(
+            opts,
+            &world,
+            &org,
+            online,
+            target,
+            file_bytes,
+            &out.join(dir),
+        )?;
+        // relative to OUT, where the truth file is
+        if let Ok(rel) = truth.path.strip_prefix(out) {
+            truth.path = rel.to_path_buf();
+        }
+        let path = out.join(truth_name);
+        let json = serde_json::to_string_pretty(&truth)?;
+        fs::write(&path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if online {
+            summary.m365 = Some(truth);
+        } else {
+            summary.msgtrk = Some(truth);
+        }
+    }
+    Ok(summary)
+}
+
+fn exchange_pass(
+    opts: &GenerateOptions,
+    world: &World,
+    org: &str,
+    online: bool,
+    target: u64,
+    file_bytes: u64,
+    dir: &Path,
+) -> Result<ExchangeTruth> {
+    let start_ms = opts.start.timestamp_millis();
+    let end_ms = start_ms + i64::from(opts.days) * DAY_MS;
+    let mut flows = Flows::new(world, org, online, opts.seed, end_ms);
+    let mut out = ExWriter::create(dir, online, file_bytes, &flows.servers)?;
+    // bytes (tracking logs) or rows (report) of one message, until measured
+    let initial_per_message = if online { 7.0 } else { 5500.0 };
+    let mut clock = Clock::new(
+        start_ms,
+        opts.days,
+        opts.timezone,
+        target as f64 / initial_per_message,
+        opts.seed,
+    );
+    let mut universe = Universe::new(opts.seed);
+    let mut k: u64 = 0;
+    while flows.pushed() < target {
+        let per = if flows.messages >= 50 {
+            flows.pushed() as f64 / flows.messages as f64
+        } else {
+            initial_per_message
+        };
+        let remaining = (target - flows.pushed()) as f64 / per.max(1.0);
+        let t = clock.next_arrival(remaining);
+        let (local_hour, weekend) = clock.local_hour(t);
+        let mail = universe.next(world, k, t, local_hour, weekend);
+        k += 1;
+        flows.flush_until(t, &mut out)?;
+        flows.mail(&mail, estimate_size(&mail));
+    }
+    flows.flush_until(i64::MAX, &mut out)?;
+    let mut truth = out.finish()?;
+    truth.messages = flows.messages;
+    truth.dsn_messages = flows.dsns;
+    Ok(truth)
+}
+
+#[derive(Clone)]
+struct ExServer {
+    /// short name (`EX01`, `TYCPR01MB0042`)
+    name: String,
+    fqdn: String,
+    ip: String,
+    /// how the server names itself on local hops (`fe80::…%N`, or its IPv6)
+    local_ip: String,
+    db: String,
+}
+
+/// What every event of one message carries.
+struct ExMsg {
+    mid: String,
+    nmid: String,
+    subject: String,
+    sender: String,
+    return_path: String,
+    size: u64,
+    directionality: &'static str,
+}
+
+/// One event line, the message fields aside.
+#[derive(Default)]
+struct ExRow {
+    client_ip: String,
+    client_host: String,
+    server_ip: String,
+    server_host: String,
+    context: String,
+    connector: String,
+    source: &'static str,
+    event: &'static str,
+    internal: String,
+    rcpts: Vec<String>,
+    statuses: String,
+    rcpt_count: String,
+    related: String,
+    reference: String,
+    info: String,
+    orig_client_ip: String,
+    orig_server_ip: String,
+    custom: String,
+    /// NOTIFYMAPI: no message id, subject or size yet
+    no_ids: bool,
+    /// SUBMIT: no size
+    no_size: bool,
+}
+
+/// What a line counts for in the truth file.
+struct ExTag {
+    event: &'static str,
+    recipients: u32,
+    /// DEFER: `nmid|server|recipient` per recipient
+    defer_keys: Vec<String>,
+}
+
+struct Pending {
+    t: i64,
+    seq: u64,
+    stream: usize,
+    line: String,
+    tag: ExTag,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.t, self.seq) == (other.t, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.t, self.seq).cmp(&(other.t, other.seq))
+    }
+}
+
+/// The three tracking logs of a 2013+ server.
+const TRK: usize = 0;
+const TRK_MS: usize = 1;
+const TRK_MD: usize = 2;
+const TRK_PREFIXES: [&str; 3] = ["MSGTRK", "MSGTRKMS", "MSGTRKMD"];
+
+/// `2025-11-10T00:00:01.100Z`
+fn iso_ms(ms: i64) -> String {
+    let d = utc(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        d.year(),
+        d.month(),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        ms.rem_euclid(1000)
+    )
+}
+
+/// A field as Exchange writes CSV: quoted when it holds a comma or a quote.
+fn csv_push(out: &mut String, v: &str) {
+    if v.contains([',', '"']) {
+        out.push('"');
+        for c in v.chars() {
+            if c == '"' {
+                out.push('"');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    } else {
+        out.push_str(v);
+    }
+}
+
+fn guid(r: &mut Rng) -> String {
+    let (a, b) = (r.next_u64(), r.next_u64());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    )
+}
+
+struct Flows<'w> {
+    w: &'w World,
+    online: bool,
+    r: Rng,
+    servers: Vec<ExServer>,
+    /// employee address → index of the server holding the mailbox
+    home: std::collections::HashMap<String, usize>,
+    next_internal: Vec<u64>,
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    pushed_lines: u64,
+    pushed_bytes: u64,
+    messages: u64,
+    dsns: u64,
+    end_ms: i64,
+    org: String,
+    tenant: String,
+    system_mailbox: String,
+    mapi_event: u64,
+}
+
+impl<'w> Flows<'w> {
+    fn new(w: &'w World, org: &str, online: bool, seed: u64, end_ms: i64) -> Flows<'w> {
+        let mut r = Rng::new(mix(seed, if online { 0x0365 } else { 0xe8c4 }));
+        let servers: Vec<ExServer> = if online {
+            (0..16)
+                .map(|i| {
+                    let name = format!("TYCPR01MB{:04}", r.range(1000, 9999));
+                    let ip = format!("2001:db8:400:{:x}::{:x}", 0x10 + i, r.range(2, 250));
+                    ExServer {
+                        fqdn: format!("{name}.jpnprd01.prod.outlook.com"),
+                        name,
+                        local_ip: ip.clone(),
+                        ip,
+                        db: guid(&mut r),
+                    }
+                })
+                .collect()
+        } else {
+            (1..=2)
+                .map(|i| ExServer {
+                    name: format!("EX{i:02}"),
+                    fqdn: format!("EX{i:02}.{org}"),
+                    ip: format!("10.0.1.{}", 10 + i),
+                    local_ip: format!(
+                        "fe80::{:x}:{:x}%{}",
+                        r.range(0x1000, 0xffff),
+                        r.range(0x1000, 0xffff),
+                        r.range(3, 12)
+                    ),
+                    db: guid(&mut r),
+                })
+                .collect()
+        };
+        let mut home = std::collections::HashMap::new();
+        for (i, e) in w.employees.iter().enumerate() {
+            home.insert(e.party.addr.clone(), i % servers.len());
+        }
+        let next_internal = (0..servers.len())
+            .map(|_| r.range(10_000_000_000_000, 90_000_000_000_000))
+            .collect();
+        let tenant = if online { guid(&mut r) } else { String::new() };
+        Flows {
+            w,
+            online,
+            servers,
+            home,
+            next_internal,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            pushed_lines: 0,
+            pushed_bytes: 0,
+            messages: 0,
+            dsns: 0,
+            end_ms,
+            org: org.to_string(),
+            tenant,
+            system_mailbox: format!("MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@{org}"),
+            mapi_event: r.range(100_000_000, 200_000_000),
+            r,
+        }
+    }
+
+    /// Bytes (tracking logs) or rows (report) pushed so far.
+    fn pushed(&self) -> u64 {
+        if self.online {
+            self.pushed_lines
+        } else {
+            self.pushed_bytes
+        }
+    }
+
+    fn stream(&self, server: usize, log: usize) -> usize {
+        if self.online {
+            0
+        } else {
+            server * 3 + log
+        }
+    }
+
+    fn internal_id(&mut self, server: usize) -> String {
+        self.next_internal[server] += 1;
+        self.next_internal[server].to_string()
+    }
+
+    fn nmid(&mut self, t: i64) -> String {
+        let a = self.r.next_u64();
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-08de{:08x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            0x4000 | (a & 0x0fff),
+            0x8000 | ((a >> 20) & 0x0fff),
+            (t / 1000) as u32
+        )
+    }
+
+    fn hex16(&mut self) -> String {
+        format!("{:016X}", self.r.next_u64())
+    }
+
+    fn home_of(&mut self, addr: &str) -> usize {
+        match self.home.get(addr) {
+            Some(&s) => s,
+            None => self.r.index(self.servers.len()),
+        }
+    }
+
+    fn push(&mut self, t: i64, stream: usize, m: &ExMsg, row: ExRow, defer_keys: Vec<String>) {
+        let mut line = String::with_capacity(768);
+        let size = if row.no_ids || row.no_size || m.size == 0 {
+            String::new()
+        } else {
+            m.size.to_string()
+        };
+        let (mid, nmid, subject, return_path, directionality) = if row.no_ids {
+            ("", "", "", "", "")
+        } else {
+            (
+                m.mid.as_str(),
+                m.nmid.as_str(),
+                m.subject.as_str(),
+                m.return_path.as_str(),
+                m.directionality,
+            )
+        };
+        let rcpts = row.rcpts.join(";");
+        let fields: [&str; 27] = [
+            &iso_ms(t),
+            &row.client_ip,
+            &row.client_host,
+            &row.server_ip,
+            &row.server_host,
+            &row.context,
+            &row.connector,
+            row.source,
+            row.event,
+            &row.internal,
+            mid,
+            nmid,
+            &rcpts,
+            &row.statuses,
+            &size,
+            &row.rcpt_count,
+            &row.related,
+            &row.reference,
+            subject,
+            &m.sender,
+            return_path,
+            &row.info,
+            directionality,
+            &self.tenant,
+            &row.orig_client_ip,
+            &row.orig_server_ip,
+            &row.custom,
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            csv_push(&mut line, f);
+        }
+        if !self.online {
+            line.push_str(",Email,");
+            line.push_str(&guid(&mut self.r));
+            line.push(',');
+            line.push_str(EXCHANGE_VERSION);
+        }
+        self.pushed_lines += 1;
+        self.pushed_bytes += line.len() as u64 + 2;
+        let tag = ExTag {
+            event: row.event,
+            recipients: row.rcpts.len() as u32,
+            defer_keys,
+        };
+        self.heap.push(Reverse(Pending {
+            t,
+            seq: self.seq,
+            stream,
+            line,
+            tag,
+        }));
+        self.seq += 1;
+    }
+
+    fn flush_until(&mut self, t: i64, out: &mut ExWriter) -> Result<()> {
+        while self.heap.peek().is_some_and(|Reverse(p)| p.t <= t) {
+            if let Some(Reverse(p)) = self.heap.pop() {
+                out.write(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the sender's client connects from: the LAN, or (10 %) IPv6 from home.
+    fn client_of(&mut self, emp: usize) -> String {
+        if self.r.chance(0.1) {
+            format!("2001:db8:1f00:{:x}::{:x}", emp / 100 + 1, emp % 100 + 2)
+        } else if self.online {
+            format!("198.51.100.{}", 200 + emp % 50)
+        } else {
+            self.w.employees[emp].ip.clone()
+        }
+    }
+
+    fn subject_of(&mut self, m: &Mail) -> String {
+        let s = m.full_subject();
+        let x = self.r.unit();
+        if x < 0.05 {
+            format!("{s}, 第2版")
+        } else if x < 0.07 {
+            format!("{s} \"ご確認\"")
+        } else if x < 0.09 {
+            format!("（再送）{s}")
+        } else if x < 0.10 && s.is_ascii() {
+            format!("{s} - {ORG_NAME_EN}")
+        } else {
+            s
+        }
+    }
+
+    fn mdb_context(&mut self, s: usize, t: i64, with_conn: bool) -> String {
+        self.mapi_event += self.r.range(1, 40);
+        let client = *self.r.pick(&["OWA", "MOMT", "MOMT", "MOMT", "AirSync"]);
+        let mut c = format!(
+            "MDB:{}, Mailbox:{}, Event:{}, MessageClass:IPM.Note, CreationTime:{}, ClientType:{client}, SubmissionAssistant:MailboxTransportSubmissionEmailAssistant",
+            self.servers[s].db,
+            guid(&mut self.r),
+            self.mapi_event,
+            iso_ms(t)
+        );
+        if with_conn {
+            c.push_str(", ServerMdbConnectionId:");
+            c.push_str(&self.hex16());
+        }
+        c
+    }
+
+    /// The whole life of one message in the tracking logs (or the report).
+    fn mail(&mut self, m: &Mail, size: u64) {
+        self.messages += 1;
+        let online = self.online;
+        let t0 = m.time_ms;
+        let sender_emp = m.sender_emp;
+        let originating = sender_emp.is_some();
+        let n = self.servers.len();
+        let s = if originating {
+            self.home_of(&m.from.addr)
+        } else {
+            self.r.index(n)
+        };
+        let shadow = (s + 1) % n;
+        let nmid = self.nmid(t0);
+        let msg = ExMsg {
+            mid: format!("<{}>", m.message_id),
+            nmid,
+            subject: self.subject_of(m),
+            sender: m.from.addr.clone(),
+            return_path: m.env_from.clone(),
+            size,
+            directionality: if originating {
+                "Originating"
+            } else {
+                "Incoming"
+            },
+        };
+        // recipients as addressed (lists unexpanded) with To/Cc/Bcc, and the envelope
+        let mut written: Vec<(String, &'static str)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (parties, kind) in [(&m.to, "To"), (&m.cc, "Cc"), (&m.bcc, "Bcc")] {
+            for p in parties {
+                if seen.insert(p.addr.clone()) {
+                    written.push((p.addr.clone(), kind));
+                }
+            }
+        }
+        let unknown = (!originating && self.r.chance(0.01)).then(|| {
+            let (f, g) = (self.r.index(FAMILY.len()), self.r.index(GIVEN.len()));
+            format!("{}.{}x@{}", GIVEN[g].1, FAMILY[f].1, self.org)
+        });
+        if let Some(u) = &unknown {
+            written.push((u.clone(), ""));
+        }
+        let envelope = m.envelope();
+        let sv = self.servers[s].clone();
+        let iid = self.internal_id(s);
+        let mut t = t0;
+        if let Some(emp) = sender_emp {
+            let client = self.client_of(emp);
+            if !online {
+                let created = t0 - self.r.range(20, 80) as i64;
+                let context = self.mdb_context(s, created, false);
+                let info = format!(
+                    "{};LSRV={}:TOTAL-SUB={:.3}|SA={:.3}|MTSS-PEN=0.000",
+                    iso_ms(t0 - 50),
+                    sv.fqdn,
+                    self.r.range(20, 90) as f64 / 1000.0,
+                    self.r.range(10, 60) as f64 / 1000.0
+                );
+                let custom = format!(
+                    "S:ItemEntryId=00-00-00-00-{:02X}-{:02X}",
+                    self.r.below(256),
+                    self.r.below(256)
+                );
+                self.push(
+                    t0,
+                    self.stream(s, TRK_MS),
+                    &msg,
+                    ExRow {
+                        client_ip: sv.local_ip.clone(),
+                        client_host: sv.name.clone(),
+                        context,
+                        source: "STOREDRIVER",
+                        event: "NOTIFYMAPI",
+                        info,
+                        custom,
+                        no_ids: true,
+                        ..ExRow::default()
+                    },
+                    Vec::new(),
+                );
+            }
+            t = t0 + self.r.range(60, 400) as i64;
+            let context = self.mdb_context(s, t0 - 50, true);
+            let statuses: Vec<&str> = written.iter().map(|w| w.1).collect();
+            let row = ExRow {
+                client_ip: if online {
+                    client.clone()
+                } else {
+                    sv.local_ip.clone()
+                },
+                client_host: sv.fqdn.clone(),
+                server_ip: sv.local_ip.clone(),
+                server_host: sv.name.clone(),
+                context: context.clone(),
+                source: "STOREDRIVER",
+                event: "RECEIVE",
+                internal: iid.clone(),
+                rcpts: written.iter().map(|w| w.0.clone()).collect(),
+                statuses: statuses.join(";"),
+                rcpt_count: written.len().to_string(),
+                info: "04I: ".to_string(),
+                orig_client_ip: client,
+                orig_server_ip: self.servers[shadow].local_ip.clone(),
+                custom: format!(
+                    "S:MailboxDatabaseGuid={};S:DeliveryPriority=Normal;S:AccountForest={}",
+                    sv.db, self.org
+                ),
+                ..ExRow::default()
+            };
+            self.push(t, self.stream(s, TRK), &msg, row, Vec::new());
+            let ts = t + self.r.range(5, 80) as i64;
+            self.push(
+                ts,
+                self.stream(s, TRK_MS),
+                &msg,
+                ExRow {
+                    client_host: sv.name.clone(),
+                    context,
+                    source: "STOREDRIVER",
+                    event: "SUBMIT",
+                    rcpt_count: written.len().to_string(),
+                    no_size: true,
+                    ..ExRow::default()
+                },
+                Vec::new(),
+            );
+        } else {
+            let domain = m.env_from.rsplit_once('@').map_or("", |x| x.1);
+            let (host, ip, _) = self.w.client_for(domain);
+            let row = if online {
+                ExRow {
+                    client_ip: ip.clone(),
+                    client_host: host.clone(),
+                    server_ip: sv.ip.clone(),
+                    server_host: sv.name.clone(),
+                    context: format!("{};{};0", self.hex16(), iso_ms(t0 - 180)),
+                    source: "SMTP",
+                    event: "RECEIVE",
+                    internal: iid.clone(),
+                    rcpts: written.iter().map(|w| w.0.clone()).collect(),
+                    rcpt_count: written.len().to_string(),
+                    info: "0cI: ".to_string(),
+                    orig_client_ip: ip.clone(),
+                    custom: "S:FromEntity=Internet;S:ToEntity=Hosted;S:DeliveryPriority=Normal;S:SFV=NSPM;S:SCL=1".to_string(),
+                    ..ExRow::default()
+                }
+            } else {
+                ExRow {
+                    client_ip: sv.ip.clone(),
+                    client_host: sv.fqdn.clone(),
+                    server_ip: sv.ip.clone(),
+                    server_host: sv.name.clone(),
+                    context: format!("{};{};0", self.hex16(), iso_ms(t0 - 180)),
+                    connector: format!("{}\\Default {}", sv.name, sv.name),
+                    source: "SMTP",
+                    event: "RECEIVE",
+                    internal: iid.clone(),
+                    rcpts: written.iter().map(|w| w.0.clone()).collect(),
+                    rcpt_count: written.len().to_string(),
+                    info: "0cA: ".to_string(),
+                    orig_client_ip: ip.clone(),
+                    orig_server_ip: sv.ip.clone(),
+                    custom: format!(
+                        "S:ProxyHop1={}({});S:FromEntity=Internet;S:ProxiedClientIPAddress={ip};S:ProxiedClientHostname={host};S:DeliveryPriority=Normal;S:AccountForest={}",
+                        sv.fqdn, sv.ip, self.org
+                    ),
+                    ..ExRow::default()
+                }
+            };
+            self.push(t0, self.stream(s, TRK), &msg, row, Vec::new());
+        }
+        let all: Vec<String> = envelope.iter().map(|e| e.0.clone()).collect();
+        // shadow redundancy: a copy on the other server until delivery is done
+        let mut shadow_iid = None;
+        if !online || self.r.chance(0.03) {
+            let th = t + self.r.range(50, 300) as i64;
+            let other = self.servers[shadow].clone();
+            let siid = self.internal_id(shadow);
+            let context = format!(
+                "{} = 250 2.6.0 {} [InternalId={siid}, Hostname={}] Queued mail for redundancy",
+                other.fqdn, msg.mid, other.fqdn
+            );
+            self.push(
+                th,
+                self.stream(s, TRK),
+                &msg,
+                ExRow {
+                    server_host: sv.name.clone(),
+                    context,
+                    source: "SMTP",
+                    event: "HAREDIRECT",
+                    internal: iid.clone(),
+                    rcpts: all.clone(),
+                    rcpt_count: all.len().to_string(),
+                    ..ExRow::default()
+                },
+                Vec::new(),
+            );
+            if !online {
+                let tr = th + self.r.range(5, 60) as i64;
+                let context = format!("{};{};0", self.hex16(), iso_ms(th));
+                self.push(
+                    tr,
+                    self.stream(shadow, TRK),
+                    &msg,
+                    ExRow {
+                        client_ip: sv.ip.clone(),
+                        client_host: sv.fqdn.clone(),
+                        server_ip: other.ip.clone(),
+                        server_host: other.name.clone(),
+                        context,
+                        connector: format!("{}\\Default {}", other.name, other.name),
+                        source: "SMTP",
+                        event: "HARECEIVE",
+                        internal: siid.clone(),
+                        rcpts: all.clone(),
+                        rcpt_count: all.len().to_string(),
+                        ..ExRow::default()
+                    },
+                    Vec::new(),
+                );
+                shadow_iid = Some(siid);
+            }
+        }
+        if self.r.chance(if originating { 0.4 } else { 0.85 }) {
+            let custom = if originating {
+                format!(
+                    "S:TRA=ETR|ruleId={}|st={}|action=SetHeader;S:CompCost=|ETR=0;S:DeliveryPriority=Normal",
+                    guid(&mut self.r),
+                    iso_ms(t - DAY_MS)
+                )
+            } else {
+                format!(
+                    "S:CompCost=|ETR=0;S:DeliveryPriority=Normal;S:SFV=NSPM;S:SCL={};S:AMA=SUM|v=1|action=|error=|atch={}",
+                    self.r.range(0, 1),
+                    m.attachments.len()
+                )
+            };
+            let ta = t + self.r.range(100, 600) as i64;
+            self.push(
+                ta,
+                self.stream(s, TRK),
+                &msg,
+                ExRow {
+                    client_host: sv.name.clone(),
+                    source: "AGENT",
+                    event: "AGENTINFO",
+                    internal: iid.clone(),
+                    rcpts: all.clone(),
+                    custom,
+                    ..ExRow::default()
+                },
+                Vec::new(),
+            );
+        }
+        let route = t + self.r.range(600, 1500) as i64;
+        let mut last = route;
+        let mut deliver_iid = iid.clone();
+        if let Some(u) = &unknown {
+            let dsn_mid = format!("<{}@{}>", self.hex16(), sv.fqdn);
+            self.push(
+                route,
+                self.stream(s, TRK),
+                &msg,
+                ExRow {
+                    server_host: sv.name.clone(),
+                    source: "ROUTING",
+                    event: "FAIL",
+                    internal: iid.clone(),
+                    rcpts: vec![u.clone()],
+                    statuses: "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup".to_string(),
+                    rcpt_count: "1".to_string(),
+                    reference: dsn_mid.clone(),
+                    ..ExRow::default()
+                },
+                Vec::new(),
+            );
+            if m.env_from.contains('@') {
+                let end = self.dsn(route + 100, s, &msg, &m.env_from, dsn_mid);
+                last = last.max(end);
+            }
+        }
+        if let Some((list, _)) = &m.list {
+            let expanded: Vec<String> = envelope
+                .iter()
+                .filter(|(_, o)| o.as_deref() == Some(list.as_str()))
+                .map(|(a, _)| a.clone())
+                .collect();
+            if !expanded.is_empty() {
+                self.push(
+                    route,
+                    self.stream(s, TRK),
+                    &msg,
+                    ExRow {
+                        server_host: sv.name.clone(),
+                        source: "ROUTING",
+                        event: "EXPAND",
+                        internal: iid.clone(),
+                        rcpt_count: expanded.len().to_string(),
+                        rcpts: expanded,
+                        statuses: "250 2.1.5 RESOLVER.GRP.Expanded; distribution list expanded"
+                            .to_string(),
+                        related: list.clone(),
+                        ..ExRow::default()
+                    },
+                    Vec::new(),
+                );
+                let new_iid = self.internal_id(s);
+                let internal_rcpts: Vec<String> =
+                    all.iter().filter(|a| self.w.is_org(a)).cloned().collect();
+                let tt = route + self.r.range(5, 60) as i64;
+                self.push(
+                    tt,
+                    self.stream(s, TRK),
+                    &msg,
+                    ExRow {
+                        server_host: sv.name.clone(),
+                        source: "ROUTING",
+                        event: "TRANSFER",
+                        internal: iid.clone(),
+                        statuses: ";".repeat(internal_rcpts.len().saturating_sub(1)),
+                        rcpt_count: internal_rcpts.len().to_string(),
+                        rcpts: internal_rcpts,
+                        reference: new_iid.clone(),
+                        ..ExRow::default()
+                    },
+                    Vec::new(),
+                );
+                deliver_iid = new_iid;
+            }
+        }
+        // mailbox deliveries, one DELIVER per mailbox server
+        let mut groups: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+        for (a, _) in &envelope {
+            if self.w.is_org(a) {
+                let x = self.home_of(a);
+                groups.entry(x).or_default().push(a.clone());
+            }
+        }
+        for (x, addrs) in groups {
+            let mut at = route + self.r.range(200, 3000) as i64;
+            if self.r.chance(0.005) {
+                let status = "432 4.3.2 STOREDRV.Deliver; mailbox database thread limit exceeded"
+                    .to_string();
+                let xs = self.servers[x].name.clone();
+                let keys = addrs
+                    .iter()
+                    .map(|a| format!("{}|{xs}|{a}", msg.nmid))
+                    .collect();
+                self.push(
+                    at,
+                    self.stream(x, TRK_MD),
+                    &msg,
+                    ExRow {
+                        server_host: xs,
+                        context: format!("[{{LED={status}}}]"),
+                        source: "STOREDRIVER",
+                        event: "DEFER",
+                        internal: deliver_iid.clone(),
+                        rcpt_count: addrs.len().to_string(),
+                        rcpts: addrs.clone(),
+                        statuses: status,
+                        ..ExRow::default()
+                    },
+                    keys,
+                );
+                at += self.r.range(60_000, 600_000) as i64;
+            }
+            self.deliver(at, s, x, &msg, &deliver_iid, addrs, t0);
+            last = last.max(at);
+        }
+        // external destinations, one connection per domain
+        if originating {
+            let mut domains: Vec<(String, Vec<String>)> = Vec::new();
+            for (a, _) in &envelope {
+                if self.w.is_org(a) {
+                    continue;
+                }
+                let d = a.rsplit_once('@').map_or("", |x| x.1).to_string();
+                match domains.iter_mut().find(|(dd, _)| *dd == d) {
+                    Some((_, g)) => g.push(a.clone()),
+                    None => domains.push((d, vec![a.clone()])),
+                }
+            }
+            let mut bounced = false;
+            let mut expired = false;
+            let can_expire = t0 + EXCHANGE_EXPIRY_MS + HOUR_MS < self.end_ms;
+            for (d, group) in domains {
+                let x = self.r.unit();
+                let mut at = route + self.r.range(300, 3000) as i64;
+                if x < 0.085 {
+                    let reason = self.defer_reason(&d);
+                    for _ in 0..self.r.range(1, 3) {
+                        self.defer(at, s, &msg, &iid, &d, &group, &reason);
+                        at += self.r.range(300_000, 900_000) as i64;
+                    }
+                    self.send_external(at, s, &msg, &iid, &d, group, t);
+                } else if x < 0.115 && !bounced {
+                    bounced = true;
+                    let victim = group[self.r.index(group.len())].clone();
+                    let others: Vec<String> =
+                        group.iter().filter(|a| **a != victim).cloned().collect();
+                    if !others.is_empty() {
+                        self.send_external(at, s, &msg, &iid, &d, others, t);
+                    }
+                    at += self.r.range(50, 500) as i64;
+                    let (relay, rip) = self.w.relay_for(&d);
+                    let dsn_mid = format!("<{}@{}>", self.hex16(), sv.fqdn);
+                    let status = format!("550 5.1.1 <{victim}>: Recipient address rejected: User unknown in virtual mailbox table");
+                    self.push(
+                        at,
+                        self.stream(s, TRK),
+                        &msg,
+                        ExRow {
+                            client_ip: sv.ip.clone(),
+                            client_host: sv.name.clone(),
+                            server_ip: rip.clone(),
+                            server_host: relay.clone(),
+                            context: format!(
+                                "[{{LRT=}};{{LED={status}}};{{FQDN={relay}}};{{IP={rip}}}]"
+                            ),
+                            connector: "Outbound to Internet".to_string(),
+                            source: "SMTP",
+                            event: "FAIL",
+                            internal: iid.clone(),
+                            rcpts: vec![victim],
+                            statuses: status,
+                            rcpt_count: "1".to_string(),
+                            reference: dsn_mid.clone(),
+                            ..ExRow::default()
+                        },
+                        Vec::new(),
+                    );
+                    at = self.dsn(at + 50, s, &msg, &m.from.addr, dsn_mid);
+                } else if x < 0.1165 && can_expire && !expired {
+                    expired = true;
+                    let reason = self.defer_reason(&d);
+                    while at < t0 + EXCHANGE_EXPIRY_MS {
+                        self.defer(at, s, &msg, &iid, &d, &group, &reason);
+                        at += self.r.range(600_000, 900_000) as i64;
+                    }
+                    let dsn_mid = format!("<{}@{}>", self.hex16(), sv.fqdn);
+                    let status = format!(
+                        "550 4.4.7 QUEUE.Expired; message expired [LastAttemptedServerName={d}]"
+                    );
+                    self.push(
+                        at,
+                        self.stream(s, TRK),
+                        &msg,
+                        ExRow {
+                            client_host: sv.name.clone(),
+                            server_host: d.clone(),
+                            context: format!("[{{LED={reason}}};{{FQDN={d}}}]"),
+                            connector: "Outbound to Internet".to_string(),
+                            source: "SMTP",
+                            event: "FAIL",
+                            internal: iid.clone(),
+                            rcpt_count: group.len().to_string(),
+                            rcpts: group,
+                            statuses: status,
+                            reference: dsn_mid.clone(),
+                            ..ExRow::default()
+                        },
+                        Vec::new(),
+                    );
+                    at = self.dsn(at + 50, s, &msg, &m.from.addr, dsn_mid);
+                } else {
+                    self.send_external(at, s, &msg, &iid, &d, group, t);
+                }
+                last = last.max(at);
+            }
+        }
+        if let Some(siid) = shadow_iid {
+            let other = self.servers[shadow].name.clone();
+            let td = last + self.r.range(1000, 20_000) as i64;
+            self.push(
+                td,
+                self.stream(shadow, TRK),
+                &msg,
+                ExRow {
+                    server_host: other,
+                    source: "REDUNDANCY",
+                    event: "HADISCARD",
+                    internal: siid,
+                    rcpt_count: all.len().to_string(),
+                    rcpts: all,
+                    ..ExRow::default()
+                },
+                Vec::new(),
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        at: i64,
+        hub: usize,
+        x: usize,
+        msg: &ExMsg,
+        iid: &str,
+        addrs: Vec<String>,
+        t_org: i64,
+    ) {
+        let (h, mbx) = (self.servers[hub].clone(), self.servers[x].clone());
+        let latency = (at - t_org) as f64 / 1000.0;
+        let row = ExRow {
+            client_ip: if self.online {
+                String::new()
+            } else {
+                h.local_ip.clone()
+            },
+            client_host: if self.online {
+                String::new()
+            } else {
+                h.name.clone()
+            },
+            server_ip: mbx.local_ip.clone(),
+            server_host: mbx.fqdn.clone(),
+            context: format!(
+                "{};250 2.0.0 OK;ClientSubmitTime:{}",
+                self.hex16(),
+                iso_ms(t_org)
+            ),
+            source: "STOREDRIVER",
+            event: "DELIVER",
+            internal: iid.to_string(),
+            statuses: ";".repeat(addrs.len().saturating_sub(1)),
+            rcpt_count: addrs.len().to_string(),
+            rcpts: addrs,
+            info: format!(
+                "{};SRV={}:TOTAL-FE={:.3}|SMR={:.3}",
+                iso_ms(t_org),
+                h.fqdn,
+                self.r.range(5, 60) as f64 / 1000.0,
+                self.r.range(5, 60) as f64 / 1000.0
+            ),
+            custom: format!(
+                "S:Mailboxes={};S:DeliveryLatency={latency:.3};S:AccountForest={}",
+                guid(&mut self.r),
+                self.org
+            ),
+            ..ExRow::default()
+        };
+        self.push(at, self.stream(x, TRK_MD), msg, row, Vec::new());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_external(
+        &mut self,
+        at: i64,
+        s: usize,
+        msg: &ExMsg,
+        iid: &str,
+        domain: &str,
+        group: Vec<String>,
+        t_org: i64,
+    ) {
+        let sv = self.servers[s].clone();
+        let (relay, rip) = self.w.relay_for(domain);
+        let secs = self.r.range(40, 900) as f64 / 1000.0;
+        let reply = if relay.ends_with(".outlook.com") {
+            format!(
+                "250 2.6.0 {} [InternalId={}, Hostname={}] {} bytes in {secs:.3}, {:.1} KB/sec Queued mail for delivery",
+                msg.mid,
+                self.r.range(10_000_000_000, 99_999_999_999),
+                relay.to_ascii_uppercase(),
+                msg.size,
+                msg.size as f64 / 1024.0 / secs
+            )
+        } else {
+            remote_queue_reply(&mut self.r, domain, msg.mid.trim_matches(['<', '>']))
+        };
+        let e2e = (at - t_org) as f64 / 1000.0;
+        let row = ExRow {
+            client_ip: sv.ip.clone(),
+            client_host: sv.name.clone(),
+            server_ip: rip,
+            server_host: relay,
+            context: format!(";{reply};ClientSubmitTime:"),
+            connector: if self.online {
+                String::new()
+            } else {
+                "Outbound to Internet".to_string()
+            },
+            source: "SMTP",
+            event: "SENDEXTERNAL",
+            internal: iid.to_string(),
+            statuses: vec!["250 2.1.5 Recipient OK"; group.len()].join(";"),
+            rcpt_count: group.len().to_string(),
+            rcpts: group,
+            info: format!("{};SRV={}:TOTAL-HUB={e2e:.3}", iso_ms(t_org), sv.fqdn),
+            custom: format!(
+                "S:E2ELatency={e2e:.3};S:ToEntity=Internet;S:FromEntity=Hosted;S:IsSmtpResponseFromExternalServer=True"
+            ),
+            ..ExRow::default()
+        };
+        self.push(at, self.stream(s, TRK), msg, row, Vec::new());
+    }
+
+    fn defer_reason(&mut self, domain: &str) -> String {
+        let (relay, rip) = self.w.relay_for(domain);
+        match self.r.below(4) {
+            0 => "451 4.4.0 DNS query failed".to_string(),
+            1 => format!("451 4.7.1 Greylisting in action, please come back later (in reply to RCPT TO command) [{relay}]"),
+            2 => "421 4.4.2 Connection dropped due to SocketError".to_string(),
+            _ => format!("441 4.4.1 Error encountered while communicating with primary target IP address: \"Failed to connect. Winsock error code: 10060, Win32 error code: 10060.\" Attempted failover to alternate host, but that did not succeed. Either there are no alternate hosts, or delivery failed to all alternate hosts. The last endpoint attempted was {rip}:25"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn defer(
+        &mut self,
+        at: i64,
+        s: usize,
+        msg: &ExMsg,
+        iid: &str,
+        domain: &str,
+        group: &[String],
+        reason: &str,
+    ) {
+        let sv = self.servers[s].clone();
+        let keys = group
+            .iter()
+            .map(|a| format!("{}|{}|{a}", msg.nmid, sv.name))
+            .collect();
+        let row = ExRow {
+            client_host: sv.name.clone(),
+            server_host: domain.to_string(),
+            context: format!("[{{LED={reason}}};{{MSG=}};{{FQDN={domain}}};{{IP=}};{{LRT=}}]"),
+            connector: if self.online {
+                String::new()
+            } else {
+                "Outbound to Internet".to_string()
+            },
+            source: "SMTP",
+            event: "DEFER",
+            internal: iid.to_string(),
+            rcpts: group.to_vec(),
+            statuses: reason.to_string(),
+            rcpt_count: group.len().to_string(),
+            ..ExRow::default()
+        };
+        self.push(at, self.stream(s, TRK), msg, row, keys);
+    }
+
+    /// A delivery status notification to `to`: its own message (DSN event),
+    /// then its delivery. Returns the time of the last event.
+    fn dsn(&mut self, t: i64, s: usize, original: &ExMsg, to: &str, dsn_mid: String) -> i64 {
+        self.messages += 1;
+        self.dsns += 1;
+        let sv = self.servers[s].clone();
+        let nmid = self.nmid(t);
+        let msg = ExMsg {
+            mid: dsn_mid,
+            nmid,
+            subject: format!("Undeliverable: {}", original.subject),
+            sender: self.system_mailbox.clone(),
+            return_path: "<>".to_string(),
+            size: 6000 + original.size.min(64_000) / 8 + self.r.range(0, 800),
+            directionality: "Originating",
+        };
+        let iid = self.internal_id(s);
+        self.push(
+            t,
+            self.stream(s, TRK),
+            &msg,
+            ExRow {
+                server_host: sv.name.clone(),
+                source: "DSN",
+                event: "DSN",
+                internal: iid.clone(),
+                rcpts: vec![to.to_string()],
+                rcpt_count: "1".to_string(),
+                reference: original.mid.clone(),
+                ..ExRow::default()
+            },
+            Vec::new(),
+        );
+        let at = t + self.r.range(300, 5000) as i64;
+        if self.w.is_org(to) {
+            let x = self.home_of(to);
+            self.deliver(at, s, x, &msg, &iid, vec![to.to_string()], t);
+        } else {
+            let domain = to.rsplit_once('@').map_or("", |x| x.1).to_string();
+            self.send_external(at, s, &msg, &iid, &domain, vec![to.to_string()], t);
+        }
+        at
+    }
+}
+
+struct TrackFile {
+    dir: PathBuf,
+    prefix: &'static str,
+    w: Option<BufWriter<File>>,
+    written: u64,
+    day: i64,
+    today: u32,
+}
+
+struct ExWriter {
+    online: bool,
+    file_bytes: u64,
+    files: Vec<TrackFile>,
+    truth: ExchangeTruth,
+    /// deferrals already counted (`nmid|server|recipient`)
+    defers: HashSet<String>,
+}
+
+impl ExWriter {
+    fn create(dir: &Path, online: bool, file_bytes: u64, servers: &[ExServer]) -> Result<ExWriter> {
+        let mut truth = ExchangeTruth {
+            format: if online { "m365-extended" } else { "msgtrk" },
+            path: dir.to_path_buf(),
+            ..ExchangeTruth::default()
+        };
+        let mut files = Vec::new();
+        if online {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = dir.join("extended_report.csv");
+            let file =
+                File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            w.write_all(M365_EXTENDED_COLUMNS.as_bytes())?;
+            w.write_all(b"\r\n")?;
+            truth.path = path;
+            truth.files = 1;
+            truth.lines = 1;
+            truth.header_lines = 1;
+            truth.bytes = M365_EXTENDED_COLUMNS.len() as u64 + 2;
+            files.push(TrackFile {
+                dir: dir.to_path_buf(),
+                prefix: "",
+                w: Some(w),
+                written: 0,
+                day: 0,
+                today: 0,
+            });
+        } else {
+            for s in servers {
+                let d = dir.join(&s.name);
+                fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+                for prefix in TRK_PREFIXES {
+                    files.push(TrackFile {
+                        dir: d.clone(),
+                        prefix,
+                        w: None,
+                        written: 0,
+                        day: i64::MIN,
+                        today: 0,
+                    });
+                }
+            }
+        }
+        Ok(ExWriter {
+            online,
+            file_bytes,
+            files,
+            truth,
+            defers: HashSet::new(),
+        })
+    }
+
+    fn write(&mut self, p: Pending) -> Result<()> {
+        let len = p.line.len() as u64 + 2;
+        let truth = &mut self.truth;
+        let f = &mut self.files[p.stream];
+        if !self.online {
+            let day = p.t.div_euclid(DAY_MS);
+            if f.w.is_none() || day != f.day || f.written + len > self.file_bytes {
+                if let Some(mut w) = f.w.take() {
+                    w.flush()?;
+                }
+                if day != f.day {
+                    f.day = day;
+                    f.today = 0;
+                }
+                f.today += 1;
+                let d = utc(p.t);
+                let name = format!(
+                    "{}{:04}{:02}{:02}{:02}-{}.LOG",
+                    f.prefix,
+                    d.year(),
+                    d.month(),
+                    d.day(),
+                    d.hour(),
+                    f.today
+                );
+                let path = f.dir.join(name);
+                let file = File::create(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                let mut w = BufWriter::with_capacity(256 * 1024, file);
+                let header = format!(
+                    "\u{feff}#Software: Microsoft Exchange Server\r\n#Version: {EXCHANGE_VERSION}\r\n#Log-type: Message Tracking Log\r\n#Date: {}\r\n#Fields: {MSGTRK_FIELDS}\r\n",
+                    iso_ms(p.t)
+                );
+                w.write_all(header.as_bytes())?;
+                f.written = header.len() as u64;
+                f.w = Some(w);
+                truth.files += 1;
+                truth.bytes += header.len() as u64;
+                truth.lines += 5;
+                truth.header_lines += 5;
+            }
+        }
+        let Some(w) = f.w.as_mut() else {
+            bail!("no open file");
+        };
+        w.write_all(p.line.as_bytes())?;
+        w.write_all(b"\r\n")?;
+        f.written += len;
+        truth.bytes += len;
+        truth.lines += 1;
+        truth.events += 1;
+        *truth.by_event.entry(p.tag.event.to_string()).or_default() += 1;
+        let n = u64::from(p.tag.recipients);
+        let status = match p.tag.event {
+            "RECEIVE" => Some(("received", 1)),
+            "DELIVER" | "SEND" | "SENDEXTERNAL" => Some(("delivered", n)),
+            "FAIL" if self.online => Some(("failed", n)),
+            "FAIL" => Some(("bounced", n)),
+            "EXPAND" => Some(("expanded", n)),
+            "DEFER" if self.online => Some(("deferred", n)),
+            "DEFER" => {
+                let fresh = p
+                    .tag
+                    .defer_keys
+                    .into_iter()
+                    .filter(|k| self.defers.insert(k.clone()))
+                    .count();
+                Some(("deferred", fresh as u64))
+            }
+            "NOTIFYMAPI" => {
+                truth.lines_without_ids += 1;
+                None
+            }
+            e if e.starts_with("HA") => {
+                truth.shadow_lines += 1;
+                None
+            }
+            _ => None,
+        };
+        if let Some((status, k)) = status {
+            *truth
+                .expected_deliveries
+                .entry(status.to_string())
+                .or_default() += k;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ExchangeTruth> {
+        for f in &mut self.files {
+            if let Some(mut w) = f.w.take() {
+                w.flush()?;
+            }
+        }
+        Ok(self.truth)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Encodings
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -4178,6 +5715,177 @@ mod tests {
         }
         assert!(sent > 0 && with_bcc > 0, "sent {sent}, with Bcc {with_bcc}");
         assert_eq!(s.maildir_messages, 150);
+    }
+
+    /// Deliveries by status over decoded records.
+    fn by_status(records: &[mailtrail_model::MessageRecord]) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for r in records {
+            for d in &r.deliveries {
+                *out.entry(d.status.as_str().to_string()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn exchange_outputs_are_deterministic_and_decode_to_their_truth() {
+        let o = opts(21, None, None);
+        let ex = ExchangeOptions {
+            msgtrk_bytes: Some(1_500_000),
+            msgtrk_file_bytes: 200_000,
+            m365_rows: Some(3_000),
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let summary = generate_exchange(&o, &ex, a.path()).unwrap();
+        generate_exchange(&o, &ex, b.path()).unwrap();
+        let (ta, tb) = (tree(a.path()), tree(b.path()));
+        let differ: Vec<&String> = ta.keys().filter(|k| ta.get(*k) != tb.get(*k)).collect();
+        assert!(
+            differ.is_empty() && ta.len() == tb.len(),
+            "same seed, other bytes: {differ:?}"
+        );
+        assert!(
+            generate_exchange(&o, &ex, a.path()).is_err(),
+            "no overwrite"
+        );
+
+        // Message tracking: rolled files with the W3C header and 30 fields a line.
+        let truth = summary.msgtrk.unwrap();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for server in ["EX01", "EX02"] {
+            for e in fs::read_dir(a.path().join("msgtrk").join(server)).unwrap() {
+                paths.push(e.unwrap().path());
+            }
+        }
+        paths.sort();
+        assert_eq!(paths.len() as u64, truth.files);
+        assert!(truth.files > 12, "{} files", truth.files);
+        let (mut lines, mut bytes, mut quoted, mut japanese, mut ipv6) = (0u64, 0u64, 0, 0, 0);
+        for p in &paths {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("MSGTRK") && name.ends_with(".LOG") && name.contains('-'),
+                "{name}"
+            );
+            let text = fs::read_to_string(p).unwrap();
+            assert!(text.len() <= 200_000, "{name} not rolled");
+            assert!(text.starts_with("\u{feff}#Software: Microsoft Exchange Server\r\n"));
+            assert!(text.contains("#Log-type: Message Tracking Log\r\n"));
+            bytes += text.len() as u64;
+            for line in text.split_terminator("\r\n") {
+                lines += 1;
+                if line.starts_with('#') || line.starts_with('\u{feff}') {
+                    continue;
+                }
+                let fields = mailtrail_ingest::msgtrk::split_csv(line).unwrap();
+                assert_eq!(fields.len(), 30, "{line}");
+                quoted += usize::from(line.contains(",\""));
+                japanese += usize::from(!fields[18].is_ascii());
+                ipv6 += usize::from(fields[24].contains(':') || fields[3].contains(':'));
+            }
+        }
+        assert_eq!((lines, bytes), (truth.lines, truth.bytes));
+        assert!(
+            quoted > 100 && japanese > 100 && ipv6 > 100,
+            "{quoted} {japanese} {ipv6}"
+        );
+        for event in [
+            "RECEIVE",
+            "SUBMIT",
+            "DELIVER",
+            "SENDEXTERNAL",
+            "DEFER",
+            "FAIL",
+            "DSN",
+            "EXPAND",
+            "HAREDIRECT",
+            "HARECEIVE",
+            "HADISCARD",
+            "NOTIFYMAPI",
+            "AGENTINFO",
+            "TRANSFER",
+        ] {
+            assert!(
+                truth.by_event.get(event).copied().unwrap_or(0) > 0,
+                "no {event}"
+            );
+        }
+        let inputs: Vec<mailtrail_ingest::msgtrk::MsgtrkInput<'_>> = paths
+            .iter()
+            .map(|p| mailtrail_ingest::msgtrk::MsgtrkInput {
+                name: p.display().to_string(),
+                open: Box::new(move || {
+                    Ok(Box::new(std::io::BufReader::new(File::open(p)?))
+                        as Box<dyn std::io::BufRead>)
+                }),
+            })
+            .collect();
+        let mut sink = mailtrail_ingest::VecSink::default();
+        let decoded = mailtrail_ingest::msgtrk::import_msgtrk_files(
+            inputs,
+            &mailtrail_ingest::DecodeOptions::default(),
+            &mut sink,
+        )
+        .unwrap();
+        assert!(sink.rejects.is_empty(), "{:?}", sink.rejects.first());
+        assert_eq!(decoded.lines, truth.lines);
+        assert_eq!(decoded.shadow, truth.shadow_lines);
+        let messages: HashSet<&str> = sink
+            .records
+            .iter()
+            .filter_map(|r| r.message_id.as_deref())
+            .collect();
+        assert_eq!(messages.len() as u64, truth.messages);
+        assert_eq!(
+            sink.records.len() as u64,
+            truth.messages,
+            "one record a message"
+        );
+        assert_eq!(by_status(&sink.records), truth.expected_deliveries);
+
+        // The extended report: the decoder's column set, one row an event.
+        let truth = summary.m365.unwrap();
+        let report = fs::read(a.path().join(&truth.path)).unwrap();
+        assert_eq!(report.len() as u64, truth.bytes);
+        let mut sink = mailtrail_ingest::VecSink::default();
+        let decoded = mailtrail_ingest::m365::import_trace(
+            &report[..],
+            "report",
+            &mailtrail_ingest::DecodeOptions::default(),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(
+            decoded.input,
+            Some(mailtrail_ingest::m365::TraceInput::Csv(
+                mailtrail_ingest::m365::TraceCsv::Extended
+            ))
+        );
+        assert!(sink.rejects.is_empty(), "{:?}", sink.rejects.first());
+        assert!(
+            truth.events >= 3_000 && truth.events < 3_100,
+            "{}",
+            truth.events
+        );
+        let messages: HashSet<&str> = sink
+            .records
+            .iter()
+            .filter_map(|r| r.message_id.as_deref())
+            .collect();
+        assert_eq!(messages.len() as u64, truth.messages);
+        assert_eq!(by_status(&sink.records), truth.expected_deliveries);
+        assert!(truth.expected_deliveries.contains_key("failed"));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1G"), Ok(1_000_000_000));
+        assert_eq!(parse_size("100M"), Ok(100_000_000));
+        assert_eq!(parse_size("64k"), Ok(64_000));
+        assert_eq!(parse_size("10Mi"), Ok(10 << 20));
+        assert_eq!(parse_size("1_000_000"), Ok(1_000_000));
+        assert!(parse_size("1X").is_err() && parse_size("G").is_err());
     }
 
     #[test]

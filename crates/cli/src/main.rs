@@ -123,7 +123,7 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     User(UserCommand),
     /// Generate a small company's mail, import it, and show example searches
     Demo(DemoArgs),
-    /// Generate synthetic Postfix logs and Maildirs (for tests and benchmarks)
+    /// Generate synthetic Postfix logs, Maildirs, Exchange tracking logs and M365 reports (tests, benchmarks)
     Generate(GenerateArgs),
 }
 
@@ -310,7 +310,7 @@ pub struct DemoArgs {
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Output folder (maillog and Maildir/ are written inside)
+    /// Output folder (maillog, Maildir/, msgtrk/ and m365/ are written inside)
     #[arg(value_name = "OUT")]
     pub out: PathBuf,
     /// Approximate number of Postfix log lines (0 for none)
@@ -319,12 +319,27 @@ pub struct GenerateArgs {
     /// Number of Maildir messages (0 for none)
     #[arg(long, default_value_t = 0)]
     pub maildir_messages: u64,
+    /// Exchange Server 2019 message tracking logs (OUT/msgtrk/EX0n/MSGTRK*.LOG, rolling at
+    /// 10 MB) of about this many bytes in all, e.g. 1G or 100M; a truth file goes beside them
+    #[arg(long, value_name = "SIZE", value_parser = generate::parse_size)]
+    pub msgtrk_bytes: Option<u64>,
+    /// Size at which a message tracking log rolls over (Exchange's default: 10Mi)
+    #[arg(long, value_name = "SIZE", value_parser = generate::parse_size, hide = true)]
+    pub msgtrk_file_bytes: Option<u64>,
+    /// Microsoft 365 historical search extended report (OUT/m365/extended_report.csv) with
+    /// about this many rows; a truth file goes beside it
+    #[arg(long, value_name = "N")]
+    pub m365_rows: Option<u64>,
     /// Employees of the generated company (its domain is the first --org-domain, else example.co.jp)
     #[arg(long, default_value_t = 200)]
     pub employees: usize,
-    /// Days of mail, ending now
+    /// Days of mail, ending now (or from --start)
     #[arg(long, default_value_t = 30)]
     pub days: u32,
+    /// First day of the mail (YYYY-MM-DD, midnight UTC) instead of DAYS before now: with
+    /// the same seed, the same bytes
+    #[arg(long, value_name = "DATE")]
+    pub start: Option<chrono::NaiveDate>,
     /// Seed: the same seed gives the same data
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -106,6 +106,7 @@
 //! Nothing here panics on input; malformed values and rows are
 //! [`Reject`]s with the file and line.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::net::IpAddr;
@@ -640,10 +641,12 @@ impl<R: BufRead> JsonValues<R> {
 
 /// One unit of CSV input.
 pub(crate) enum CsvItem {
+    /// A record: its text and where its fields are in it.
     Record {
-        fields: Vec<String>,
+        text: String,
+        spans: Vec<crate::msgtrk::Span>,
+        unescaped: String,
         line: u64,
-        raw: Vec<u8>,
     },
     Broken {
         line: u64,
@@ -671,31 +674,24 @@ fn decode_line(bytes: &[u8]) -> String {
     }
 }
 
-/// Whether CSV text ends inside a quoted field (a quote opens one only at a field's start).
+/// Whether CSV text ends inside a quoted field (a quote opens one only at a
+/// field's start; inside one, `""` is a quote). Jumps from quote to quote.
 fn open_quote(text: &str) -> bool {
     let b = text.as_bytes();
     let mut i = 0;
-    let mut field_start = true;
     let mut in_quotes = false;
-    while i < b.len() {
-        let c = b[i];
+    while let Some(k) = b.get(i..).and_then(|rest| memchr::memchr(b'"', rest)) {
+        let q = i + k;
         if in_quotes {
-            if c == b'"' {
-                if b.get(i + 1) == Some(&b'"') {
-                    i += 2;
-                    continue;
-                }
-                in_quotes = false;
+            if b.get(q + 1) == Some(&b'"') {
+                i = q + 2;
+                continue;
             }
-        } else if c == b',' {
-            field_start = true;
-            i += 1;
-            continue;
-        } else if c == b'"' && field_start {
+            in_quotes = false;
+        } else if q == 0 || b[q - 1] == b',' {
             in_quotes = true;
         }
-        field_start = false;
-        i += 1;
+        i = q + 1;
     }
     in_quotes
 }
@@ -778,19 +774,24 @@ impl<R: BufRead> CsvRecords<R> {
                     }));
                 }
             }
-            return Ok(Some(match crate::msgtrk::split_csv(&text) {
-                Ok(fields) => CsvItem::Record {
-                    fields: fields.into_iter().map(|f| f.into_owned()).collect(),
-                    line: start,
-                    raw: cap(text.as_bytes()),
+            let mut spans = Vec::with_capacity(32);
+            let mut unescaped = String::new();
+            return Ok(Some(
+                match crate::msgtrk::split_spans(&text, &mut spans, &mut unescaped) {
+                    Ok(()) => CsvItem::Record {
+                        text,
+                        spans,
+                        unescaped,
+                        line: start,
+                    },
+                    Err(e) => CsvItem::Broken {
+                        line: start,
+                        raw: cap(text.as_bytes()),
+                        too_long: false,
+                        reason: e.to_string(),
+                    },
                 },
-                Err(e) => CsvItem::Broken {
-                    line: start,
-                    raw: cap(text.as_bytes()),
-                    too_long: false,
-                    reason: e.to_string(),
-                },
-            }));
+            ));
         }
     }
 }
@@ -830,7 +831,7 @@ pub(crate) trait Units {
     /// A CSV record after the header, with as many fields as the header.
     fn csv_row(
         &mut self,
-        fields: Vec<String>,
+        fields: &[&str],
         at: &At<'_>,
         sink: &mut dyn Sink,
     ) -> Result<(), SinkError>;
@@ -1013,11 +1014,18 @@ pub(crate) fn drive<R: BufRead>(
                         }
                         .reject(sink, code, reason)?;
                     }
-                    CsvItem::Record { fields, line, raw } => {
+                    CsvItem::Record {
+                        text,
+                        spans,
+                        unescaped,
+                        line,
+                    } => {
+                        let fields: Vec<&str> =
+                            spans.iter().map(|s| s.text(&text, &unescaped)).collect();
                         let at = At {
                             source,
                             line,
-                            raw: &raw,
+                            raw: text.as_bytes(),
                         };
                         match header {
                             None => {
@@ -1061,7 +1069,7 @@ pub(crate) fn drive<R: BufRead>(
                                         ),
                                     )?;
                                 } else {
-                                    units.csv_row(fields, &at, sink)?;
+                                    units.csv_row(&fields, &at, sink)?;
                                 }
                             }
                         }
@@ -1102,6 +1110,10 @@ pub fn parse_time_with(s: &str, order: &mut DateOrder) -> Option<DateTime<Utc>> 
     let s = s.trim();
     if s.is_empty() {
         return None;
+    }
+    // The report's own stamps (`2025-11-10T00:05:03.123Z`), without the general parser.
+    if let Some(t) = crate::msgtrk::parse_utc_stamp(s) {
+        return Some(t);
     }
     if let Some(t) = ms_date(s) {
         return Some(t);
@@ -1395,12 +1407,20 @@ pub enum EventMeaning {
 
 /// The meaning of an event name (`Receive`, `DELIVER`, `Send external`, …).
 pub fn event_meaning(event: &str) -> EventMeaning {
-    let e: String = event
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-'))
-        .collect::<String>()
-        .to_ascii_uppercase();
-    match e.as_str() {
+    // Upper-case letters only (as the extended report writes them): no copy needed.
+    let plain = event.bytes().all(|b| b.is_ascii_uppercase());
+    let e: Cow<'_, str> = if plain {
+        Cow::Borrowed(event)
+    } else {
+        Cow::Owned(
+            event
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '_' | '-'))
+                .collect::<String>()
+                .to_ascii_uppercase(),
+        )
+    };
+    match &*e {
         "RECEIVE" => EventMeaning::Received,
         "DELIVER" | "SEND" | "SENDEXTERNAL" => EventMeaning::Status(DeliveryStatus::Delivered),
         "FAIL" | "DROP" | "BADMAIL" | "DELIVERFAIL" => EventMeaning::Status(DeliveryStatus::Failed),
@@ -1790,17 +1810,86 @@ pub fn graph_details_page(page: &Value, recipient: Option<&str>) -> GraphPage {
 // Historical search reports
 // ---------------------------------------------------------------------------
 
-/// A CSV row by lower-cased column names.
+/// The columns of the historical search reports that are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rc {
+    OriginTimestampUtc,
+    OriginTimestamp,
+    SenderAddress,
+    RecipientStatus,
+    MessageSubject,
+    TotalBytes,
+    MessageId,
+    NetworkMessageId,
+    OriginalClientIp,
+    ConnectorId,
+    DateTimeUtc,
+    DateTime,
+    EventId,
+    RecipientAddress,
+    RelatedRecipientAddress,
+    ClientIp,
+    ClientHostname,
+    ServerIp,
+    ServerHostname,
+    Source,
+    SourceContext,
+    ReturnPath,
+}
+
+const RC_NAMES: [(&str, Rc); 22] = [
+    ("origin_timestamp_utc", Rc::OriginTimestampUtc),
+    ("origin_timestamp", Rc::OriginTimestamp),
+    ("sender_address", Rc::SenderAddress),
+    ("recipient_status", Rc::RecipientStatus),
+    ("message_subject", Rc::MessageSubject),
+    ("total_bytes", Rc::TotalBytes),
+    ("message_id", Rc::MessageId),
+    ("network_message_id", Rc::NetworkMessageId),
+    ("original_client_ip", Rc::OriginalClientIp),
+    ("connector_id", Rc::ConnectorId),
+    ("date_time_utc", Rc::DateTimeUtc),
+    ("date_time", Rc::DateTime),
+    ("event_id", Rc::EventId),
+    ("recipient_address", Rc::RecipientAddress),
+    ("related_recipient_address", Rc::RelatedRecipientAddress),
+    ("client_ip", Rc::ClientIp),
+    ("client_hostname", Rc::ClientHostname),
+    ("server_ip", Rc::ServerIp),
+    ("server_hostname", Rc::ServerHostname),
+    ("source", Rc::Source),
+    ("source_context", Rc::SourceContext),
+    ("return_path", Rc::ReturnPath),
+];
+
+/// Where each column that is read sits in a report's rows (the first
+/// column of that name), found once from the header.
+#[derive(Debug, Clone, Default)]
+struct ReportColumns {
+    position: [Option<usize>; RC_NAMES.len()],
+}
+
+impl ReportColumns {
+    fn new(lower_names: &[String]) -> ReportColumns {
+        let mut position = [None; RC_NAMES.len()];
+        for (name, rc) in RC_NAMES {
+            position[rc as usize] = lower_names.iter().position(|h| h == name);
+        }
+        ReportColumns { position }
+    }
+}
+
+/// A row of a historical search report.
 struct Row<'a> {
-    names: &'a [String],
-    fields: &'a [String],
+    columns: &'a ReportColumns,
+    fields: &'a [&'a str],
 }
 
 impl Row<'_> {
     /// The first non-empty value among the columns named.
-    fn get(&self, names: &[&str]) -> Option<&str> {
-        names.iter().find_map(|n| {
-            let i = self.names.iter().position(|h| h == n)?;
+    fn get(&self, names: &[Rc]) -> Option<&str> {
+        names.iter().find_map(|&n| {
+            let i = self.columns.position[n as usize]?;
             let v = self.fields.get(i)?.trim();
             (!v.is_empty()).then_some(v)
         })
@@ -1827,10 +1916,12 @@ pub fn parse_recipient_status(s: &str) -> Vec<(String, Vec<String>)> {
 
 const SUMMARY_TIME: [&str; 2] = ["origin_timestamp_utc", "origin_timestamp"];
 const EXTENDED_TIME: [&str; 2] = ["date_time_utc", "date_time"];
+const SUMMARY_TIME_RC: [Rc; 2] = [Rc::OriginTimestampUtc, Rc::OriginTimestamp];
+const EXTENDED_TIME_RC: [Rc; 2] = [Rc::DateTimeUtc, Rc::DateTime];
 
 fn summary_record(row: &Row<'_>, order: &mut DateOrder) -> Result<MessageRecord, FieldError> {
     let raw_time = row
-        .get(&SUMMARY_TIME)
+        .get(&SUMMARY_TIME_RC)
         .ok_or_else(|| FieldError::new(CODE_DATE, "no origin_timestamp"))?;
     let time = parse_time_with(raw_time, order).ok_or_else(|| {
         FieldError::new(
@@ -1838,14 +1929,14 @@ fn summary_record(row: &Row<'_>, order: &mut DateOrder) -> Result<MessageRecord,
             format!("origin_timestamp {raw_time:?} is no time we can read"),
         )
     })?;
-    let message_id = row.get(&["message_id"]).and_then(normalize_message_id);
+    let message_id = row.get(&[Rc::MessageId]).and_then(normalize_message_id);
     let nmid = row
-        .get(&["network_message_id"])
+        .get(&[Rc::NetworkMessageId])
         .map(str::to_ascii_lowercase);
-    let sender = row.get(&["sender_address"]).and_then(normalize_address);
-    let client_ip = row.get(&["original_client_ip"]).and_then(clean_ip);
+    let sender = row.get(&[Rc::SenderAddress]).and_then(normalize_address);
+    let client_ip = row.get(&[Rc::OriginalClientIp]).and_then(clean_ip);
     let time_ts = time.to_rfc3339();
-    let status_text = row.get(&["recipient_status"]).unwrap_or("");
+    let status_text = row.get(&[Rc::RecipientStatus]).unwrap_or("");
     let keys = keys_for(
         nmid.as_deref(),
         message_id.as_deref(),
@@ -1880,7 +1971,9 @@ fn summary_record(row: &Row<'_>, order: &mut DateOrder) -> Result<MessageRecord,
         let mut d = delivery(time, String::new(), DeliveryStatus::Received);
         d.client_ip = client_ip.clone();
         d.local_id = nmid.clone();
-        d.detail = row.get(&["connector_id"]).map(|c| format!("connector {c}"));
+        d.detail = row
+            .get(&[Rc::ConnectorId])
+            .map(|c| format!("connector {c}"));
         deliveries.insert(0, d);
     }
     Ok(MessageRecord {
@@ -1889,8 +1982,8 @@ fn summary_record(row: &Row<'_>, order: &mut DateOrder) -> Result<MessageRecord,
         first_seen: Some(time),
         envelope_from: sender,
         recipients,
-        subject: row.get(&["message_subject"]).map(str::to_string),
-        size: row.get(&["total_bytes"]).and_then(|s| s.parse().ok()),
+        subject: row.get(&[Rc::MessageSubject]).map(str::to_string),
+        size: row.get(&[Rc::TotalBytes]).and_then(|s| s.parse().ok()),
         client_ip,
         systems: vec![SYSTEM.to_string()],
         deliveries,
@@ -1904,7 +1997,7 @@ fn extended_record(
     order: &mut DateOrder,
 ) -> Result<Option<MessageRecord>, FieldError> {
     let raw_time = row
-        .get(&EXTENDED_TIME)
+        .get(&EXTENDED_TIME_RC)
         .ok_or_else(|| FieldError::new(CODE_DATE, "no date_time"))?;
     let time = parse_time_with(raw_time, order).ok_or_else(|| {
         FieldError::new(
@@ -1913,33 +2006,32 @@ fn extended_record(
         )
     })?;
     let event = row
-        .get(&["event_id"])
+        .get(&[Rc::EventId])
         .ok_or_else(|| FieldError::new(CODE_FIELDS, "no event_id"))?;
     let meaning = event_meaning(event);
     if meaning == EventMeaning::Shadow {
         return Ok(None);
     }
-    let message_id = row.get(&["message_id"]).and_then(normalize_message_id);
+    let message_id = row.get(&[Rc::MessageId]).and_then(normalize_message_id);
     let nmid = row
-        .get(&["network_message_id"])
+        .get(&[Rc::NetworkMessageId])
         .map(str::to_ascii_lowercase);
-    let time_ts = time.to_rfc3339();
     let written: Vec<&str> = row
-        .get(&["recipient_address"])
+        .get(&[Rc::RecipientAddress])
         .unwrap_or("")
         .split(';')
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .collect();
-    let keys = keys_for(
-        nmid.as_deref(),
-        message_id.as_deref(),
-        &[&time_ts, event, &written.join(";")],
-    );
-    let status_text = row.get(&["recipient_status"]).unwrap_or("");
+    // The row hash (time, event, recipients) only when there is no id at all.
+    let keys = match (&nmid, &message_id) {
+        (None, None) => vec![row_key(&[&time.to_rfc3339(), event, &written.join(";")])],
+        _ => keys_for(nmid.as_deref(), message_id.as_deref(), &[]),
+    };
+    let status_text = row.get(&[Rc::RecipientStatus]).unwrap_or("");
     let statuses: Vec<&str> = status_text.split(';').map(str::trim).collect();
     let related = row
-        .get(&["related_recipient_address"])
+        .get(&[Rc::RelatedRecipientAddress])
         .and_then(normalize_address);
     let mut recipients = Vec::new();
     let mut targets = Vec::new();
@@ -1947,9 +2039,13 @@ fn extended_record(
         let Some(address) = normalize_address(raw) else {
             continue;
         };
-        if let Some(r) = Recipient::new(&address, None, RecipientKind::Envelope) {
-            mailtrail_model::merge_recipient(&mut recipients, r);
-        }
+        // `Recipient::new` of an address already normalised.
+        let r = Recipient {
+            address: address.clone(),
+            display_name: None,
+            kind: RecipientKind::Envelope,
+        };
+        mailtrail_model::merge_recipient(&mut recipients, r);
         let status = if statuses.len() == written.len() {
             statuses.get(i).copied().unwrap_or("")
         } else {
@@ -1957,28 +2053,31 @@ fn extended_record(
         };
         targets.push((address, status));
     }
-    let original_client = row.get(&["original_client_ip"]).and_then(clean_ip);
+    let original_client = row.get(&[Rc::OriginalClientIp]).and_then(clean_ip);
     let mut client_ip = original_client.clone();
     let mut deliveries = Vec::new();
     match meaning {
         EventMeaning::Received => {
-            let ip = row.get(&["client_ip"]).and_then(clean_ip);
+            let ip = row.get(&[Rc::ClientIp]).and_then(clean_ip);
             if client_ip.is_none()
                 && !row
-                    .get(&["source"])
+                    .get(&[Rc::Source])
                     .is_some_and(|s| s.eq_ignore_ascii_case("STOREDRIVER"))
             {
                 client_ip = ip.clone();
             }
             let mut d = delivery(time, String::new(), DeliveryStatus::Received);
             d.client_ip = ip;
-            d.client_host = row.get(&["client_hostname"]).map(str::to_string);
+            d.client_host = row.get(&[Rc::ClientHostname]).map(str::to_string);
             d.local_id = nmid.clone();
             let detail: Vec<String> = row
-                .get(&["source"])
+                .get(&[Rc::Source])
                 .map(str::to_string)
                 .into_iter()
-                .chain(row.get(&["connector_id"]).map(|c| format!("connector {c}")))
+                .chain(
+                    row.get(&[Rc::ConnectorId])
+                        .map(|c| format!("connector {c}")),
+                )
                 .collect();
             d.detail = (!detail.is_empty()).then(|| detail.join("; "));
             deliveries.push(d);
@@ -1988,8 +2087,8 @@ fn extended_record(
             let sent =
                 status == DeliveryStatus::Delivered && !event.eq_ignore_ascii_case("DELIVER");
             let relay = match (
-                row.get(&["server_hostname"]).filter(|_| sent),
-                row.get(&["server_ip"]).filter(|_| sent).and_then(clean_ip),
+                row.get(&[Rc::ServerHostname]).filter(|_| sent),
+                row.get(&[Rc::ServerIp]).filter(|_| sent).and_then(clean_ip),
             ) {
                 (Some(h), Some(ip)) => Some(format!("{h}[{ip}]")),
                 (Some(h), None) => Some(h.to_string()),
@@ -1999,9 +2098,9 @@ fn extended_record(
             if targets.is_empty() {
                 targets.push((String::new(), status_text.trim()));
             }
+            let context = row.get(&[Rc::SourceContext]);
             for (address, text) in targets {
                 let mut d = delivery(time, address, status);
-                let context = row.get(&["source_context"]);
                 d.detail = match (text.is_empty(), context) {
                     (false, Some(c)) => Some(format!("{event}: {text} ({c})")),
                     (false, None) => Some(format!("{event}: {text}")),
@@ -2024,17 +2123,17 @@ fn extended_record(
         }
     }
     let envelope_from = row
-        .get(&["return_path"])
+        .get(&[Rc::ReturnPath])
         .and_then(normalize_address)
-        .or_else(|| row.get(&["sender_address"]).and_then(normalize_address));
+        .or_else(|| row.get(&[Rc::SenderAddress]).and_then(normalize_address));
     Ok(Some(MessageRecord {
         keys,
         message_id,
         first_seen: Some(time),
         envelope_from,
         recipients,
-        subject: row.get(&["message_subject"]).map(str::to_string),
-        size: row.get(&["total_bytes"]).and_then(|s| s.parse().ok()),
+        subject: row.get(&[Rc::MessageSubject]).map(str::to_string),
+        size: row.get(&[Rc::TotalBytes]).and_then(|s| s.parse().ok()),
         client_ip,
         systems: vec![SYSTEM.to_string()],
         deliveries,
@@ -2212,12 +2311,12 @@ impl Grouper {
         let key = record
             .keys
             .first()
-            .cloned()
-            .or_else(|| record.message_id.clone())
-            .unwrap_or_default();
-        match self.open.get_mut(&key) {
+            .or(record.message_id.as_ref())
+            .map_or("", String::as_str);
+        match self.open.get_mut(key) {
             Some(open) => open.merge(record),
             None => {
+                let key = key.to_string();
                 self.open.insert(key.clone(), record);
                 self.order.push_back(key);
             }
@@ -2246,7 +2345,7 @@ impl Grouper {
 struct TraceUnits {
     csv: Option<TraceCsv>,
     names: Vec<String>,
-    lower: Vec<String>,
+    columns: ReportColumns,
     order: DateOrder,
     grouper: Grouper,
     summary: TraceSummary,
@@ -2296,7 +2395,8 @@ impl Units for TraceUnits {
     fn csv_header(&mut self, names: &[String]) -> bool {
         self.csv = trace_csv_kind(names);
         self.names = names.to_vec();
-        self.lower = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        self.columns = ReportColumns::new(&lower);
         if let Some(kind) = self.csv {
             self.summary.input = Some(TraceInput::Csv(kind));
         }
@@ -2305,7 +2405,7 @@ impl Units for TraceUnits {
 
     fn csv_row(
         &mut self,
-        fields: Vec<String>,
+        fields: &[&str],
         at: &At<'_>,
         sink: &mut dyn Sink,
     ) -> Result<(), SinkError> {
@@ -2315,14 +2415,14 @@ impl Units for TraceUnits {
                     .names
                     .iter()
                     .cloned()
-                    .zip(fields.into_iter().map(Value::String))
+                    .zip(fields.iter().map(|f| Value::String(f.to_string())))
                     .collect();
                 self.object(&obj, at, "", sink)
             }
             Some(TraceCsv::EnhancedSummary) => {
                 let row = Row {
-                    names: &self.lower,
-                    fields: &fields,
+                    columns: &self.columns,
+                    fields,
                 };
                 match summary_record(&row, &mut self.order) {
                     Ok(r) => {
@@ -2334,8 +2434,8 @@ impl Units for TraceUnits {
             }
             Some(TraceCsv::Extended) => {
                 let row = Row {
-                    names: &self.lower,
-                    fields: &fields,
+                    columns: &self.columns,
+                    fields,
                 };
                 match extended_record(&row, &mut self.order) {
                     Ok(Some(r)) => {
@@ -2436,7 +2536,7 @@ pub fn import_trace_with<R: BufRead>(
     let mut units = TraceUnits {
         csv: None,
         names: Vec::new(),
-        lower: Vec::new(),
+        columns: ReportColumns::default(),
         order: DateOrder::Unknown,
         grouper: Grouper::new(max_open),
         summary: TraceSummary::default(),
@@ -2578,6 +2678,47 @@ mod tests {
         assert_eq!(clean_ip("fe80::1%3").as_deref(), Some("fe80::1"));
         assert_eq!(clean_ip(""), None);
         assert_eq!(clean_ip("host:25"), None);
+    }
+
+    /// The quote-to-quote scan gives what a byte-by-byte scan gives.
+    #[test]
+    fn quote_state_matches_a_byte_scan() {
+        fn byte_scan(text: &str) -> bool {
+            let b = text.as_bytes();
+            let (mut i, mut field_start, mut in_quotes) = (0, true, false);
+            while i < b.len() {
+                let c = b[i];
+                if in_quotes {
+                    if c == b'"' {
+                        if b.get(i + 1) == Some(&b'"') {
+                            i += 2;
+                            continue;
+                        }
+                        in_quotes = false;
+                    }
+                } else if c == b',' {
+                    field_start = true;
+                    i += 1;
+                    continue;
+                } else if c == b'"' && field_start {
+                    in_quotes = true;
+                }
+                field_start = false;
+                i += 1;
+            }
+            in_quotes
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 12) as usize;
+            let text: String = (0..len)
+                .map(|i| [b'"', b',', b'a', b'\n', b' '][((x >> (i * 3 + 5)) % 5) as usize] as char)
+                .collect();
+            assert_eq!(open_quote(&text), byte_scan(&text), "{text:?}");
+        }
     }
 
     #[test]

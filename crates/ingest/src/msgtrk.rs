@@ -38,9 +38,17 @@
 //!   to bound memory, when more than [`DEFAULT_MAX_OPEN`] messages are open
 //!   (the least recently seen goes first). Emitting early is correct, only
 //!   less efficient: the store merges partial views of one message by
-//!   Message-ID and by key. Each file of an import gets its own decoder, so a
-//!   message whose events straddle two rolled files arrives as two partial
-//!   records that the store folds together.
+//!   Message-ID and by key.
+//! - **A folder is one stream.** A message's events are spread over the
+//!   `MSGTRK`, `MSGTRKMS` and `MSGTRKMD` logs of its servers and over the
+//!   files rolled while it was in transit. [`import_msgtrk_files`] reads the
+//!   files of a folder (of several servers' folders) side by side and hands
+//!   their lines to one decoder in `date-time` order — each file is in time
+//!   order, so this is a merge, with only the files whose time has come
+//!   open — so that a message is one record, not one partial record per
+//!   file for the store to fold (which cost an update and a full-text
+//!   re-index per file; 7× slower on a generated 200 MB folder). Each file
+//!   keeps its own `#Fields` layout; rejects name the file and line.
 //! - **Records.** One [`MessageRecord`] per message: keys
 //!   `exchange-nmid:<network-message-id>` (the GUID is organisation-wide, so
 //!   views from several servers meet) and `exchange@<server>:<internal id>`
@@ -234,15 +242,18 @@ impl Layout {
 /// One data line, split, with its layout.
 struct Row<'a> {
     layout: Layout,
-    fields: &'a [Cow<'a, str>],
+    line: &'a str,
+    spans: &'a [Span],
+    /// Text of fields that held an escaped quote.
+    unescaped: &'a str,
 }
 
 impl Row<'_> {
     /// The trimmed value of a column; empty when the layout lacks it.
     fn get(&self, col: Col) -> &str {
         self.layout.index[col as usize]
-            .and_then(|i| self.fields.get(usize::from(i)))
-            .map_or("", |f| f.trim())
+            .and_then(|i| self.spans.get(usize::from(i)))
+            .map_or("", |f| f.text(self.line, self.unescaped).trim())
     }
 
     fn opt(&self, col: Col) -> Option<&str> {
@@ -278,15 +289,54 @@ impl std::error::Error for CsvError {}
 /// quote). Fields are borrowed unless they hold an escaped quote. A quote
 /// inside an unquoted field is kept as text.
 pub fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, CsvError> {
+    let mut spans = Vec::with_capacity(32);
+    let mut unescaped = String::new();
+    split_spans(line, &mut spans, &mut unescaped)?;
+    Ok(spans
+        .iter()
+        .map(|s| {
+            if s.unescaped {
+                Cow::Owned(s.text(line, &unescaped).to_string())
+            } else {
+                Cow::Borrowed(line.get(s.start..s.end).unwrap_or_default())
+            }
+        })
+        .collect())
+}
+
+/// Where a field's text is: a range of the line, or (a field that held an
+/// escaped quote) of the side buffer with the quotes unescaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+    unescaped: bool,
+}
+
+impl Span {
+    pub(crate) fn text<'a>(&self, line: &'a str, unescaped: &'a str) -> &'a str {
+        let source = if self.unescaped { unescaped } else { line };
+        source.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+/// [`split_csv`] into reusable buffers: no allocation per line once they
+/// have grown.
+pub(crate) fn split_spans(
+    line: &str,
+    out: &mut Vec<Span>,
+    unescaped: &mut String,
+) -> Result<(), CsvError> {
+    out.clear();
+    unescaped.clear();
     let b = line.as_bytes();
-    let mut out: Vec<Cow<'_, str>> = Vec::with_capacity(32);
     let mut i = 0;
     loop {
         let column = out.len() + 1;
         if b.get(i) == Some(&b'"') {
             let start = i + 1;
             let mut from = start;
-            let mut owned: Option<String> = None;
+            let mut owned: Option<usize> = None;
             loop {
                 let Some(k) = b.get(from..).and_then(|rest| memchr::memchr(b'"', rest)) else {
                     return Err(CsvError::UnterminatedQuote { column });
@@ -294,24 +344,32 @@ pub fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, CsvError> {
                 let q = from + k;
                 if b.get(q + 1) == Some(&b'"') {
                     // `""`: keep one quote, go on after the pair.
-                    let s = owned.get_or_insert_with(String::new);
-                    s.push_str(&line[from..=q]);
+                    owned.get_or_insert(unescaped.len());
+                    unescaped.push_str(&line[from..=q]);
                     from = q + 2;
                 } else {
-                    let value = match owned.take() {
-                        Some(mut s) => {
-                            s.push_str(&line[from..q]);
-                            Cow::Owned(s)
+                    let span = match owned.take() {
+                        Some(begin) => {
+                            unescaped.push_str(&line[from..q]);
+                            Span {
+                                start: begin,
+                                end: unescaped.len(),
+                                unescaped: true,
+                            }
                         }
-                        None => Cow::Borrowed(&line[start..q]),
+                        None => Span {
+                            start,
+                            end: q,
+                            unescaped: false,
+                        },
                     };
-                    out.push(value);
+                    out.push(span);
                     i = q + 1;
                     break;
                 }
             }
             match b.get(i) {
-                None => return Ok(out),
+                None => return Ok(()),
                 Some(b',') => i += 1,
                 Some(_) => return Err(CsvError::TextAfterQuote { column }),
             }
@@ -319,12 +377,20 @@ pub fn split_csv(line: &str) -> Result<Vec<Cow<'_, str>>, CsvError> {
             let rest = b.get(i..).unwrap_or_default();
             match memchr::memchr(b',', rest) {
                 Some(k) => {
-                    out.push(Cow::Borrowed(&line[i..i + k]));
+                    out.push(Span {
+                        start: i,
+                        end: i + k,
+                        unescaped: false,
+                    });
                     i += k + 1;
                 }
                 None => {
-                    out.push(Cow::Borrowed(&line[i..]));
-                    return Ok(out);
+                    out.push(Span {
+                        start: i,
+                        end: b.len(),
+                        unescaped: false,
+                    });
+                    return Ok(());
                 }
             }
         }
@@ -359,10 +425,57 @@ pub fn custom_value<'a>(data: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The `date-time` field: ISO 8601 with a zone (Exchange writes UTC, `…Z`).
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim())
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Some(t) = parse_utc_stamp(s) {
+        return Some(t);
+    }
+    DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// The stamp Exchange writes, `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (up to 9
+/// fractional digits), read without the general RFC 3339 parser (it is on
+/// every line). `None` for any other shape (leap seconds included): the
+/// general parser then decides, so the result is the same either way.
+pub(crate) fn parse_utc_stamp(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b.len() > 30 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = digits(0, 4)?;
+    let (month, day) = (digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    if second > 59 {
+        return None;
+    }
+    let fraction = &b[19..b.len() - 1];
+    let mut nanos = 0u32;
+    if let Some((&dot, frac)) = fraction.split_first() {
+        if dot != b'.' || frac.is_empty() || frac.len() > 9 {
+            return None;
+        }
+        let mut scale = 100_000_000;
+        for &c in frac {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            nanos += u32::from(c - b'0') * scale;
+            scale /= 10;
+        }
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    Some(chrono::NaiveDateTime::new(date, time).and_utc())
 }
 
 /// Whether a status segment starts here: an SMTP code (`550 …`), a
@@ -594,6 +707,23 @@ impl Entry {
         }
     }
 
+    /// Whether adding `raw` as `kind` would change nothing: it is written
+    /// as stored (lower case, no brackets, spaces or trailing dot) and
+    /// already there with that kind (or at all, for an envelope recipient).
+    /// Saves normalising the same addresses event after event.
+    fn has_recipient(&self, raw: &str, kind: RecipientKind) -> bool {
+        let stored_form = !raw.is_empty()
+            && !raw.ends_with('.')
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase() && b != b'<' && b != b'>');
+        stored_form
+            && self
+                .recipients
+                .iter()
+                .any(|r| r.address == raw && (r.kind == kind || kind == RecipientKind::Envelope))
+    }
+
     fn rewrite(&mut self, to: &str, from: &str) {
         if to == from || to.is_empty() || from.is_empty() {
             return;
@@ -632,8 +762,8 @@ impl Entry {
         }
     }
 
-    /// Fold one event in.
-    fn absorb(&mut self, row: &Row<'_>, time: DateTime<Utc>, kind: Kind) {
+    /// Fold one event in (`mid`: its normalised Message-ID).
+    fn absorb(&mut self, row: &Row<'_>, time: DateTime<Utc>, kind: Kind, mid: Option<String>) {
         if time < self.first_seen {
             self.first_seen = time;
         }
@@ -641,19 +771,26 @@ impl Entry {
             self.last_seen = time;
         }
         let host = local_host(row, kind);
-        let system = format!("exchange@{host}");
-        if !self.systems.contains(&system) {
-            self.systems.push(system.clone());
-        }
+        let known = self
+            .systems
+            .iter()
+            .position(|s| s.strip_prefix("exchange@") == Some(host));
+        let system_index = match known {
+            Some(i) => i,
+            None => {
+                self.systems.push(format!("exchange@{host}"));
+                self.systems.len() - 1
+            }
+        };
         if self.nmid.is_none() {
             self.nmid = row.opt(Col::NetworkMessageId).map(str::to_ascii_lowercase);
         }
         if self.message_id.is_none() {
-            self.message_id = normalize_message_id(row.get(Col::MessageId));
+            self.message_id = mid;
         }
         let internal = row.opt(Col::InternalMessageId);
         if self.internal.is_none() {
-            self.internal = internal.map(|i| (system.clone(), i.to_string()));
+            self.internal = internal.map(|i| (self.systems[system_index].clone(), i.to_string()));
         }
         if self.from.is_none() {
             self.from = Mailbox::new(row.get(Col::SenderAddress), None);
@@ -681,11 +818,16 @@ impl Entry {
                 }
             }
         }
-        self.offer_client_ip(clean_ip(row.get(Col::OriginalClientIp)), 3);
-        self.offer_client_ip(
-            custom_value(custom, "ProxiedClientIPAddress").and_then(clean_ip),
-            2,
-        );
+        // Ranks only go up: an address of the rank held or below changes nothing.
+        if self.client_ip_rank < 3 {
+            self.offer_client_ip(clean_ip(row.get(Col::OriginalClientIp)), 3);
+        }
+        if self.client_ip_rank < 2 {
+            self.offer_client_ip(
+                custom_value(custom, "ProxiedClientIPAddress").and_then(clean_ip),
+                2,
+            );
+        }
 
         let written = split_addresses(row.get(Col::RecipientAddress));
         let statuses = split_statuses(row.get(Col::RecipientStatus), written.len());
@@ -693,6 +835,8 @@ impl Entry {
             .into_iter()
             .filter_map(normalize_address)
             .collect();
+        // Events that make no delivery only add recipients.
+        let per_recipient = !matches!(kind, Kind::Receive | Kind::Shadow | Kind::Other);
         let mut recipients: Vec<(String, &str, Option<String>)> = Vec::with_capacity(written.len());
         for (i, raw) in written.iter().enumerate() {
             let status = statuses.get(i).copied().unwrap_or("");
@@ -702,6 +846,9 @@ impl Entry {
                 s if s.eq_ignore_ascii_case("Bcc") => RecipientKind::Bcc,
                 _ => RecipientKind::Envelope,
             };
+            if !per_recipient && self.has_recipient(raw, kind_written) {
+                continue;
+            }
             let Some(address) = normalize_address(raw) else {
                 continue;
             };
@@ -719,6 +866,13 @@ impl Entry {
             self.add_recipient(r, RecipientKind::Envelope);
         }
 
+        if !per_recipient {
+            if kind == Kind::Receive {
+                self.receive(row, time, system_index, internal);
+            }
+            return;
+        }
+        let system = self.systems[system_index].clone();
         let local_id = internal.map(str::to_string);
         let delivery =
             |recipient: String, status: DeliveryStatus, detail: Option<String>| Delivery {
@@ -746,33 +900,6 @@ impl Entry {
             }
         };
         match kind {
-            Kind::Receive => {
-                let client_ip = clean_ip(row.get(Col::ClientIp));
-                // A mailbox submission's client-ip is the mailbox server itself.
-                if !row.get(Col::Source).eq_ignore_ascii_case("STOREDRIVER") {
-                    self.offer_client_ip(client_ip.clone(), 1);
-                }
-                let mut detail: Vec<String> = Vec::new();
-                if let Some(source) = row.opt(Col::Source) {
-                    detail.push(source.to_string());
-                }
-                if let Some(connector) = row.opt(Col::ConnectorId) {
-                    detail.push(format!("connector {connector}"));
-                }
-                if let Some(original) = clean_ip(row.get(Col::OriginalClientIp)) {
-                    if Some(&original) != client_ip.as_ref() {
-                        detail.push(format!("original client {original}"));
-                    }
-                }
-                let mut d = delivery(
-                    String::new(),
-                    DeliveryStatus::Received,
-                    (!detail.is_empty()).then(|| detail.join("; ")),
-                );
-                d.client_ip = client_ip;
-                d.client_host = row.opt(Col::ClientHostname).map(str::to_string);
-                self.push_delivery(d);
-            }
             Kind::Deliver | Kind::Send | Kind::Fail | Kind::Defer | Kind::Failed => {
                 let status = match kind {
                     Kind::Deliver | Kind::Send => DeliveryStatus::Delivered,
@@ -840,8 +967,48 @@ impl Entry {
                     }
                 }
             }
-            Kind::Shadow | Kind::Other => {}
+            Kind::Receive | Kind::Shadow | Kind::Other => {}
         }
+    }
+
+    /// A RECEIVE: the message's `received` delivery, with the connecting client.
+    fn receive(
+        &mut self,
+        row: &Row<'_>,
+        time: DateTime<Utc>,
+        system_index: usize,
+        internal: Option<&str>,
+    ) {
+        let client_ip = clean_ip(row.get(Col::ClientIp));
+        // A mailbox submission's client-ip is the mailbox server itself.
+        if !row.get(Col::Source).eq_ignore_ascii_case("STOREDRIVER") {
+            self.offer_client_ip(client_ip.clone(), 1);
+        }
+        let mut detail: Vec<String> = Vec::new();
+        if let Some(source) = row.opt(Col::Source) {
+            detail.push(source.to_string());
+        }
+        if let Some(connector) = row.opt(Col::ConnectorId) {
+            detail.push(format!("connector {connector}"));
+        }
+        if let Some(original) = clean_ip(row.get(Col::OriginalClientIp)) {
+            if Some(&original) != client_ip.as_ref() {
+                detail.push(format!("original client {original}"));
+            }
+        }
+        let d = Delivery {
+            time,
+            recipient: String::new(),
+            status: DeliveryStatus::Received,
+            detail: (!detail.is_empty()).then(|| detail.join("; ")),
+            system: self.systems[system_index].clone(),
+            relay: None,
+            client_ip,
+            client_host: row.opt(Col::ClientHostname).map(str::to_string),
+            local_id: internal.map(str::to_string),
+            original_recipient: None,
+        };
+        self.push_delivery(d);
     }
 
     fn into_record(mut self) -> MessageRecord {
@@ -956,6 +1123,11 @@ pub struct MsgtrkDecoder {
     seq: u64,
     newest: Option<DateTime<Utc>>,
     default_layout_lines: u64,
+    /// Buffers reused from line to line: field spans, unescaped field text,
+    /// an alias being looked up.
+    spans: Vec<Span>,
+    unescaped: String,
+    key: String,
 }
 
 impl MsgtrkDecoder {
@@ -977,6 +1149,9 @@ impl MsgtrkDecoder {
             seq: 0,
             newest: None,
             default_layout_lines: 0,
+            spans: Vec::with_capacity(32),
+            unescaped: String::new(),
+            key: String::new(),
         }
     }
 
@@ -1036,10 +1211,48 @@ impl MsgtrkDecoder {
             }
             return Ok(LineOutcome::Header);
         }
-        let fields = match split_csv(text) {
-            Ok(f) => f,
-            Err(e) => return reject(sink, CODE_CSV, e.to_string()),
+        let mut spans = std::mem::take(&mut self.spans);
+        let mut unescaped = std::mem::take(&mut self.unescaped);
+        let outcome = self.data_line(
+            text,
+            &mut spans,
+            &mut unescaped,
+            bytes,
+            source,
+            number,
+            sink,
+        );
+        self.spans = spans;
+        self.unescaped = unescaped;
+        outcome
+    }
+
+    /// A line that is not a header: split, checked, placed.
+    #[allow(clippy::too_many_arguments)]
+    fn data_line(
+        &mut self,
+        text: &str,
+        spans: &mut Vec<Span>,
+        unescaped: &mut String,
+        bytes: &[u8],
+        source: &str,
+        number: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<LineOutcome, SinkError> {
+        let reject = |sink: &mut dyn Sink, code: &str, reason: String| {
+            sink.reject(Reject {
+                source: source.to_string(),
+                position: Position::Line(number),
+                code: code.to_string(),
+                reason,
+                input: bytes[..bytes.len().min(QUARANTINE_EXCERPT_BYTES)].to_vec(),
+            })
+            .map(|()| LineOutcome::Rejected)
         };
+        if let Err(e) = split_spans(text, spans, unescaped) {
+            return reject(sink, CODE_CSV, e.to_string());
+        }
+        let fields = &*spans;
         let layout = match self.columns {
             Columns::Header(layout) => layout,
             Columns::Unusable(at) => {
@@ -1079,7 +1292,9 @@ impl MsgtrkDecoder {
         }
         let row = Row {
             layout,
-            fields: &fields,
+            line: text,
+            spans: fields,
+            unescaped,
         };
         let Some(time) = parse_time(row.get(Col::DateTime)) else {
             return reject(
@@ -1101,12 +1316,13 @@ impl MsgtrkDecoder {
         if self.newest.is_none_or(|n| time > n) {
             self.newest = Some(time);
         }
-        let outcome = match self.place(&row, kind, time) {
+        let mid = normalize_message_id(row.get(Col::MessageId));
+        let outcome = match self.place(&row, kind, time, mid.as_deref()) {
             Some(id) => {
                 self.seq += 1;
                 let seq = self.seq;
                 if let Some(e) = self.open.get_mut(&id) {
-                    e.absorb(&row, time, kind);
+                    e.absorb(&row, time, kind, mid);
                     e.seq = seq;
                 }
                 self.order.push_back((id, seq));
@@ -1120,26 +1336,63 @@ impl MsgtrkDecoder {
     }
 
     /// The open entry an event belongs to (created when new); `None` when
-    /// the event carries no id at all.
-    fn place(&mut self, row: &Row<'_>, kind: Kind, time: DateTime<Utc>) -> Option<u64> {
-        let nmid = row
-            .opt(Col::NetworkMessageId)
-            .map(|n| format!("n:{}", n.to_ascii_lowercase()));
-        let mid = normalize_message_id(row.get(Col::MessageId)).map(|m| format!("m:{m}"));
-        let internal = row
-            .opt(Col::InternalMessageId)
-            .map(|i| format!("i:{}:{i}", local_host(row, kind)));
-        let mut found = nmid
-            .iter()
-            .chain(mid.iter())
-            .find_map(|a| self.aliases.get(a).copied());
-        if found.is_none() && nmid.is_none() && mid.is_none() {
+    /// the event carries no id at all. Aliases are built in a reused buffer
+    /// and allocated only when they are new.
+    fn place(
+        &mut self,
+        row: &Row<'_>,
+        kind: Kind,
+        time: DateTime<Utc>,
+        mid: Option<&str>,
+    ) -> Option<u64> {
+        let nmid = row.opt(Col::NetworkMessageId);
+        let internal = row.opt(Col::InternalMessageId);
+        let mut key = std::mem::take(&mut self.key);
+        let alias = |key: &mut String, which: u8| -> bool {
+            key.clear();
+            match which {
+                b'n' => match nmid {
+                    Some(n) => {
+                        key.push_str("n:");
+                        key.extend(n.chars().map(|c| c.to_ascii_lowercase()));
+                    }
+                    None => return false,
+                },
+                b'm' => match mid {
+                    Some(m) => {
+                        key.push_str("m:");
+                        key.push_str(m);
+                    }
+                    None => return false,
+                },
+                _ => match internal {
+                    Some(i) => {
+                        key.push_str("i:");
+                        key.push_str(local_host(row, kind));
+                        key.push(':');
+                        key.push_str(i);
+                    }
+                    None => return false,
+                },
+            }
+            true
+        };
+        let mut found = None;
+        for which in [b'n', b'm'] {
+            if found.is_none() && alias(&mut key, which) {
+                found = self.aliases.get(key.as_str()).copied();
+            }
+        }
+        if found.is_none() && nmid.is_none() && mid.is_none() && alias(&mut key, b'i') {
             // Only an event with no message id at all is placed by its server's internal id.
-            found = internal.as_ref().and_then(|a| self.aliases.get(a).copied());
+            found = self.aliases.get(key.as_str()).copied();
         }
         let id = match found {
             Some(id) => id,
-            None if nmid.is_none() && mid.is_none() && internal.is_none() => return None,
+            None if nmid.is_none() && mid.is_none() && internal.is_none() => {
+                self.key = key;
+                return None;
+            }
             None => {
                 self.next_id += 1;
                 let id = self.next_id;
@@ -1147,14 +1400,15 @@ impl MsgtrkDecoder {
                 id
             }
         };
-        for alias in [nmid, mid, internal].into_iter().flatten() {
-            if !self.aliases.contains_key(&alias) {
-                self.aliases.insert(alias.clone(), id);
+        for which in [b'n', b'm', b'i'] {
+            if alias(&mut key, which) && !self.aliases.contains_key(key.as_str()) {
+                self.aliases.insert(key.clone(), id);
                 if let Some(e) = self.open.get_mut(&id) {
-                    e.aliases.push(alias);
+                    e.aliases.push(key.clone());
                 }
             }
         }
+        self.key = key;
         Some(id)
     }
 
@@ -1260,19 +1514,25 @@ pub fn looks_like_msgtrk(head: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(first) else {
         return false;
     };
-    let Ok(fields) = split_csv(text) else {
+    let (mut spans, mut unescaped) = (Vec::new(), String::new());
+    if split_spans(text, &mut spans, &mut unescaped).is_err() {
         return false;
-    };
-    let Some(layout) = Layout::default_for(fields.len()) else {
+    }
+    let Some(layout) = Layout::default_for(spans.len()) else {
         return false;
     };
     let row = Row {
         layout,
-        fields: &fields,
+        line: text,
+        spans: &spans,
+        unescaped: &unescaped,
     };
     let upper = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase());
     parse_time(row.get(Col::DateTime)).is_some()
-        && row.fields.first().is_some_and(|f| f.len() >= 20)
+        && row
+            .spans
+            .first()
+            .is_some_and(|f| f.text(text, &unescaped).len() >= 20)
         && upper(row.get(Col::EventId))
         && upper(row.get(Col::Source))
         && row
@@ -1357,6 +1617,208 @@ pub fn import_msgtrk<R: BufRead>(
     }
     decoder.finish(&mut sink)?;
     sink.progress(reader.offset());
+    summary.records = sink.records;
+    summary.default_layout_lines = decoder.default_layout_lines();
+    Ok(summary)
+}
+
+/// Opens one input of [`import_msgtrk_files`]. Called once to read the time
+/// of the input's first event, and again when its turn comes.
+pub type MsgtrkOpener<'a> = Box<dyn Fn() -> std::io::Result<Box<dyn BufRead + 'a>> + 'a>;
+
+/// One file of a folder of message tracking logs.
+pub struct MsgtrkInput<'a> {
+    /// Its name in rejects and errors.
+    pub name: String,
+    pub open: MsgtrkOpener<'a>,
+}
+
+/// One input being read.
+struct MergeCursor<'a> {
+    name: String,
+    open: MsgtrkOpener<'a>,
+    reader: Option<LineReader<Box<dyn BufRead + 'a>>>,
+    /// The header state of this file.
+    columns: Columns,
+    /// A line read but not decoded yet: another file has earlier events.
+    pending: Option<(u64, Vec<u8>)>,
+    /// Reader offset already counted for progress.
+    counted: u64,
+}
+
+/// The time (ms since the epoch) of a data line, for ordering the lines of
+/// several files; `None` for header, blank and unreadable lines, which are
+/// decoded where they stand.
+fn line_millis(bytes: &[u8], columns: Columns) -> Option<i64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with('#') || text.trim().is_empty() {
+        return None;
+    }
+    let col = match columns {
+        Columns::Header(layout) => usize::from(layout.index[Col::DateTime as usize]?),
+        Columns::NoHeader => 0,
+        Columns::Unusable(_) => return None,
+    };
+    let time = if col == 0 && !text.starts_with('"') {
+        parse_time(text.split(',').next().unwrap_or(text))
+    } else {
+        let fields = split_csv(text).ok()?;
+        parse_time(fields.get(col)?)
+    };
+    time.map(|t| t.timestamp_millis())
+}
+
+/// The time of the first event of an input (`i64::MIN` when it has none
+/// that can be read: it is then decoded first, and quickly).
+fn first_event_millis(open: &MsgtrkOpener<'_>, max_line: usize) -> std::io::Result<i64> {
+    let mut reader = LineReader::new(open()?, max_line);
+    let mut columns = Columns::NoHeader;
+    for _ in 0..1000 {
+        let Some(line) = reader.next_line()? else {
+            break;
+        };
+        let Line::Complete { bytes, .. } = line else {
+            break;
+        };
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        if let Some(header) = text.strip_prefix('#') {
+            let (name, value) = header.split_once(':').unwrap_or((header, ""));
+            if name.trim().eq_ignore_ascii_case("Fields") {
+                let layout = Layout::from_names(value.split(','));
+                columns = if layout.has(Col::DateTime) {
+                    Columns::Header(layout)
+                } else {
+                    Columns::Unusable(0)
+                };
+            }
+            continue;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        return Ok(line_millis(bytes, columns).unwrap_or(i64::MIN));
+    }
+    Ok(i64::MIN)
+}
+
+/// Decode a folder of message tracking logs as the one stream of events it
+/// is: the lines of all inputs in the order of their `date-time` (each
+/// file is in time order; files are read side by side, as a merge), through
+/// one decoder. A message's events are spread over the `MSGTRK`,
+/// `MSGTRKMS` and `MSGTRKMD` logs of its servers and over files rolled
+/// while it was in transit; decoded file by file it would become one
+/// partial record per file for the store to fold together, decoded as one
+/// stream it is one record. Each file keeps its own `#Fields` layout, and
+/// rejects name the file and line they come from. Only the files whose
+/// time has come are open (a bounded number, however large the folder).
+pub fn import_msgtrk_files(
+    inputs: Vec<MsgtrkInput<'_>>,
+    opts: &DecodeOptions,
+    sink: &mut dyn Sink,
+) -> Result<MsgtrkSummary, IngestError> {
+    let mut sink = CountingSink {
+        inner: sink,
+        records: 0,
+    };
+    let mut decoder = MsgtrkDecoder::new(opts);
+    let mut summary = MsgtrkSummary::default();
+    let io_error = |name: &str, e: std::io::Error| IngestError::Io {
+        path: name.to_string(),
+        source: e,
+    };
+    let mut heap = std::collections::BinaryHeap::new();
+    let mut cursors = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let first = first_event_millis(&input.open, opts.max_line_bytes)
+            .map_err(|e| io_error(&input.name, e))?;
+        heap.push(std::cmp::Reverse((first, i)));
+        cursors.push(MergeCursor {
+            name: input.name,
+            open: input.open,
+            reader: None,
+            columns: Columns::NoHeader,
+            pending: None,
+            counted: 0,
+        });
+    }
+    let mut consumed = 0u64;
+    let mut next_progress = PROGRESS_EVERY;
+    while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
+        // Decode this input until one of its lines is later than the next input's.
+        let bound = heap.peek().map_or(i64::MAX, |std::cmp::Reverse((t, _))| *t);
+        let MergeCursor {
+            name,
+            open,
+            reader,
+            columns,
+            pending,
+            counted,
+        } = &mut cursors[i];
+        if reader.is_none() {
+            *reader = Some(LineReader::new(
+                open().map_err(|e| io_error(name, e))?,
+                opts.max_line_bytes,
+            ));
+        }
+        let Some(lines) = reader.as_mut() else {
+            continue;
+        };
+        if let Some((number, bytes)) = pending.take() {
+            decoder.columns = *columns;
+            let outcome = decoder.line(&bytes, name, number, &mut sink)?;
+            *columns = decoder.columns;
+            summary.count(outcome);
+        }
+        loop {
+            let line = lines.next_line().map_err(|e| io_error(name, e))?;
+            let Some(line) = line else {
+                *reader = None;
+                break;
+            };
+            summary.lines += 1;
+            match line {
+                Line::TooLong {
+                    number,
+                    head,
+                    length,
+                    ..
+                } => {
+                    summary.rejected += 1;
+                    sink.reject(Reject {
+                        source: name.to_string(),
+                        position: Position::Line(number),
+                        code: CODE_TOO_LONG.to_string(),
+                        reason: format!(
+                            "line of {length} bytes exceeds the limit of {} bytes",
+                            opts.max_line_bytes
+                        ),
+                        input: head[..head.len().min(QUARANTINE_EXCERPT_BYTES)].to_vec(),
+                    })?;
+                }
+                Line::Complete { number, bytes, .. } => {
+                    if let Some(t) = line_millis(bytes, *columns).filter(|&t| t > bound) {
+                        *pending = Some((number, bytes.to_vec()));
+                        heap.push(std::cmp::Reverse((t, i)));
+                        break;
+                    }
+                    decoder.columns = *columns;
+                    let outcome = decoder.line(bytes, name, number, &mut sink)?;
+                    *columns = decoder.columns;
+                    summary.count(outcome);
+                }
+            }
+            consumed += lines.offset() - *counted;
+            *counted = lines.offset();
+            if consumed >= next_progress {
+                sink.progress(consumed);
+                next_progress = consumed + PROGRESS_EVERY;
+            }
+        }
+    }
+    decoder.finish(&mut sink)?;
+    sink.progress(consumed);
     summary.records = sink.records;
     summary.default_layout_lines = decoder.default_layout_lines();
     Ok(summary)
@@ -1494,5 +1956,108 @@ mod tests {
             b"2022-07-20T21:12:06.270Z,EXCHANGE-1\\Default Frontend EXCHANGE-1,08DA4F7C11473A60,9,192.168.9.241:25,192.168.9.212:53722,>,535 5.7.3 Authentication unsuccessful,\n"
         ));
         assert!(!looks_like_msgtrk(b""));
+    }
+
+    #[test]
+    fn exchange_stamps_parse_as_rfc3339_does() {
+        let chrono_parse = |s: &str| {
+            DateTime::parse_from_rfc3339(s.trim())
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        for s in [
+            "2025-11-10T00:00:01.100Z",
+            "2025-11-10T00:00:01Z",
+            "2025-11-10T23:59:59.9Z",
+            "2025-11-10T23:59:59.123456789Z",
+            "2025-11-10T23:59:59.1234567891Z",
+            "2024-02-29T12:00:00.000Z",
+            "2025-02-29T12:00:00.000Z",
+            "2025-13-01T00:00:00.000Z",
+            "2025-11-10T24:00:00.000Z",
+            "2016-12-31T23:59:60.000Z",
+            "2025-11-10t00:00:01.100z",
+            "2025-11-10T09:00:01.100+09:00",
+            "2025-11-10 00:00:01.100Z",
+            "2025-11-10T00:00:01.Z",
+            "2025-11-10T00:00:01,1Z",
+            "+2025-11-10T00:00:01Z",
+            " 2025-11-10T00:00:01.100Z ",
+            "２０２５-11-10T00:00:01Z",
+            "",
+        ] {
+            assert_eq!(parse_time(s), chrono_parse(s), "{s:?}");
+        }
+    }
+
+    /// The fixture's lines dealt over three files (each with its header),
+    /// the way a server's MSGTRK, MSGTRKMS and MSGTRKMD logs split one
+    /// stream: the merged import gives the records of the single stream,
+    /// and rejects name the file and line they come from.
+    #[test]
+    fn files_merged_by_time_decode_as_the_one_stream() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/msgtrk");
+        let text = std::fs::read_to_string(dir.join("ex2019.LOG")).unwrap();
+        let (header, data): (Vec<&str>, Vec<&str>) = text
+            .lines()
+            .partition(|l| l.trim_start_matches('\u{feff}').starts_with('#'));
+        let mut data: Vec<&str> = data.into_iter().filter(|l| !l.is_empty()).collect();
+        data.sort_by_key(|l| l.split(',').next().unwrap_or_default().to_string());
+        let single = format!("{}\r\n{}\r\n", header.join("\r\n"), data.join("\r\n"));
+        let mut files = vec![format!("{}\r\n", header.join("\r\n")); 3];
+        for (i, l) in data.iter().enumerate() {
+            files[i * 7 % 3].push_str(l);
+            files[i * 7 % 3].push_str("\r\n");
+        }
+        files[2].push_str("2025-11-10T23:00:00.000Z,broken\r\n");
+        let opts = DecodeOptions::default();
+        let mut one = crate::VecSink::default();
+        import_msgtrk(single.as_bytes(), "one", &opts, &mut one).unwrap();
+        let inputs: Vec<MsgtrkInput<'_>> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| MsgtrkInput {
+                name: format!("file{i}"),
+                open: Box::new(move || {
+                    Ok(Box::new(std::io::Cursor::new(f.clone().into_bytes())) as Box<dyn BufRead>)
+                }),
+            })
+            .collect();
+        let mut merged = crate::VecSink::default();
+        let summary = import_msgtrk_files(inputs, &opts, &mut merged).unwrap();
+        let sorted = |v: &[MessageRecord]| {
+            let mut v: Vec<String> = v.iter().map(|r| format!("{r:?}")).collect();
+            v.sort();
+            v
+        };
+        assert!(one.records.len() >= 5);
+        assert_eq!(sorted(&merged.records), sorted(&one.records));
+        assert_eq!(summary.records, one.records.len() as u64);
+        assert_eq!(summary.lines, (header.len() * 3 + data.len() + 1) as u64);
+        // the fixture's own malformed lines, and the one added
+        let codes = |v: &[Reject]| {
+            let mut c: Vec<String> = v
+                .iter()
+                .map(|r| format!("{} {}", r.code, r.reason))
+                .collect();
+            c.sort();
+            c
+        };
+        let mut expected = codes(&one.rejects);
+        expected.push(format!(
+            "{CODE_FIELD_COUNT} 2 fields where the #Fields header names 30"
+        ));
+        expected.sort();
+        assert_eq!(codes(&merged.rejects), expected);
+        let r = merged
+            .rejects
+            .iter()
+            .find(|r| r.reason.starts_with("2 fields"))
+            .unwrap();
+        let broken_line = files[2].lines().count() as u64;
+        assert_eq!(
+            (r.source.as_str(), &r.position, r.code.as_str()),
+            ("file2", &Position::Line(broken_line), CODE_FIELD_COUNT)
+        );
     }
 }

@@ -559,11 +559,11 @@ impl Units for AuditUnits {
 
     fn csv_row(
         &mut self,
-        fields: Vec<String>,
+        fields: &[&str],
         at: &At<'_>,
         sink: &mut dyn Sink,
     ) -> Result<(), SinkError> {
-        let Some(data) = self.data_column.and_then(|i| fields.get(i)) else {
+        let Some(data) = self.data_column.and_then(|i| fields.get(i).copied()) else {
             return Ok(());
         };
         match serde_json::from_str::<Value>(data) {
