@@ -329,7 +329,11 @@ mod tests {
         assert_eq!(smtp.allowed_networks.len(), 3);
         let syslog = file.syslog.unwrap();
         assert!(syslog.udp.is_some() && syslog.tcp.is_some() && syslog.tls_files.is_some());
-        assert_eq!(file.follow.unwrap().paths.len(), 1);
+        assert_eq!(file.follow.unwrap().paths.len(), 2);
+        let m365 = file.m365.unwrap();
+        assert_eq!(m365.feeds.len(), 2);
+        assert_eq!(m365.overlap, std::time::Duration::from_secs(30 * 60));
+        assert_eq!(file.gmail.unwrap().delegated_admin, "admin@example.co.jp");
         assert_eq!(file.journal_addresses.unwrap().len(), 1);
     }
 
