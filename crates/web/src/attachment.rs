@@ -166,7 +166,10 @@ pub fn content_disposition(name: &str, fallback: &str) -> String {
     let ascii: String = clean
         .chars()
         .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '%' || c == ' ' {
+            // Also none of the characters Windows refuses in file names.
+            if c.is_ascii_graphic() && !matches!(c, '"' | '%' | '<' | '>' | ':' | '|' | '?' | '*')
+                || c == ' '
+            {
                 c
             } else {
                 '_'

@@ -1567,3 +1567,123 @@ fn the_sources_page_shows_the_services_report_to_administrators_only() {
     assert_eq!(page.status, 404);
     assert!(!page.text().contains("href=\"/sources\""));
 }
+
+/// Markup in what senders control — a subject, a display name, a file name —
+/// is text everywhere it is shown; identifiers that are not ours (path
+/// traversal, non-numbers, huge numbers) are refused without an error page
+/// from the server; downloads are attachments that browsers may not sniff.
+#[test]
+fn sender_controlled_text_is_escaped_and_odd_identifiers_are_refused() {
+    const EVIL: &str = "<img src=x onerror=alert(1)>\"'&";
+    let c = start_with(|dir| {
+        let mut store = SqliteStore::open(
+            dir,
+            SqliteOptions {
+                org_domains: OrgDomains::new(["example.co.jp"]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0).unwrap();
+        let raw = mime(
+            &format!(
+                "From: \"{EVIL}\" <evil@attacker.example>\r\nTo: taro@example.co.jp\r\n\
+Subject: zzevil {EVIL}\r\nMessage-ID: <evil-1@attacker.example>"
+            ),
+            "body",
+            &[(&format!("{EVIL}.pdf"), "application/pdf", b"%PDF-1.4 x")],
+            76,
+        );
+        let mut record =
+            mailtrail_ingest::mime::parse_message(raw, &mailtrail_ingest::DecodeOptions::default())
+                .unwrap();
+        record.first_seen = Some(t);
+        record.systems = vec!["mailbox".into()];
+        store.write_batch(vec![record], vec![]).unwrap();
+    });
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str())];
+    let evil_id = id_of(c.dir.path(), "evil-1@attacker.example");
+    for path in [
+        "/search?q=zzevil".to_string(),
+        format!("/message/{evil_id}"),
+        "/audit".to_string(),
+        "/dashboard?from=2026-11-01&to=2026-11-30".to_string(),
+    ] {
+        let page = request(c.addr, "GET", &path, &cookie, "");
+        assert_eq!(page.status, 200, "{path}");
+        let html = page.text();
+        assert!(!html.contains("<img src=x"), "{path}: markup not escaped");
+        assert!(
+            !html.contains("onerror=alert(1)>"),
+            "{path}: markup not escaped"
+        );
+    }
+    let message = request(c.addr, "GET", &format!("/message/{evil_id}"), &cookie, "").text();
+    assert!(
+        message.contains("&#60;img src=x onerror=alert(1)&#62;")
+            || message.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "shown as text: {message}"
+    );
+
+    let raw = request(
+        c.addr,
+        "GET",
+        &format!("/message/{evil_id}/raw"),
+        &cookie,
+        "",
+    );
+    assert_eq!(raw.status, 200);
+    assert!(raw
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(raw.header("x-content-type-options"), Some("nosniff"));
+    let file = request(
+        c.addr,
+        "GET",
+        &format!("/message/{evil_id}/attachment/0"),
+        &cookie,
+        "",
+    );
+    assert_eq!(file.status, 200);
+    let disposition = file.header("content-disposition").unwrap();
+    assert!(disposition.starts_with("attachment"), "{disposition}");
+    // The name is quoted once and carries no raw quote, angle bracket or CR/LF.
+    assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
+    assert!(
+        !disposition.contains(['<', '>', '\r', '\n']),
+        "{disposition}"
+    );
+    assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+
+    for path in [
+        "/message/..%2F..%2Fetc%2Fpasswd",
+        "/message/1%2F..%2F2",
+        "/message/-1",
+        "/message/99999999999999999999999",
+        "/message/abc/raw",
+        "/message/1/attachment/..%2F..%2Fetc%2Fpasswd",
+        "/message/1/attachment/99999",
+        "/static/..%2F..%2FCargo.toml",
+        "/lang/..%2F..%2Fetc",
+    ] {
+        let answer = request(c.addr, "GET", path, &cookie, "");
+        assert!(
+            matches!(answer.status, 303 | 400 | 404),
+            "{path}: {} {}",
+            answer.status,
+            answer.text()
+        );
+        assert!(!answer.text().contains("root:"), "{path}");
+        if answer.status == 303 {
+            let to = answer.header("location").unwrap_or("");
+            assert!(
+                to.starts_with('/') && !to.starts_with("//"),
+                "{path} → {to}"
+            );
+        }
+    }
+    // A form posted without its token is refused.
+    assert_eq!(request(c.addr, "POST", "/logout", &cookie, "").status, 422);
+}
