@@ -51,6 +51,7 @@ use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{Page, SqliteStore, Store, StoredMessage};
 use serde::Deserialize;
 
+pub mod api;
 pub mod attachment;
 pub mod auth;
 pub mod dashboard;
@@ -462,6 +463,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         .route("/sources", get(sources_page))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .merge(api::routes())
         .layer(axum::middleware::map_response(security_headers))
         .with_state(shared))
 }
