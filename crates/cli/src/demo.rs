@@ -79,8 +79,13 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<()> {
         "Done in {:.1}s. Try your own searches, for example:\n  \
          mailtrail --data-dir {dir} search '顧客リスト direction:outbound'\n  \
          mailtrail --data-dir {dir} show ID\n  \
-         mailtrail --data-dir {dir} stats\n\
-         `mailtrail search --help` explains the query language.",
+         mailtrail --data-dir {dir} stats\n  \
+         mailtrail --data-dir {dir} trace ID\n\
+         `mailtrail search --help` explains the query language.\n\n\
+         The web console on the same data (choose a password of 10 characters or more):\n  \
+         printf '%s' \"$PASSWORD\" | mailtrail --data-dir {dir} user add admin\n  \
+         mailtrail --data-dir {dir} serve --http 127.0.0.1:8025 --smtp 127.0.0.1:2525\n  \
+         then open http://127.0.0.1:8025/",
         started.elapsed().as_secs_f64(),
         dir = shell_path(&config.data_dir),
     );
