@@ -4,21 +4,20 @@
 //! administrators only, the stats, the audit entries each call writes, and
 //! the OpenAPI document held to exactly the routes the router serves.
 //!
-//! The router runs in-process on a loopback port over a seeded store, as in
-//! `tests/console.rs` (whose small helpers are copied here).
+//! The router runs in-process on a loopback port over a seeded store, with the
+//! helpers the console's tests share (`tests/common`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use common::{audit_actions, request, url, Answer, Console};
 use mailtrail_model::{
     Delivery, DeliveryStatus, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
 };
-use mailtrail_store::console::{AuditFilter, ConsoleStore, Role};
 use mailtrail_store::sqlite::SqliteOptions;
-use mailtrail_store::{Page, SqliteStore, Store};
+use mailtrail_store::{SqliteStore, Store};
 use serde_json::Value;
 
 const TEXT_MAIL: &str = "From: Taro <taro@example.co.jp>\r\nTo: hanako@partner.example\r\n\
@@ -80,213 +79,19 @@ fn seed(dir: &Path) {
         .unwrap();
 }
 
-struct Console {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
-}
-
 fn start() -> Console {
-    let dir = tempfile::tempdir().unwrap();
-    seed(dir.path());
-    mailtrail_web::add_user(dir.path(), "kanri", "kanri-password-1", Role::Administrator).unwrap();
-    mailtrail_web::add_user(dir.path(), "etsuran", "etsuran-password-1", Role::Viewer).unwrap();
-    let router = mailtrail_web::router(mailtrail_web::WebOptions {
-        data_dir: dir.path().to_path_buf(),
-        org_domains: vec!["example.co.jp".into()],
-        timezone: chrono_tz::Asia::Tokyo,
-        secure_cookies: false,
-        session_length: Duration::from_secs(3600),
-        sources: None,
-    })
-    .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Console {
-        addr,
-        dir,
-        _runtime: runtime,
-    }
+    common::serve(seed, None)
 }
 
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `name=value` of a cookie the answer sets.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .find_map(|(_, c)| {
-                let pair = c.split(';').next()?;
-                pair.starts_with(&format!("{name}="))
-                    .then(|| pair.to_string())
-            })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON, checking it is served as JSON.
-    fn json(&self) -> Value {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{}",
-            self.text()
-        );
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
-    }
-}
-
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
-    {
-        body = dechunk(&body);
-    }
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
-                .unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
-        data = &data[line_end + 2 + size + 2..];
-    }
-}
-
-fn form_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-fn url(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Sign in; returns the session cookie (`mt_session=…`).
-fn sign_in(addr: SocketAddr, user: &str, password: &str) -> String {
-    let form = request(addr, "GET", "/login", &[], "");
-    assert_eq!(form.status, 200);
-    let login_cookie = form.cookie("mt_login").unwrap();
-    let token = form_value(&form.text(), "csrf");
-    let answer = request(
-        addr,
-        "POST",
-        "/login",
-        &[("Cookie", &login_cookie)],
-        &format!("user={user}&password={}&csrf={token}", url(password)),
+/// The body as JSON, checking it is served as JSON.
+fn json(answer: &Answer) -> Value {
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/json"),
+        "{}",
+        answer.text()
     );
-    assert_eq!(answer.status, 303, "{}", answer.text());
-    answer.cookie("mt_session").expect("session cookie")
-}
-
-fn audit_actions(dir: &Path) -> Vec<(String, String, Option<String>)> {
-    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
-    store
-        .audit_log(
-            &AuditFilter::default(),
-            Page {
-                limit: 1000,
-                offset: 0,
-            },
-        )
-        .unwrap()
-        .into_iter()
-        .rev()
-        .map(|e| (e.user, e.action, e.detail.or(e.target)))
-        .collect()
+    serde_json::from_slice(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.text()))
 }
 
 fn get(c: &Console, path: &str, session: Option<&str>) -> Answer {
@@ -298,7 +103,7 @@ fn get(c: &Console, path: &str, session: Option<&str>) -> Answer {
 
 /// The error's status and code, checking its shape.
 fn error_of(answer: &Answer) -> (u16, String) {
-    let body = answer.json();
+    let body = json(answer);
     let error = &body["error"];
     assert!(error["message"].is_string(), "{body}");
     assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
@@ -323,7 +128,7 @@ fn without_a_session_every_endpoint_answers_401_json() {
 #[test]
 fn search_answers_the_matches_and_their_count_and_is_audited() {
     let c = start();
-    let session = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let session = common::sign_in(c.addr, "etsuran", "etsuran-password-1").0;
     let answer = get(
         &c,
         &format!("/api/v1/search?q={}", url("見積書")),
@@ -331,7 +136,7 @@ fn search_answers_the_matches_and_their_count_and_is_audited() {
     );
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("cache-control"), Some("no-store"));
-    let body = answer.json();
+    let body = json(&answer);
     assert_eq!(body["count"], 1, "{body}");
     assert_eq!(body["limit"], 50);
     assert_eq!(body["offset"], 0);
@@ -349,12 +154,11 @@ fn search_answers_the_matches_and_their_count_and_is_audited() {
     assert!(m.get("body_text").is_none() && m.get("preview").is_none());
 
     // Paging: the count stays the count of every match.
-    let all = get(
+    let all = json(&get(
         &c,
         "/api/v1/search?q=after:2026-01-01&limit=1&offset=1",
         Some(&session),
-    )
-    .json();
+    ));
     assert_eq!(
         (all["count"].as_u64(), all["limit"].as_u64()),
         (Some(2), Some(1))
@@ -376,7 +180,7 @@ fn search_answers_the_matches_and_their_count_and_is_audited() {
 #[test]
 fn bad_parameters_answer_400_json_with_the_reason() {
     let c = start();
-    let session = sign_in(c.addr, "kanri", "kanri-password-1");
+    let session = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
     for path in [
         "/api/v1/search?q=",
         "/api/v1/search",
@@ -394,7 +198,7 @@ fn bad_parameters_answer_400_json_with_the_reason() {
     // The query parser's own message.
     let answer = get(&c, "/api/v1/search?q=after:notadate", Some(&session));
     assert_eq!(error_of(&answer), (400, "bad_request".into()));
-    let message = answer.json()["error"]["message"]
+    let message = json(&answer)["error"]["message"]
         .as_str()
         .unwrap()
         .to_string();
@@ -408,7 +212,7 @@ fn bad_parameters_answer_400_json_with_the_reason() {
 #[test]
 fn unknown_messages_and_endpoints_answer_404_json() {
     let c = start();
-    let session = sign_in(c.addr, "kanri", "kanri-password-1");
+    let session = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
     for path in [
         "/api/v1/messages/424242",
         "/api/v1/nothing",
@@ -421,7 +225,7 @@ fn unknown_messages_and_endpoints_answer_404_json() {
 
 /// The id search answers for a message id.
 fn id_of(c: &Console, session: &str, message_id: &str) -> i64 {
-    let body = get(c, "/api/v1/search?q=after:2026-01-01", Some(session)).json();
+    let body = json(&get(c, "/api/v1/search?q=after:2026-01-01", Some(session)));
     body["messages"]
         .as_array()
         .into_iter()
@@ -434,14 +238,14 @@ fn id_of(c: &Console, session: &str, message_id: &str) -> i64 {
 #[test]
 fn a_message_has_its_trail_for_all_and_its_body_for_administrators_only() {
     let c = start();
-    let admin = sign_in(c.addr, "kanri", "kanri-password-1");
-    let viewer = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let admin = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
+    let viewer = common::sign_in(c.addr, "etsuran", "etsuran-password-1").0;
     let content = id_of(&c, &admin, "api-1@example.co.jp");
     let logged = id_of(&c, &admin, "api-2@example.co.jp");
 
     let as_admin = get(&c, &format!("/api/v1/messages/{content}"), Some(&admin));
     assert_eq!(as_admin.status, 200, "{}", as_admin.text());
-    let m = as_admin.json();
+    let m = json(&as_admin);
     assert_eq!(m["id"], content);
     assert_eq!(m["subject"], "社外秘：見積書");
     assert_eq!(m["from_name"], "Taro");
@@ -453,7 +257,11 @@ fn a_message_has_its_trail_for_all_and_its_body_for_administrators_only() {
         "{m}"
     );
 
-    let as_viewer = get(&c, &format!("/api/v1/messages/{content}"), Some(&viewer)).json();
+    let as_viewer = json(&get(
+        &c,
+        &format!("/api/v1/messages/{content}"),
+        Some(&viewer),
+    ));
     assert_eq!(as_viewer["subject"], "社外秘：見積書");
     assert!(as_viewer.get("body_text").is_none(), "{as_viewer}");
     assert!(
@@ -462,7 +270,11 @@ fn a_message_has_its_trail_for_all_and_its_body_for_administrators_only() {
     );
 
     // The trail, for a viewer too.
-    let trail = get(&c, &format!("/api/v1/messages/{logged}"), Some(&viewer)).json();
+    let trail = json(&get(
+        &c,
+        &format!("/api/v1/messages/{logged}"),
+        Some(&viewer),
+    ));
     assert_eq!(trail["envelope_from"], "jiro@example.co.jp");
     assert_eq!(trail["status"], "delivered");
     let d = &trail["deliveries"][0];
@@ -502,10 +314,10 @@ fn a_message_has_its_trail_for_all_and_its_body_for_administrators_only() {
 #[test]
 fn stats_answer_the_counts_and_are_audited() {
     let c = start();
-    let session = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let session = common::sign_in(c.addr, "etsuran", "etsuran-password-1").0;
     let answer = get(&c, "/api/v1/stats", Some(&session));
     assert_eq!(answer.status, 200, "{}", answer.text());
-    let s = answer.json();
+    let s = json(&answer);
     assert_eq!(s["messages"], 2, "{s}");
     assert_eq!(s["deliveries"]["delivered"], 1, "{s}");
     assert_eq!(s["systems"]["postfix@mx1"], 1, "{s}");
@@ -520,7 +332,7 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
     let c = start();
     let answer = get(&c, "/api/openapi.json", None);
     assert_eq!(answer.status, 200);
-    let doc = answer.json();
+    let doc = json(&answer);
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc,
@@ -536,7 +348,7 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
 
     // Every documented operation is really served, with its documented
     // success answer; every response it names refers to a defined one.
-    let session = sign_in(c.addr, "kanri", "kanri-password-1");
+    let session = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
     let text = doc.to_string();
     for (path, item) in doc["paths"].as_object().unwrap() {
         let methods: Vec<_> = item.as_object().unwrap().keys().collect();
@@ -545,7 +357,7 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
             path.replace("{id}", "1") + if path.ends_with("search") { "?q=x" } else { "" };
         let answer = get(&c, &concrete, Some(&session));
         assert_eq!(answer.status, 200, "{path}: {}", answer.text());
-        answer.json();
+        json(&answer);
         for (code, response) in item["get"]["responses"].as_object().unwrap() {
             if let Some(reference) = response["$ref"].as_str() {
                 let name = reference.trim_start_matches("#/components/responses/");

@@ -19,8 +19,10 @@
 //! `/usr/bin/chromium` and `chromedriver` (Debian's `chromium` and
 //! `chromium-driver`) the test says it was skipped.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,12 +31,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use common::{audit_actions, Console, ADMIN};
 use mailtrail_model::{
     Delivery, DeliveryStatus, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
 };
-use mailtrail_store::console::{AuditFilter, ConsoleStore, Role};
 use mailtrail_store::sqlite::SqliteOptions;
-use mailtrail_store::{Page, SqliteStore, Store};
+use mailtrail_store::{SqliteStore, Store};
 use serde_json::{json, Value};
 
 /// The name Chromium resolves to the local listener that plays the mail's
@@ -43,7 +45,6 @@ const TRACKER_HOST: &str = "tracker.test";
 const HTML_SUBJECT: &str = "社外秘：見積書";
 const RESEND_SUBJECT: &str = "見積書の再送について";
 const WEEKLY_SUBJECT: &str = "週次報告（第47週）";
-const ADMIN: (&str, &str) = ("kanri", "kanri-password-1");
 /// How long any one wait may last before the test fails.
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -176,63 +177,8 @@ fn seed(dir: &Path, tracker: &str) {
         .unwrap();
 }
 
-struct Console {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
-}
-
 fn start_console(tracker: &str) -> Console {
-    let dir = tempfile::tempdir().unwrap();
-    seed(dir.path(), tracker);
-    mailtrail_web::add_user(dir.path(), ADMIN.0, ADMIN.1, Role::Administrator).unwrap();
-    let router = mailtrail_web::router(mailtrail_web::WebOptions {
-        data_dir: dir.path().to_path_buf(),
-        org_domains: vec!["example.co.jp".into()],
-        timezone: chrono_tz::Asia::Tokyo,
-        secure_cookies: false,
-        session_length: Duration::from_secs(3600),
-        sources: None,
-    })
-    .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Console {
-        addr,
-        dir,
-        _runtime: runtime,
-    }
-}
-
-fn audit_actions(dir: &Path) -> Vec<(String, String, Option<String>)> {
-    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
-    store
-        .audit_log(
-            &AuditFilter::default(),
-            Page {
-                limit: 1000,
-                offset: 0,
-            },
-        )
-        .unwrap()
-        .into_iter()
-        .rev()
-        .map(|e| (e.user, e.action, e.detail.or(e.target)))
-        .collect()
+    common::serve(|dir| seed(dir, tracker), None)
 }
 
 // ---------------------------------------------------------------- the "remote" host

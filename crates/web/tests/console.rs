@@ -9,16 +9,17 @@
 //! plain HTTP/1.1 written by hand, so every header is what a browser sends
 //! and every answer is checked as a browser would get it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use common::{audit_actions, form_value, request, sign_in, url, Console};
 use mailtrail_model::{
     Delivery, DeliveryStatus, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
 };
-use mailtrail_store::console::{AuditFilter, ConsoleStore, Role};
+use mailtrail_store::console::{AuditFilter, ConsoleStore};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{Page, SqliteStore, Store};
 
@@ -82,12 +83,6 @@ fn seed(dir: &Path) {
         .unwrap();
 }
 
-struct Console {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    _runtime: tokio::runtime::Runtime,
-}
-
 fn start() -> Console {
     start_with(|_| {})
 }
@@ -102,214 +97,13 @@ fn start_with_sources(
     extra: impl FnOnce(&Path),
     sources: Option<mailtrail_web::SourcesProvider>,
 ) -> Console {
-    let dir = tempfile::tempdir().unwrap();
-    seed(dir.path());
-    extra(dir.path());
-    mailtrail_web::add_user(dir.path(), "kanri", "kanri-password-1", Role::Administrator).unwrap();
-    mailtrail_web::add_user(dir.path(), "etsuran", "etsuran-password-1", Role::Viewer).unwrap();
-    let router = mailtrail_web::router(mailtrail_web::WebOptions {
-        data_dir: dir.path().to_path_buf(),
-        org_domains: vec!["example.co.jp".into()],
-        timezone: chrono_tz::Asia::Tokyo,
-        secure_cookies: false,
-        session_length: Duration::from_secs(3600),
+    common::serve(
+        |dir| {
+            seed(dir);
+            extra(dir);
+        },
         sources,
-    })
-    .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    runtime.spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    Console {
-        addr,
-        dir,
-        _runtime: runtime,
-    }
-}
-
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn cookies(&self) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// `name=value` of a cookie the answer sets.
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies().iter().find_map(|c| {
-            let pair = c.split(';').next()?;
-            pair.starts_with(&format!("{name}="))
-                .then(|| pair.to_string())
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(": ")
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
-    {
-        body = dechunk(&body);
-    }
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
-                .unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
-        data = &data[line_end + 2 + size + 2..];
-    }
-}
-
-fn form_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-fn url(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Sign in; returns the session cookie (`mt_session=…`) and the CSRF token.
-fn sign_in(addr: SocketAddr, user: &str, password: &str) -> (String, String) {
-    let form = request(addr, "GET", "/login", &[], "");
-    assert_eq!(form.status, 200);
-    let login_cookie = form.cookie("mt_login").unwrap();
-    let token = form_value(&form.text(), "csrf");
-    let answer = request(
-        addr,
-        "POST",
-        "/login",
-        &[("Cookie", &login_cookie)],
-        &format!("user={user}&password={}&csrf={token}", url(password)),
-    );
-    assert_eq!(answer.status, 303, "{}", answer.text());
-    let session = answer.cookie("mt_session").expect("session cookie");
-    let set = answer
-        .cookies()
-        .into_iter()
-        .find(|c| c.starts_with("mt_session="))
-        .unwrap()
-        .to_string();
-    assert!(
-        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-        "{set}"
-    );
-    let page = request(addr, "GET", "/search", &[("Cookie", &session)], "");
-    let csrf = form_value(&page.text(), "csrf");
-    (session, csrf)
-}
-
-fn audit_actions(dir: &Path) -> Vec<(String, String, Option<String>)> {
-    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
-    store
-        .audit_log(
-            &AuditFilter::default(),
-            Page {
-                limit: 1000,
-                offset: 0,
-            },
-        )
-        .unwrap()
-        .into_iter()
-        .rev()
-        .map(|e| (e.user, e.action, e.detail.or(e.target)))
-        .collect()
+    )
 }
 
 #[test]
