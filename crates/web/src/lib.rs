@@ -696,15 +696,13 @@ fn login_page(
             user,
         },
     );
-    let cookie = auth::set_cookie(
+    add_cookie(
+        &mut response,
+        shared,
         LOGIN_COOKIE,
         &token,
         Duration::from_secs(3600),
-        shared.options.secure_cookies,
     );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
     response
 }
 
@@ -808,15 +806,8 @@ async fn login(
         };
         record(shared, &signed_in, "sign-in", None, None).await?;
         let mut response = Redirect::to("/search").into_response();
-        let secure = shared.options.secure_cookies;
-        for cookie in [
-            auth::set_cookie(SESSION_COOKIE, &token, length, secure),
-            auth::set_cookie(LOGIN_COOKIE, "", Duration::ZERO, secure),
-        ] {
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, v);
-            }
-        }
+        add_cookie(&mut response, shared, SESSION_COOKIE, &token, length);
+        add_cookie(&mut response, shared, LOGIN_COOKIE, "", Duration::ZERO);
         Ok(response)
     })
     .await
@@ -845,15 +836,7 @@ async fn logout(
         let hash = session.token_hash.clone();
         blocking(move || with_console(&app, |store| store.delete_session(&hash))).await?;
         let mut response = Redirect::to("/login").into_response();
-        let cookie = auth::set_cookie(
-            SESSION_COOKIE,
-            "",
-            Duration::ZERO,
-            shared.options.secure_cookies,
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
+        add_cookie(&mut response, shared, SESSION_COOKIE, "", Duration::ZERO);
         Ok(response)
     })
     .await
@@ -874,16 +857,28 @@ async fn switch_language(
         .filter(|p| p.starts_with('/') && !p.starts_with("//"))
         .unwrap_or_else(|| "/search".to_string());
     let mut response = Redirect::to(&back).into_response();
-    let cookie = auth::set_cookie(
+    add_cookie(
+        &mut response,
+        &shared,
         LANG_COOKIE,
         lang.code(),
         Duration::from_secs(365 * 24 * 3600),
-        shared.options.secure_cookies,
     );
+    response
+}
+
+/// Set a cookie on a response (`Secure` as configured); `max_age` zero deletes it.
+fn add_cookie(
+    response: &mut Response,
+    shared: &Shared,
+    name: &str,
+    value: &str,
+    max_age: Duration,
+) {
+    let cookie = auth::set_cookie(name, value, max_age, shared.options.secure_cookies);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
-    response
 }
 
 // ---------------------------------------------------------------- search
