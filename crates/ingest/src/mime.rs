@@ -551,14 +551,17 @@ fn to_utc(d: &mail_parser::DateTime) -> Option<DateTime<Utc>> {
 // ---------------------------------------------------------------------------
 
 /// Same length as `message`: `message/rfc822` becomes `x-mtmsg/rfc822`.
-const NESTED_MARK: &str = "x-mtmsg";
+pub const NESTED_MARK: &str = "x-mtmsg";
 /// Same length as `digest`: entries of `multipart/digest` default to text, not to messages.
 const DIGEST_MARK: &str = "digesx";
 
 /// A copy of `raw` in which the content types that make mail-parser nest
 /// (`message/rfc822`, `message/global`, `multipart/digest`) are renamed to
-/// same-length private ones, or `None` when there are none.
-fn neutralise_nesting(raw: &[u8]) -> Option<Vec<u8>> {
+/// same-length private ones, or `None` when there are none. Offsets into
+/// the copy are offsets into `raw`; an attached message is then one part
+/// (of type [`NESTED_MARK`]) that the caller may parse in turn, to a depth
+/// it chooses, instead of mail-parser recursing without limit.
+pub fn neutralise_nesting(raw: &[u8]) -> Option<Vec<u8>> {
     let mut copy: Option<Vec<u8>> = None;
     for slash in memchr::memchr_iter(b'/', raw) {
         let before = slash.checked_sub(7).and_then(|s| raw.get(s..slash));

@@ -24,14 +24,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mail_parser::{Encoding, HeaderName, MessageParser, PartType};
-use mailtrail_ingest::mime::{base64_decode_lenient, qp_decode_lenient, MAX_NESTED_DEPTH};
+use mailtrail_ingest::mime::{
+    base64_decode_lenient, neutralise_nesting, qp_decode_lenient, MAX_NESTED_DEPTH, NESTED_MARK,
+};
 
 /// Parts looked at per message, at most (as the decoder lists at most this many).
 const MAX_PARTS: usize = mailtrail_ingest::mime::MAX_ATTACHMENTS * 2;
-/// Same length as `message`: a content type mail-parser does not nest into.
-const NESTED_MARK: &[u8] = b"x-mtmsg";
-/// Same length as `digest`.
-const DIGEST_MARK: &[u8] = b"digesx";
 
 /// The decoded content of the part of `raw` whose BLAKE3 is `blake3`.
 pub fn find(raw: &[u8], blake3: &str) -> Option<Vec<u8>> {
@@ -43,30 +41,6 @@ pub fn find(raw: &[u8], blake3: &str) -> Option<Vec<u8>> {
     catch_unwind(AssertUnwindSafe(|| walk(raw, blake3, 0, &mut budget)))
         .ok()
         .flatten()
-}
-
-/// A copy of `raw` with the nesting content types renamed (same length, so
-/// every offset still points into `raw`), or `None` when there are none.
-pub(crate) fn neutralise_nesting(raw: &[u8]) -> Option<Vec<u8>> {
-    let mut copy: Option<Vec<u8>> = None;
-    let starts = |s: &[u8], p: &[u8]| s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p);
-    for (slash, _) in raw.iter().enumerate().filter(|(_, b)| **b == b'/') {
-        let after = &raw[slash + 1..];
-        if slash >= 7
-            && raw[slash - 7..slash].eq_ignore_ascii_case(b"message")
-            && (starts(after, b"rfc822") || starts(after, b"global"))
-        {
-            let c = copy.get_or_insert_with(|| raw.to_vec());
-            c[slash - 7..slash].copy_from_slice(NESTED_MARK);
-        } else if slash >= 9
-            && raw[slash - 9..slash].eq_ignore_ascii_case(b"multipart")
-            && starts(after, b"digest")
-        {
-            let c = copy.get_or_insert_with(|| raw.to_vec());
-            c[slash + 1..slash + 7].copy_from_slice(DIGEST_MARK);
-        }
-    }
-    copy
 }
 
 fn walk(raw: &[u8], blake3: &str, depth: usize, budget: &mut usize) -> Option<Vec<u8>> {
@@ -100,7 +74,7 @@ fn walk(raw: &[u8], blake3: &str, depth: usize, budget: &mut usize) -> Option<Ve
             .find(|h| h.name == HeaderName::ContentType)
             .and_then(|h| h.value.as_content_type());
         let nested = content_type.is_some_and(|ct| {
-            ct.ctype().as_bytes().eq_ignore_ascii_case(NESTED_MARK)
+            ct.ctype().eq_ignore_ascii_case(NESTED_MARK)
                 && ct.subtype().is_some_and(|s| {
                     s.eq_ignore_ascii_case("rfc822") || s.eq_ignore_ascii_case("global")
                 })

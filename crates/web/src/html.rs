@@ -16,7 +16,7 @@ pub fn bodies(raw: &[u8]) -> (Option<String>, Option<String>) {
     // Attached messages are not descended into (a crafted nesting thousands
     // deep must not exhaust the stack), and a parser bug costs this page's
     // body, never the server.
-    let neutral = crate::attachment::neutralise_nesting(raw);
+    let neutral = mailtrail_ingest::mime::neutralise_nesting(raw);
     let raw = neutral.as_deref().unwrap_or(raw);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_bodies(raw)))
         .unwrap_or((None, None))
