@@ -4,8 +4,11 @@
 //! small Japanese company's mail (a Postfix relay log and a Maildir whose
 //! messages share Message-IDs with the log), imports both into the data
 //! directory exactly as `mailtrail import` would, and runs the searches an
-//! administrator would try first. Nothing is special-cased for the demo: the
-//! same importer, store and query language run on real data.
+//! administrator would try first — then starts `mailtrail serve` on that
+//! data with a demo administrator whose password it prints, so that the
+//! README's first command ends in a populated web console. Nothing is
+//! special-cased for the demo: the same importer, store, query language and
+//! console run on real data.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,7 +23,11 @@ use crate::{import, open_store_with, output, parse_query, DemoArgs, GenerateArgs
 
 const DEMO_DOMAIN: &str = "example.co.jp";
 
-pub fn run(config: &Config, args: &DemoArgs) -> Result<()> {
+/// Generate and import the demo company's mail; unless `--no-serve`, also
+/// create the demo administrator (a new random password each run, printed)
+/// for the web console that `main` starts next. Returns the configuration
+/// the console must run with (the demo's domain and time zone).
+pub fn run(config: &Config, args: &DemoArgs) -> Result<Config> {
     let mut config = config.clone();
     if config.org_domains.is_empty() {
         config.org_domains = vec![DEMO_DOMAIN.to_string()];
@@ -81,16 +88,48 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<()> {
          mailtrail --data-dir {dir} show ID\n  \
          mailtrail --data-dir {dir} stats\n  \
          mailtrail --data-dir {dir} trace ID\n\
-         `mailtrail search --help` explains the query language.\n\n\
-         The web console on the same data (choose a password of 10 characters or more):\n  \
-         printf '%s' \"$PASSWORD\" | mailtrail --data-dir {dir} user add admin\n  \
-         mailtrail --data-dir {dir} serve --http 127.0.0.1:8025 --smtp 127.0.0.1:2525\n  \
-         then open http://127.0.0.1:8025/",
+         `mailtrail search --help` explains the query language.",
         started.elapsed().as_secs_f64(),
         dir = shell_path(&config.data_dir),
     );
-    Ok(())
+    drop(store);
+    if args.no_serve {
+        println!(
+            "\nThe web console on the same data (choose a password of 10 characters or more):\n  \
+             printf '%s' \"$PASSWORD\" | mailtrail --data-dir {dir} user add admin\n  \
+             mailtrail --data-dir {dir} serve --http 127.0.0.1:8025 --smtp 127.0.0.1:2525",
+            dir = shell_path(&config.data_dir),
+        );
+        return Ok(config);
+    }
+    // A new password each run: the demo's data is made up, but the console
+    // is real and a fixed, published password is a habit worth not teaching.
+    let password = mailtrail_web::auth::random_token()[..20].to_string();
+    mailtrail_web::add_user(
+        &config.data_dir,
+        DEMO_ADMIN,
+        &password,
+        mailtrail_store::console::Role::Administrator,
+    )
+    .map_err(|e| anyhow::anyhow!("creating the demo administrator: {e}"))?;
+    println!(
+        "\n================================================================\n\
+         The web console is starting on the demo data:\n\n  \
+         URL:      http://{http}/\n  \
+         user:     {DEMO_ADMIN}\n  \
+         password: {password}\n\n\
+         (a new password each run; Ctrl-C stops the console, the data stays in {dir};\n \
+         mail sent to smtp://{smtp} is captured too)\n\
+         ================================================================",
+        http = args.http,
+        smtp = args.smtp,
+        dir = shell_path(&config.data_dir),
+    );
+    Ok(config)
 }
+
+/// The demo's administrator account.
+pub const DEMO_ADMIN: &str = "admin";
 
 fn demo_start() -> chrono::DateTime<Utc> {
     use chrono::TimeZone;

@@ -121,7 +121,11 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     /// Console accounts: add or update one (password from standard input), list them
     #[command(subcommand)]
     User(UserCommand),
-    /// Generate a small company's mail, import it, and show example searches
+    /// API tokens for scripts: create one (printed once), list, revoke
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Generate a small company's mail, import it, show example searches, then
+    /// start the web console on it with a demo administrator (--no-serve: stop after the import)
     Demo(DemoArgs),
     /// Generate synthetic Postfix logs, Maildirs, Exchange tracking logs and M365 reports (tests, benchmarks)
     Generate(GenerateArgs),
@@ -229,6 +233,26 @@ enum UserCommand {
     List,
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for the JSON API and print it (only this once:
+    /// the store keeps its hash). Use it as
+    /// `curl -H "Authorization: Bearer $TOKEN" http://HOST:8025/api/v1/search?q=...`.
+    /// Requests made with it are audited as `token:NAME`.
+    Create {
+        /// What the token is for (letters, digits, '-', '_', '.'), e.g. siem-export
+        name: String,
+        /// administrator (messages, raw and attachment downloads too) or
+        /// viewer (metadata search and trails only)
+        #[arg(long, default_value = "administrator")]
+        role: String,
+    },
+    /// List the tokens: name, role, created, last used, revoked
+    List,
+    /// Revoke a token: requests carrying it are refused from now on
+    Revoke { name: String },
+}
+
 #[derive(Args)]
 struct FormatArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -242,8 +266,8 @@ struct QuarantineArgs {
     limit: u32,
 }
 
-#[derive(Args)]
-struct ServeArgs {
+#[derive(Args, Default)]
+pub struct ServeArgs {
     /// Address of the SMTP journal receiver (port 0 picks a free port). Also
     /// `[smtp] listen`. When no source is configured at all: 127.0.0.1:2525
     #[arg(long, value_name = "ADDR", env = "MAILTRAIL_SMTP")]
@@ -306,6 +330,15 @@ pub struct DemoArgs {
     /// Messages to put in the demo Maildir
     #[arg(long, default_value_t = 800)]
     pub messages: u64,
+    /// Only generate and import; do not start the web console afterwards
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Where the demo's web console listens (loopback only unless you say otherwise)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8025")]
+    pub http: std::net::SocketAddr,
+    /// Where the demo's SMTP journal receiver listens
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2525")]
+    pub smtp: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -347,7 +380,7 @@ pub struct GenerateArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Demo(_)) {
         // `mailtrail search … | head` must end quietly when `head` has read
         // enough, as other command-line tools do. The service keeps Rust's
         // default (SIGPIPE ignored): a vanished client is an error on its
@@ -389,10 +422,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Quarantine(args) => cmd_quarantine(&config, args),
         Command::Serve(args) => cmd_serve(&config, *args),
-        Command::Demo(args) => demo::run(&config, &args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => {
+            let config = demo::run(&config, &args)?;
+            if args.no_serve {
+                return Ok(ExitCode::SUCCESS);
+            }
+            cmd_serve(
+                &config,
+                ServeArgs {
+                    http: Some(args.http),
+                    smtp: Some(args.smtp),
+                    ..ServeArgs::default()
+                },
+            )
+        }
         Command::Generate(args) => demo::generate_cmd(&config, &args).map(|()| ExitCode::SUCCESS),
         Command::HashPassword => cmd_hash_password(),
         Command::User(cmd) => cmd_user(&config, cmd),
+        Command::Token(cmd) => cmd_token(&config, cmd),
     }
 }
 
@@ -761,7 +808,7 @@ fn cmd_stats(config: &Config, args: FormatArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
+pub fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
     let store = open_store_with(config, true)?;
     // Flags win over the file's sections, field by field.
     let sections = config.serve.clone();
@@ -910,6 +957,49 @@ fn cmd_user(config: &Config, cmd: UserCommand) -> Result<ExitCode> {
                     if user.disabled { "  (disabled)" } else { "" }
                 );
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_token(config: &Config, cmd: TokenCommand) -> Result<ExitCode> {
+    use mailtrail_store::console::{ConsoleStore, Role};
+    match cmd {
+        TokenCommand::Create { name, role } => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("unknown role {role:?}: administrator or viewer"))?;
+            let token = mailtrail_web::create_api_token(&config.data_dir, &name, role)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "created token {name} ({}); it is shown only now, keep it secret:",
+                role.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let store = open_store(config)?;
+            let tz = effective_timezone(config, &store)?;
+            for t in store.api_tokens()? {
+                println!(
+                    "{:<24} {:<14} created {}  last used {}{}",
+                    t.name,
+                    t.role.as_str(),
+                    output::local(t.created, tz),
+                    t.last_used
+                        .map_or_else(|| "never".to_string(), |u| output::local(u, tz)),
+                    t.revoked
+                        .map(|r| format!("  (revoked {})", output::local(r, tz)))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            let revoked = mailtrail_web::revoke_api_token(&config.data_dir, &name)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !revoked {
+                bail!("no live token named {name} (`mailtrail token list` shows them)");
+            }
+            println!("revoked {name}");
         }
     }
     Ok(ExitCode::SUCCESS)

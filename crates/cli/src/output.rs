@@ -9,48 +9,13 @@
 use chrono::{DateTime, Utc};
 use mailtrail_model::RecipientKind;
 use mailtrail_store::StoredMessage;
-use serde_json::{json, Value};
+use serde_json::Value;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-pub fn local(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    t.with_timezone(&tz)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-}
+pub use mailtrail_web::json::{addresses, display_time, local_time as local, to_addresses};
 
 pub fn local_short(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     t.with_timezone(&tz).format("%Y/%m/%d %H:%M").to_string()
-}
-
-fn addresses(m: &StoredMessage, kind: RecipientKind) -> Vec<&str> {
-    m.recipients
-        .iter()
-        .filter(|r| r.kind == kind)
-        .map(|r| r.address.as_str())
-        .collect()
-}
-
-/// Recipients for the `to` column: the To header, or — for a message known
-/// only from logs, which have no headers — the envelope recipients.
-pub fn to_addresses(m: &StoredMessage) -> Vec<&str> {
-    let to = addresses(m, RecipientKind::To);
-    let addressed = m
-        .recipients
-        .iter()
-        .any(|r| r.kind != RecipientKind::Envelope);
-    if addressed {
-        to
-    } else {
-        addresses(m, RecipientKind::Envelope)
-    }
-}
-
-/// The time a message is listed, ordered and filtered (`after:`) by: when a
-/// system first saw it, else its `Date:` header (which the sender's client
-/// sets and can be anything), else its first delivery.
-pub fn display_time(m: &StoredMessage) -> Option<DateTime<Utc>> {
-    m.first_seen
-        .or(m.date)
-        .or_else(|| m.deliveries.iter().map(|d| d.time).min())
 }
 
 /// A single-line value from a message, safe for a terminal: control
@@ -61,58 +26,28 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
-/// Multi-line text (a body) safe for a terminal: line breaks and tabs stay.
+/// Multi-line text (a body) safe for a terminal: line breaks and tabs stay;
+/// a CR of a CRLF line end (nearly all mail) is a line end too, not a
+/// control character; a lone CR (which would let a line overwrite itself)
+/// is replaced.
 pub fn printable_text(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
+/// The message as `--format json` prints it: the API's shape
+/// ([`mailtrail_web::json::MessageJson`]), one contract for both.
 pub fn message_json(m: &StoredMessage, tz: chrono_tz::Tz) -> Value {
-    json!({
-        "id": m.id,
-        "message_id": m.message_id,
-        "date": display_time(m).map(|t| local(t, tz)),
-        "header_date": m.date.map(|t| local(t, tz)),
-        "first_seen": m.first_seen.map(|t| local(t, tz)),
-        "direction": m.direction.as_str(),
-        "from": m.from.as_ref().map(|f| f.address.as_str()).or(m.envelope_from.as_deref()),
-        "from_name": m.from.as_ref().and_then(|f| f.display_name.as_deref()),
-        "envelope_from": m.envelope_from,
-        "to": to_addresses(m),
-        "cc": addresses(m, RecipientKind::Cc),
-        "bcc": addresses(m, RecipientKind::Bcc),
-        "envelope_recipients": addresses(m, RecipientKind::Envelope),
-        "subject": m.subject,
-        "attachments": m.attachments.iter().map(|a| json!({
-            "filename": a.filename,
-            "size": a.size,
-            "content_type": a.content_type,
-            "blake3": a.blake3,
-            "encrypted": a.encrypted,
-            "inner_names": a.inner_names,
-        })).collect::<Vec<_>>(),
-        "size": m.size,
-        "systems": m.systems,
-        "client_ip": m.client_ip,
-        "auth": m.auth,
-        "content": m.content_hash.is_some(),
-        "deliveries": m.deliveries.iter().map(|d| json!({
-            "recipient": d.recipient,
-            "status": d.status.as_str(),
-            "time": local(d.time, tz),
-            "system": d.system,
-            "detail": d.detail,
-            "relay": d.relay,
-            "local_id": d.local_id,
-        })).collect::<Vec<_>>(),
-    })
+    serde_json::to_value(mailtrail_web::json::MessageJson::new(m, tz)).unwrap_or(Value::Null)
 }
 
 /// The most telling delivery status of a message, for one-line views.
@@ -142,7 +77,7 @@ pub fn summary_status(m: &StoredMessage) -> &'static str {
     "-"
 }
 
-fn join_short(list: &[&str], max: usize) -> String {
+fn join_short(list: &[String], max: usize) -> String {
     match list.len() {
         0 => String::new(),
         n if n <= max => list.join(", "),
@@ -273,6 +208,12 @@ mod tests {
         assert!(!printable(subject).chars().any(char::is_control));
         assert!(!fit(subject, 40).chars().any(char::is_control));
         assert_eq!(printable_text("a\nb\tc\u{7}"), "a\nb\tc\u{FFFD}");
+        // CRLF line ends are line ends; a lone CR is not let through.
+        assert_eq!(
+            printable_text("佐藤様\r\nお世話に\r\n"),
+            "佐藤様\nお世話に\n"
+        );
+        assert_eq!(printable_text("ok\rFAKE"), "ok\u{FFFD}FAKE");
     }
 
     #[test]

@@ -13,18 +13,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use mailtrail_model::Delivery;
-use mailtrail_store::StoredMessage;
-use serde_json::{json, Value};
+use mailtrail_web::json::{trail, TrailJson};
 
 use crate::config::Config;
 use crate::output;
-
-/// The deliveries of a message in time order (stable for equal times).
-pub fn trail(m: &StoredMessage) -> Vec<&Delivery> {
-    let mut events: Vec<&Delivery> = m.deliveries.iter().collect();
-    events.sort_by_key(|d| d.time);
-    events
-}
 
 /// Where the event happened, beyond the system: the next hop for a
 /// delivery, the client for a receipt.
@@ -38,21 +30,6 @@ fn place(d: &Delivery) -> String {
     }
 }
 
-fn event_json(d: &Delivery, tz: chrono_tz::Tz) -> Value {
-    json!({
-        "time": output::local(d.time, tz),
-        "system": d.system,
-        "event": d.status.as_str(),
-        "recipient": d.recipient,
-        "original_recipient": d.original_recipient,
-        "relay": d.relay,
-        "client_ip": d.client_ip,
-        "client_host": d.client_host,
-        "local_id": d.local_id,
-        "detail": d.detail,
-    })
-}
-
 pub fn run(config: &Config, id: &str, json_output: bool) -> Result<ExitCode> {
     let store = crate::open_store(config)?;
     let m = crate::find_message(&store, id)?;
@@ -61,15 +38,7 @@ pub fn run(config: &Config, id: &str, json_output: bool) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if json_output {
-        let v = json!({
-            "id": m.id,
-            "message_id": m.message_id,
-            "subject": m.subject,
-            "from": m.from.as_ref().map(|f| f.address.as_str()).or(m.envelope_from.as_deref()),
-            "direction": m.direction.as_str(),
-            "systems": m.systems,
-            "trail": events.iter().map(|d| event_json(d, tz)).collect::<Vec<_>>(),
-        });
+        let v = serde_json::to_string(&TrailJson::new(&m, tz))?;
         writeln!(out, "{v}")?;
         out.flush()?;
         return Ok(ExitCode::SUCCESS);

@@ -13,7 +13,14 @@ fn a_closed_pipe_ends_the_output_quietly() {
         .arg("--data-dir")
         .arg(&data)
         .args(["--org-domain", "example.co.jp", "--timezone", "UTC"])
-        .args(["demo", "--log-lines", "3000", "--messages", "50"])
+        .args([
+            "demo",
+            "--no-serve",
+            "--log-lines",
+            "3000",
+            "--messages",
+            "50",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -9,6 +9,7 @@
 //! - **Sessions are kept by the hash of their token**: the cookie's value
 //!   never reaches the database, so a copy of the data directory signs no
 //!   one in.
+//! - **API tokens likewise** ([`ApiToken`]): kept by hash, shown once.
 //! - **The audit log is a hash chain**: every entry's `chain` is BLAKE3 over
 //!   the previous entry's `chain` and this entry's fields. Removing or
 //!   editing an entry breaks every `chain` after it, which
@@ -74,6 +75,23 @@ pub struct Session {
     pub ip: Option<String>,
 }
 
+/// A bearer token for scripts using the JSON API (`mailtrail token create`).
+/// It acts with its own role and is audited under `token:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// What the token is for, unique: `siem-export`, `nightly-report`.
+    pub name: String,
+    /// BLAKE3 of the token, hex: like a session's, the token itself is
+    /// shown once when created and never stored.
+    pub token_hash: String,
+    pub role: Role,
+    pub created: DateTime<Utc>,
+    /// Last request made with it (minute resolution).
+    pub last_used: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked token authenticates nothing.
+    pub revoked: Option<DateTime<Utc>>,
+}
+
 /// One audited action, as it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {
@@ -134,6 +152,20 @@ pub trait ConsoleStore {
         expired_at: DateTime<Utc>,
         of_user: Option<&str>,
     ) -> Result<u64, StoreError>;
+
+    /// Store a new token; `false` (and nothing changed) when a token of that
+    /// name exists, revoked or not — names stay unique in the audit log.
+    fn create_api_token(&mut self, token: &ApiToken) -> Result<bool, StoreError>;
+    /// Every token, revoked ones included, by name.
+    fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+    /// The live (not revoked) token with this hash; notes its use at `now`.
+    fn api_token(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiToken>, StoreError>;
+    /// Revoke a live token; `false` when there is none of that name.
+    fn revoke_api_token(&mut self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Append to the audit log (in its own transaction: an audited action is
     /// recorded before its answer is sent).

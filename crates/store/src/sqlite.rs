@@ -31,8 +31,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::blob::BlobStore;
 use crate::console::{
-    chain_hash, AuditEntry, AuditFilter, ChainBreak, ConsoleStore, NewAuditEntry, Role, Session,
-    User,
+    chain_hash, ApiToken, AuditEntry, AuditFilter, ChainBreak, ConsoleStore, NewAuditEntry, Role,
+    Session, User,
 };
 use crate::query::{Expr, Term, TextField};
 use crate::{
@@ -168,6 +168,17 @@ const MIGRATIONS: &[&str] = &[
         chain TEXT NOT NULL
     );
     CREATE INDEX audit_log_time ON audit_log(time);
+    "#,
+    // 3: bearer tokens for scripts using the console's JSON API
+    r#"
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        last_used INTEGER,
+        revoked INTEGER
+    ) WITHOUT ROWID;
     "#,
 ];
 
@@ -1829,6 +1840,82 @@ impl ConsoleStore for SqliteStore {
         }
         Ok(None)
     }
+
+    fn create_api_token(&mut self, token: &ApiToken) -> Result<bool, StoreError> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO api_tokens (name, token_hash, role, created, last_used, revoked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![
+                token.name,
+                token.token_hash,
+                token.role.as_str(),
+                micros(token.created),
+                token.last_used.map(micros),
+                token.revoked.map(micros),
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, token_hash, role, created, last_used, revoked FROM api_tokens ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], api_token_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn api_token(
+        &mut self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiToken>, StoreError> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT name, token_hash, role, created, last_used, revoked FROM api_tokens
+                 WHERE token_hash = ?1 AND revoked IS NULL",
+            )?
+            .query_row([token_hash], api_token_row)
+            .optional()?;
+        if let Some(token) = &found {
+            // Minute resolution: a script's every request does not write.
+            let stale = token
+                .last_used
+                .is_none_or(|t| now.signed_duration_since(t).num_seconds() >= 60);
+            if stale {
+                self.conn
+                    .prepare_cached("UPDATE api_tokens SET last_used = ?2 WHERE name = ?1")?
+                    .execute(params![token.name, micros(now)])?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn revoke_api_token(&mut self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE api_tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+            )?
+            .execute(params![name, micros(now)])?;
+        Ok(changed == 1)
+    }
+}
+
+fn api_token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiToken> {
+    let role: String = r.get(2)?;
+    Ok(ApiToken {
+        name: r.get(0)?,
+        token_hash: r.get(1)?,
+        // An unknown role (a newer build's) is the least privilege.
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        created: from_micros(r.get(3)?),
+        last_used: r.get::<_, Option<i64>>(4)?.map(from_micros),
+        revoked: r.get::<_, Option<i64>>(5)?.map(from_micros),
+    })
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {

@@ -1,28 +1,34 @@
 //! The console's JSON API, versioned under `/api/v1/`: search
-//! (`/api/v1/search`), one message with its trail (`/api/v1/messages/{id}`)
-//! and the store's counts (`/api/v1/stats`), described by the OpenAPI 3.1
-//! document served at `/api/openapi.json` (`static/openapi.json`, written
-//! by hand and kept equal to [`paths`] by the tests).
+//! (`/api/v1/search`), one message (`/api/v1/messages/{id}`), its raw
+//! bytes, its attachments and its trail across systems, and the store's
+//! counts (`/api/v1/stats`), described by the OpenAPI 3.1 document served
+//! at `/api/v1/openapi.json` — generated from these handlers and the
+//! response types of [`crate::json`] by utoipa, so it cannot drift from
+//! what is served.
 //!
 //! Why it is shaped this way:
-//! - **The same console, another format**: the same sign-in session (the
-//!   browser's cookie), the same two roles, the same audit entries
-//!   (`search` with the query as written, `view` with the message id,
-//!   `stats`) written before anything is answered, and the same query
-//!   language — a JSON answer is never a way around what the HTML pages
-//!   enforce. Viewers get metadata and the trail; only administrators get
-//!   `body_text`, and for viewers the field is absent rather than empty.
+//! - **The same console, another format**: a browser's sign-in session or
+//!   an API token (`Authorization: Bearer mtk_…`, from `mailtrail token
+//!   create`), the same two roles, the same audit entries (`search` with the
+//!   query as written, `view`, `trail`, `download-raw`,
+//!   `download-attachment`, `stats`) written before anything is answered,
+//!   and the same query language — a JSON answer is never a way around what
+//!   the HTML pages enforce. Viewers get metadata and the trail; only
+//!   administrators get `body_text` (absent for viewers, not empty) and the
+//!   downloads (403 otherwise).
+//! - **The same message fields as the command line**: search answers
+//!   `{"count", "limit", "offset", "messages"}` whose messages are exactly
+//!   what `mailtrail search --format json` prints ([`MessageJson`]).
 //! - **Errors are JSON too**, `{"error": {"code", "message"}}` with the
 //!   HTTP status: 401 (not a redirect to the sign-in page) without a live
-//!   session, 400 with the query parser's own message for a bad query, and
-//!   400 for a malformed parameter (a non-numeric id, a limit that is not a
-//!   number) instead of axum's plain-text rejection. Unknown paths under
-//!   `/api/` answer a JSON 404.
-//! - **One table of routes** ([`paths`]): the router is built from it, so
-//!   the tests can hold the OpenAPI document to exactly what is served.
-//! - Only session cookies authenticate for now: bearer tokens for tools need
-//!   tokens of their own in the console store (issued, listed, revoked),
-//!   which this module does not have yet.
+//!   session or token, 400 with the query parser's own message for a bad
+//!   query, and 400 for a malformed parameter (a non-numeric id, a limit
+//!   that is not a number) instead of axum's plain-text rejection. Unknown
+//!   paths under `/api/` answer a JSON 404.
+//! - **One table of routes** ([`paths`]): the router is built from it, and
+//!   the tests hold the generated document to exactly those paths.
+//! - The OpenAPI document itself needs no session: it describes the API,
+//!   it holds no mail.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,19 +39,18 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
-use chrono::{DateTime, Utc};
-use mailtrail_model::RecipientKind;
 use mailtrail_store::console::Role;
-use mailtrail_store::{Page, Store, StoredMessage};
+use mailtrail_store::{Page, Store};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::{blocking, display_time, parse_query, reader, record, status_key, visitor};
-use crate::{App, Visitor, WebError};
+use crate::json::{MessageJson, TrailJson};
+use crate::{api_visitor, attachment_download, blocking, load_message, parse_query, raw_download};
+use crate::{reader, record, App, Visitor, WebError};
 
-/// The OpenAPI 3.1 document describing the routes of [`paths`].
-pub const OPENAPI: &str = include_str!("../static/openapi.json");
-/// Where [`OPENAPI`] is served.
-pub const OPENAPI_PATH: &str = "/api/openapi.json";
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 /// Results per search when the request does not say.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The most results one search answers.
@@ -56,6 +61,9 @@ fn table() -> Vec<(&'static str, MethodRouter<App>)> {
     vec![
         ("/api/v1/search", get(search)),
         ("/api/v1/messages/{id}", get(message)),
+        ("/api/v1/messages/{id}/raw", get(raw)),
+        ("/api/v1/messages/{id}/attachments/{index}", get(attachment)),
+        ("/api/v1/messages/{id}/trail", get(trail)),
         ("/api/v1/stats", get(stats)),
     ]
 }
@@ -75,6 +83,57 @@ pub(crate) fn routes() -> Router<App> {
         })
         .route(OPENAPI_PATH, get(openapi))
         .route("/api/{*rest}", any(unknown))
+}
+
+/// The OpenAPI document of the API, as served.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mailtrail console API",
+        version = "1",
+        description = "The mailtrail web console's JSON API. Authenticate with an API token \
+(`Authorization: Bearer mtk_…`, created by `mailtrail token create NAME`) or the console's \
+sign-in session (the `mt_session` cookie set by POST /login). Roles and the audit log are \
+the console's: every search, message view, download and stats request is recorded before it \
+is answered. Viewers see metadata and delivery trails; only administrators see message \
+bodies and download raw messages and attachments."
+    ),
+    paths(search, message, raw, attachment, trail, stats),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = [])),
+    tags((name = "messages", description = "Search and read captured mail"),
+         (name = "store", description = "What the store holds"))
+)]
+struct ApiDoc;
+
+/// The two ways in: a bearer token and the console's session cookie.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token from `mailtrail token create NAME`."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The console's sign-in session.",
+            ))),
+        );
+    }
 }
 
 // ---------------------------------------------------------------- answers
@@ -131,14 +190,17 @@ impl From<WebError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Serialize, ToSchema)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ErrorDetail<'a> {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found` or `internal`.
     code: &'a str,
+    /// What went wrong, for people.
     message: &'a str,
 }
 
@@ -174,30 +236,46 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response {
 
 /// Run an API handler body for the request's visitor, turning its error
 /// into the JSON error answer.
+async fn respond<F>(shared: App, headers: HeaderMap, peer: SocketAddr, f: F) -> Response
+where
+    F: AsyncFnOnce(&App, &Visitor) -> Result<Response, ApiError>,
+{
+    let visitor = match api_visitor(&shared, &headers, peer).await {
+        Ok(v) => v,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match f(&shared, &visitor).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// [`respond`] for handlers answering a JSON value.
 async fn respond_json<T, F>(shared: App, headers: HeaderMap, peer: SocketAddr, f: F) -> Response
 where
     T: Serialize,
     F: AsyncFnOnce(&App, &Visitor) -> Result<T, ApiError>,
 {
-    let visitor = match visitor(&shared, &headers, peer).await {
-        Ok(v) => v,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match f(&shared, &visitor).await {
-        Ok(value) => json(StatusCode::OK, &value),
-        Err(e) => e.into_response(),
-    }
+    respond(shared, headers, peer, async move |shared, visitor| {
+        f(shared, visitor).await.map(|v| json(StatusCode::OK, &v))
+    })
+    .await
 }
 
 async fn openapi() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "max-age=3600"),
-        ],
-        OPENAPI,
-    )
-        .into_response()
+    match openapi_document().to_json() {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "max-age=3600"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            ApiError::from(WebError::Internal(format!("the OpenAPI document: {e}"))).into_response()
+        }
+    }
 }
 
 async fn unknown() -> Response {
@@ -209,95 +287,58 @@ async fn unknown() -> Response {
     .into_response()
 }
 
-// ---------------------------------------------------------------- shapes
+// ---------------------------------------------------------------- parameters
 
-#[derive(Serialize)]
-struct AttachmentJson {
-    filename: Option<String>,
-    size: u64,
-    content_type: String,
-    blake3: String,
+/// A message number from the path; 400 (not axum's plain text) otherwise.
+fn message_number(id: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    id.parse()
+        .map_err(|_| ApiError::bad_request(format!("id: not a message number: {id}")))
 }
 
-/// A message as search lists it.
-#[derive(Serialize)]
-struct MessageSummary {
-    id: i64,
-    message_id: Option<String>,
-    /// The time the console lists it by: first seen, else the Date header,
-    /// else its earliest delivery.
-    date: Option<DateTime<Utc>>,
-    direction: &'static str,
-    /// The header sender, else the envelope sender.
-    from: Option<String>,
-    /// The To recipients and the envelope recipients.
-    to: Vec<String>,
-    cc: Vec<String>,
-    bcc: Vec<String>,
-    subject: Option<String>,
-    attachments: Vec<AttachmentJson>,
-    size: Option<u64>,
-    systems: Vec<String>,
-    status: &'static str,
-}
-
-fn summary(m: &StoredMessage) -> MessageSummary {
-    let addresses = |kinds: &[RecipientKind]| -> Vec<String> {
-        m.recipients
-            .iter()
-            .filter(|r| kinds.contains(&r.kind))
-            .map(|r| r.address.clone())
-            .collect()
-    };
-    let status = status_key(m);
-    MessageSummary {
-        id: m.id,
-        message_id: m.message_id.clone(),
-        date: display_time(m),
-        direction: m.direction.as_str(),
-        from: m
-            .from
-            .as_ref()
-            .map(|f| f.address.clone())
-            .or_else(|| m.envelope_from.clone()),
-        to: addresses(&[RecipientKind::To, RecipientKind::Envelope]),
-        cc: addresses(&[RecipientKind::Cc]),
-        bcc: addresses(&[RecipientKind::Bcc]),
-        subject: m.subject.clone(),
-        attachments: m
-            .attachments
-            .iter()
-            .map(|a| AttachmentJson {
-                filename: a.filename.clone(),
-                size: a.size,
-                content_type: a.content_type.clone(),
-                blake3: a.blake3.clone(),
-            })
-            .collect(),
-        size: m.size,
-        systems: m.systems.clone(),
-        status: status.strip_prefix("status-").unwrap_or(status),
-    }
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SearchParams {
+    /// A query in the console's query language, e.g.
+    /// `from:taro@example.co.jp 見積書` or `社外秘 after:2026-11-01`.
+    #[param(min_length = 1, pattern = r"\S")]
+    q: String,
+    /// Results per answer (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Results to skip (paging).
+    #[param(minimum = 0)]
+    offset: Option<u64>,
 }
 
 // ---------------------------------------------------------------- search
 
-#[derive(Deserialize)]
-struct SearchParams {
-    #[serde(default)]
-    q: String,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
-#[derive(Serialize)]
+/// A search's answer: the exact count, and one page of messages, newest
+/// first.
+#[derive(Serialize, ToSchema)]
 struct SearchAnswer {
+    /// Every message the query matches.
     count: u64,
     limit: u32,
     offset: u64,
-    messages: Vec<MessageSummary>,
+    messages: Vec<MessageJson>,
 }
 
+/// Search messages with the console's query language.
+///
+/// Audited as `search` with the query as written. Results are newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "messages",
+    operation_id = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "The count and one page of results", body = SearchAnswer),
+        (status = 400, description = "An empty or malformed query, or a bad parameter", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+    )
+)]
 async fn search(
     State(shared): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -318,7 +359,8 @@ async fn search(
             )));
         }
         let offset = params.offset.unwrap_or(0);
-        let expr = parse_query(&q, shared.options.timezone).map_err(ApiError::bad_request)?;
+        let tz = shared.options.timezone;
+        let expr = parse_query(&q, tz).map_err(ApiError::bad_request)?;
         record(shared, visitor, "search", None, Some(q)).await?;
         let options = shared.options.clone();
         let (count, found) = blocking(move || {
@@ -332,7 +374,7 @@ async fn search(
             count,
             limit,
             offset,
-            messages: found.iter().map(summary).collect(),
+            messages: found.iter().map(|m| MessageJson::new(m, tz)).collect(),
         })
     })
     .await
@@ -340,54 +382,45 @@ async fn search(
 
 // ---------------------------------------------------------------- message
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RecipientJson {
     address: String,
+    /// The display name the headers gave.
     name: Option<String>,
     /// `to`, `cc`, `bcc` or `envelope`.
     kind: &'static str,
 }
 
-#[derive(Serialize)]
-struct AuthJson {
-    spf: Option<String>,
-    dkim: Option<String>,
-    dmarc: Option<String>,
-}
-
-#[derive(Serialize)]
-struct DeliveryJson {
-    time: DateTime<Utc>,
-    system: String,
-    recipient: String,
-    status: &'static str,
-    detail: Option<String>,
-    relay: Option<String>,
-    client_ip: Option<String>,
-    local_id: Option<String>,
-}
-
-#[derive(Serialize)]
+/// One message: what search lists, every recipient with its name, and for
+/// administrators the text body.
+#[derive(Serialize, ToSchema)]
 struct MessageDetail {
     #[serde(flatten)]
-    summary: MessageSummary,
-    header_date: Option<DateTime<Utc>>,
-    first_seen: Option<DateTime<Utc>>,
-    envelope_from: Option<String>,
-    from_name: Option<String>,
+    message: MessageJson,
     recipients: Vec<RecipientJson>,
-    auth: AuthJson,
-    client_ip: Option<String>,
-    /// The raw message was captured (administrators can fetch it).
-    has_content: bool,
-    /// The trail: every delivery event, oldest first.
-    deliveries: Vec<DeliveryJson>,
     /// Administrators only: absent for viewers, `null` when there is no
     /// text body.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     body_text: Option<Option<String>>,
 }
 
+/// One message with its deliveries and, for administrators, its body.
+///
+/// Audited as `view` with the message id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    operation_id = "message",
+    params(("id" = i64, Path, description = "The message number (`id` in search results)")),
+    responses(
+        (status = 200, description = "The message", body = MessageDetail),
+        (status = 400, description = "Not a message number", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody),
+    )
+)]
 async fn message(
     State(shared): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -397,12 +430,8 @@ async fn message(
     respond_json(shared, headers, peer, async move |shared, visitor| {
         let user = visitor.user()?;
         let admin = user.role == Role::Administrator;
-        let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let id: i64 = id
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("id: not a message number: {id}")))?;
-        let options = shared.options.clone();
-        let m = blocking(move || reader(&options)?.message(id)?.ok_or(WebError::NotFound)).await?;
+        let id = message_number(id)?;
+        let m = load_message(shared, id).await?;
         record(
             shared,
             visitor,
@@ -421,14 +450,8 @@ async fn message(
                 Some(raw.and_then(|raw| crate::html::bodies(&raw).0))
             }
         };
-        let mut events: Vec<_> = m.deliveries.iter().collect();
-        events.sort_by_key(|d| d.time);
         Ok(MessageDetail {
-            summary: summary(&m),
-            header_date: m.date,
-            first_seen: m.first_seen,
-            envelope_from: m.envelope_from.clone(),
-            from_name: m.from.as_ref().and_then(|f| f.display_name.clone()),
+            message: MessageJson::new(&m, shared.options.timezone),
             recipients: m
                 .recipients
                 .iter()
@@ -438,35 +461,134 @@ async fn message(
                     kind: r.kind.as_str(),
                 })
                 .collect(),
-            auth: AuthJson {
-                spf: m.auth.spf.clone(),
-                dkim: m.auth.dkim.clone(),
-                dmarc: m.auth.dmarc.clone(),
-            },
-            client_ip: m.client_ip.clone(),
-            has_content: m.content_hash.is_some(),
-            deliveries: events
-                .into_iter()
-                .map(|d| DeliveryJson {
-                    time: d.time,
-                    system: d.system.clone(),
-                    recipient: d.recipient.clone(),
-                    status: d.status.as_str(),
-                    detail: d.detail.clone(),
-                    relay: d.relay.clone(),
-                    client_ip: d.client_ip.clone(),
-                    local_id: d.local_id.clone(),
-                })
-                .collect(),
             body_text,
         })
     })
     .await
 }
 
+/// The raw message (RFC 5322 bytes exactly as captured), administrators only.
+///
+/// Audited as `download-raw`. Served as a download (`Content-Disposition:
+/// attachment`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}/raw",
+    tag = "messages",
+    operation_id = "raw",
+    params(("id" = i64, Path, description = "The message number")),
+    responses(
+        (status = 200, description = "The raw message", content_type = "message/rfc822",
+         body = inline(Binary)),
+        (status = 400, description = "Not a message number", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 403, description = "A viewer's session or token", body = ErrorBody),
+        (status = 404, description = "No such message, or its content was not captured", body = ErrorBody),
+    )
+)]
+async fn raw(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        let id = message_number(id)?;
+        Ok(raw_download(shared, visitor, id).await?)
+    })
+    .await
+}
+
+/// Bytes, as a download.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+struct Binary(#[allow(dead_code)] Vec<u8>);
+
+/// One attachment's decoded bytes under its own file name, administrators
+/// only.
+///
+/// Audited as `download-attachment` with the file name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}/attachments/{index}",
+    tag = "messages",
+    operation_id = "attachment",
+    params(
+        ("id" = i64, Path, description = "The message number"),
+        ("index" = u32, Path, description = "The attachment's position in `attachments`, from 0"),
+    ),
+    responses(
+        (status = 200, description = "The attachment", content_type = "application/octet-stream",
+         body = inline(Binary)),
+        (status = 400, description = "Not a message number or index", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 403, description = "A viewer's session or token", body = ErrorBody),
+        (status = 404, description = "No such message or attachment", body = ErrorBody),
+    )
+)]
+async fn attachment(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    respond(shared, headers, peer, async move |shared, visitor| {
+        let Path((id, index)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("id: not a message number: {id}")))?;
+        let index: usize = index.parse().map_err(|_| {
+            ApiError::bad_request(format!("index: not an attachment index: {index}"))
+        })?;
+        Ok(attachment_download(shared, visitor, id, index).await?)
+    })
+    .await
+}
+
+/// The message's trail across systems: every event, oldest first — what
+/// `mailtrail trace --format json` prints.
+///
+/// Audited as `trail` with the message id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}/trail",
+    tag = "messages",
+    operation_id = "trail",
+    params(("id" = i64, Path, description = "The message number")),
+    responses(
+        (status = 200, description = "The trail", body = TrailJson),
+        (status = 400, description = "Not a message number", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 404, description = "No such message", body = ErrorBody),
+    )
+)]
+async fn trail(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    respond_json(shared, headers, peer, async move |shared, visitor| {
+        visitor.user()?;
+        let id = message_number(id)?;
+        let m = load_message(shared, id).await?;
+        record(
+            shared,
+            visitor,
+            "trail",
+            Some(id.to_string()),
+            m.message_id.clone(),
+        )
+        .await?;
+        Ok(TrailJson::new(&m, shared.options.timezone))
+    })
+    .await
+}
+
 // ---------------------------------------------------------------- stats
 
-#[derive(Serialize)]
+/// What the store holds.
+#[derive(Serialize, ToSchema)]
 struct StatsAnswer {
     messages: u64,
     /// Delivery events by status.
@@ -481,6 +603,19 @@ struct StatsAnswer {
     blobs: u64,
 }
 
+/// The store's counts, as `mailtrail stats` prints them.
+///
+/// Audited as `stats`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "store",
+    operation_id = "stats",
+    responses(
+        (status = 200, description = "The counts", body = StatsAnswer),
+        (status = 401, description = "No session or token", body = ErrorBody),
+    )
+)]
 async fn stats(
     State(shared): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -38,6 +38,27 @@ pub fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What every API token starts with, so that a token found in a script or
+/// a log is recognisable as a mailtrail token (and secret scanners can
+/// match it).
+pub const API_TOKEN_PREFIX: &str = "mtk_";
+/// How requests made with an API token appear in the audit log:
+/// `token:NAME`. Account names cannot contain `:`.
+pub const TOKEN_USER_PREFIX: &str = "token:";
+
+/// A new API token: the prefix and 256 random bits, hex.
+pub fn new_api_token() -> String {
+    format!("{API_TOKEN_PREFIX}{}", random_token())
+}
+
+/// The token of an `Authorization: Bearer …` header value, if it is one
+/// of ours.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(API_TOKEN_PREFIX)).then_some(token)
+}
+
 /// How a session token is kept in the store.
 pub fn token_hash(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()

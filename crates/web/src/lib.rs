@@ -58,6 +58,7 @@ pub mod dashboard;
 pub mod filters;
 pub mod html;
 pub mod i18n;
+pub mod json;
 pub mod pivots;
 
 use auth::{Brake, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE};
@@ -134,15 +135,16 @@ struct Shared {
 struct Visitor {
     lang: Lang,
     ip: String,
-    session: Option<(Session, User)>,
+    /// The signed-in account, or for an API token `token:NAME` with the
+    /// token's role.
+    user: Option<User>,
+    /// The browser session the user came with (none for an API token).
+    session: Option<Session>,
 }
 
 impl Visitor {
     fn user(&self) -> Result<&User, WebError> {
-        self.session
-            .as_ref()
-            .map(|(_, u)| u)
-            .ok_or(WebError::SignIn)
+        self.user.as_ref().ok_or(WebError::SignIn)
     }
 
     fn admin(&self) -> Result<&User, WebError> {
@@ -185,8 +187,8 @@ fn chrome<'a>(shared: &'a Shared, visitor: &Visitor) -> Chrome<'a> {
         catalog: &shared.catalog,
         lang: visitor.lang,
     };
-    let (signed_in, admin, who, csrf) = match &visitor.session {
-        Some((session, user)) => {
+    let (signed_in, admin, who, csrf) = match (&visitor.session, &visitor.user) {
+        (Some(session), Some(user)) => {
             let role = t.get(match user.role {
                 Role::Administrator => "role-administrator",
                 Role::Viewer => "role-viewer",
@@ -203,7 +205,7 @@ fn chrome<'a>(shared: &'a Shared, visitor: &Visitor) -> Chrome<'a> {
                 session.csrf.clone(),
             )
         }
-        None => (false, false, String::new(), String::new()),
+        _ => (false, false, String::new(), String::new()),
     };
     Chrome {
         t,
@@ -555,11 +557,12 @@ async fn visitor(shared: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<
         return Ok(Visitor {
             lang,
             ip,
+            user: None,
             session: None,
         });
     };
     let app = shared.clone();
-    let session = blocking(move || {
+    let signed_in = blocking(move || {
         with_console(&app, |store| {
             let Some(session) = store.session(&auth::token_hash(&token), Utc::now())? else {
                 return Ok(None);
@@ -569,7 +572,83 @@ async fn visitor(shared: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<
         })
     })
     .await?;
-    Ok(Visitor { lang, ip, session })
+    let (session, user) = signed_in.unzip();
+    Ok(Visitor {
+        lang,
+        ip,
+        user,
+        session,
+    })
+}
+
+/// Who is asking the JSON API: an `Authorization: Bearer` token when the
+/// request carries one (and then only that token: a wrong or revoked token
+/// is refused even if a session cookie came along), else the browser's
+/// session as for the pages.
+async fn api_visitor(
+    shared: &App,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<Visitor, WebError> {
+    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+        return visitor(shared, headers, peer).await;
+    };
+    let lang = i18n::negotiate(
+        None,
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let ip = peer.ip().to_string();
+    let Some(token) = authorization.to_str().ok().and_then(auth::bearer_token) else {
+        return Ok(Visitor {
+            lang,
+            ip,
+            user: None,
+            session: None,
+        });
+    };
+    let hash = auth::token_hash(token);
+    let app = shared.clone();
+    let found =
+        blocking(move || with_console(&app, |store| store.api_token(&hash, Utc::now()))).await?;
+    Ok(Visitor {
+        lang,
+        ip,
+        user: found.map(|t| User {
+            name: format!("{}{}", auth::TOKEN_USER_PREFIX, t.name),
+            password_hash: String::new(),
+            role: t.role,
+            disabled: false,
+            created: t.created,
+        }),
+        session: None,
+    })
+}
+
+/// Administrators only. A signed-in viewer's attempt is refused and
+/// recorded (`denied`, with what was attempted) — in an investigation, who
+/// tried to open content matters as much as who did.
+async fn require_admin(
+    shared: &App,
+    visitor: &Visitor,
+    attempted: &str,
+    target: Option<String>,
+) -> Result<(), WebError> {
+    match visitor.admin() {
+        Err(WebError::Forbidden) => {
+            record(
+                shared,
+                visitor,
+                "denied",
+                target,
+                Some(attempted.to_string()),
+            )
+            .await?;
+            Err(WebError::Forbidden)
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 /// Record an audited action before answering.
@@ -583,9 +662,9 @@ async fn record(
     let entry = NewAuditEntry {
         time: Utc::now(),
         user: visitor
-            .session
+            .user
             .as_ref()
-            .map_or_else(String::new, |(_, u)| u.name.clone()),
+            .map_or_else(String::new, |u| u.name.clone()),
         ip: Some(visitor.ip.clone()),
         action: action.to_string(),
         target,
@@ -646,6 +725,7 @@ where
             let anonymous = Visitor {
                 lang: Lang::En,
                 ip: peer.ip().to_string(),
+                user: None,
                 session: None,
             };
             return error_response(&shared, &anonymous, e);
@@ -802,7 +882,8 @@ async fn login(
         let signed_in = Visitor {
             lang: visitor.lang,
             ip: visitor.ip.clone(),
-            session: Some((session, user)),
+            user: Some(user),
+            session: Some(session),
         };
         record(shared, &signed_in, "sign-in", None, None).await?;
         let mut response = Redirect::to("/search").into_response();
@@ -825,7 +906,7 @@ async fn logout(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
-        let Some((session, _)) = &visitor.session else {
+        let Some(session) = &visitor.session else {
             return Ok(Redirect::to("/login").into_response());
         };
         if !auth::same_token(&session.csrf, &form.csrf) {
@@ -994,11 +1075,7 @@ fn direction_key(m: &StoredMessage) -> String {
     format!("direction-{}", m.direction.as_str())
 }
 
-fn display_time(m: &StoredMessage) -> Option<chrono::DateTime<Utc>> {
-    m.first_seen
-        .or(m.date)
-        .or_else(|| m.deliveries.iter().map(|d| d.time).min())
-}
+use json::display_time;
 
 fn row(shared: &Shared, lang: Lang, m: &StoredMessage) -> Row {
     let t = |k: &str| shared.catalog.text(lang, k, &[]);
@@ -1229,12 +1306,17 @@ async fn search(
             let answer =
                 blocking(move || Ok(reader(&options)?.attachment_messages(&wanted, window)?)).await;
             if let Ok((_, found)) = &answer {
-                let name = found
-                    .iter()
-                    .flat_map(|m| m.attachments.iter())
-                    .find(|a| a.blake3 == hash)
-                    .and_then(|a| a.filename.clone())
-                    .unwrap_or_default();
+                // Every name the file travels under (a forward may rename
+                // it), not one that depends on which message sorts first.
+                let mut names: Vec<&str> = Vec::new();
+                for a in found.iter().flat_map(|m| m.attachments.iter()) {
+                    if let Some(n) = a.filename.as_deref().filter(|_| a.blake3 == hash) {
+                        if !names.contains(&n) {
+                            names.push(n);
+                        }
+                    }
+                }
+                let name = names.join(", ");
                 page.attachment = Some(shared.catalog.text(
                     lang,
                     "search-attachment",
@@ -1319,7 +1401,7 @@ async fn export(
     Query(params): Query<ExportParams>,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
-        visitor.admin()?;
+        require_admin(shared, visitor, "export", None).await?;
         let json = match params.format.as_str() {
             "json" => true,
             "csv" | "" => false,
@@ -1695,37 +1777,44 @@ async fn raw(
     Path(id): Path<i64>,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
-        visitor.admin()?;
-        let m = load_message(shared, id).await?;
-        let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
-        record(
-            shared,
-            visitor,
-            "download-raw",
-            Some(id.to_string()),
-            m.message_id.clone(),
-        )
-        .await?;
-        let options = shared.options.clone();
-        let bytes = blocking(move || {
-            reader(&options)?
-                .raw_message(&hash)?
-                .ok_or(WebError::NotFound)
-        })
-        .await?;
-        Ok((
-            [
-                (header::CONTENT_TYPE, "message/rfc822".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"message-{id}.eml\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response())
+        raw_download(shared, visitor, id).await
     })
     .await
+}
+
+/// The raw message as a download, for administrators, audited as
+/// `download-raw` (the page's link and the API's route both answer this).
+async fn raw_download(shared: &App, visitor: &Visitor, id: i64) -> Result<Response, WebError> {
+    require_admin(shared, visitor, "download-raw", Some(id.to_string())).await?;
+    let m = load_message(shared, id).await?;
+    let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
+    record(
+        shared,
+        visitor,
+        "download-raw",
+        Some(id.to_string()),
+        m.message_id.clone(),
+    )
+    .await?;
+    let options = shared.options.clone();
+    let bytes = blocking(move || {
+        reader(&options)?
+            .raw_message(&hash)?
+            .ok_or(WebError::NotFound)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "message/rfc822".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"message-{id}.eml\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn download_attachment(
@@ -1735,58 +1824,74 @@ async fn download_attachment(
     Path((id, index)): Path<(i64, usize)>,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
-        visitor.admin()?;
-        let m = load_message(shared, id).await?;
-        let listed = m.attachments.get(index).cloned().ok_or(WebError::NotFound)?;
-        let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
-        let options = shared.options.clone();
-        let wanted = listed.blake3.clone();
-        let bytes = blocking(move || {
-            let raw = reader(&options)?
-                .raw_message(&hash)?
-                .ok_or(WebError::NotFound)?;
-            Ok(attachment::find(&raw, &wanted))
-        })
-        .await?;
-        let Some(bytes) = bytes else {
-            // Listed but not found in the raw message: nothing to serve.
-            eprintln!(
-                "mailtrail web: message {id}: attachment {index} ({}) is not in the stored raw message",
-                listed.blake3
-            );
-            return Err(WebError::NotFound);
-        };
-        let name = listed.filename.clone().unwrap_or_default();
-        let disposition = HeaderValue::from_str(&attachment::content_disposition(
-            &name,
-            &format!("attachment-{id}-{}", index + 1),
-        ))
-        .map_err(|e| WebError::Internal(format!("content disposition: {e}")))?;
-        record(
-            shared,
-            visitor,
-            "download-attachment",
-            Some(id.to_string()),
-            Some(name),
-        )
-        .await?;
-        let mut response = (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    attachment::served_content_type(&listed.content_type),
-                ),
-                (header::CACHE_CONTROL, "no-store".to_string()),
-            ],
-            bytes,
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_DISPOSITION, disposition);
-        Ok(response)
+        attachment_download(shared, visitor, id, index).await
     })
     .await
+}
+
+/// Attachment `index` (its position in the message's list) as a download
+/// under its own name, for administrators, audited as
+/// `download-attachment`.
+async fn attachment_download(
+    shared: &App,
+    visitor: &Visitor,
+    id: i64,
+    index: usize,
+) -> Result<Response, WebError> {
+    require_admin(shared, visitor, "download-attachment", Some(id.to_string())).await?;
+    let m = load_message(shared, id).await?;
+    let listed = m
+        .attachments
+        .get(index)
+        .cloned()
+        .ok_or(WebError::NotFound)?;
+    let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
+    let options = shared.options.clone();
+    let wanted = listed.blake3.clone();
+    let bytes = blocking(move || {
+        let raw = reader(&options)?
+            .raw_message(&hash)?
+            .ok_or(WebError::NotFound)?;
+        Ok(attachment::find(&raw, &wanted))
+    })
+    .await?;
+    let Some(bytes) = bytes else {
+        // Listed but not found in the raw message: nothing to serve.
+        eprintln!(
+            "mailtrail web: message {id}: attachment {index} ({}) is not in the stored raw message",
+            listed.blake3
+        );
+        return Err(WebError::NotFound);
+    };
+    let name = listed.filename.clone().unwrap_or_default();
+    let disposition = HeaderValue::from_str(&attachment::content_disposition(
+        &name,
+        &format!("attachment-{id}-{}", index + 1),
+    ))
+    .map_err(|e| WebError::Internal(format!("content disposition: {e}")))?;
+    record(
+        shared,
+        visitor,
+        "download-attachment",
+        Some(id.to_string()),
+        Some(name),
+    )
+    .await?;
+    let mut response = (
+        [
+            (
+                header::CONTENT_TYPE,
+                attachment::served_content_type(&listed.content_type),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        bytes,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_DISPOSITION, disposition);
+    Ok(response)
 }
 
 // ---------------------------------------------------------------- audit
@@ -1808,7 +1913,7 @@ async fn audit(
     Query(params): Query<AuditParams>,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
-        visitor.admin()?;
+        require_admin(shared, visitor, "audit", None).await?;
         let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
         let filter = AuditFilter {
             user: some(&params.user),
@@ -2214,7 +2319,7 @@ async fn sources_page(
     headers: HeaderMap,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
-        visitor.admin()?;
+        require_admin(shared, visitor, "sources", None).await?;
         let provider = shared.options.sources.clone().ok_or(WebError::NotFound)?;
         record(shared, visitor, "sources", None, None).await?;
         let json = blocking(move || Ok((provider.0)())).await?;
@@ -2236,9 +2341,9 @@ pub fn add_user(
     password: &str,
     role: Role,
 ) -> Result<bool, WebError> {
-    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+    if name.trim().is_empty() || name.contains(char::is_whitespace) || name.contains(':') {
         return Err(WebError::BadRequest(
-            "a user name is one word without spaces".into(),
+            "a user name is one word without spaces or ':'".into(),
         ));
     }
     if password.chars().count() < 10 {
@@ -2259,4 +2364,47 @@ pub fn add_user(
     // A changed password or role ends the account's sessions.
     store.delete_sessions(Utc::now(), Some(name))?;
     Ok(existed)
+}
+
+/// Create an API token called `name` with `role` in the data directory's
+/// console store and return the token — the only time it is seen: the
+/// store keeps its hash. Names are unique, revoked ones included, so that
+/// `token:NAME` in the audit log always means one token.
+pub fn create_api_token(
+    data_dir: &std::path::Path,
+    name: &str,
+    role: Role,
+) -> Result<String, WebError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(WebError::BadRequest(
+            "a token name is 1–64 letters, digits, '-', '_' or '.'".into(),
+        ));
+    }
+    let token = auth::new_api_token();
+    let mut store = SqliteStore::open(data_dir, SqliteOptions::default())?;
+    let created = store.create_api_token(&mailtrail_store::console::ApiToken {
+        name: name.to_string(),
+        token_hash: auth::token_hash(&token),
+        role,
+        created: Utc::now(),
+        last_used: None,
+        revoked: None,
+    })?;
+    if !created {
+        return Err(WebError::BadRequest(format!(
+            "a token named {name} exists already (names are never reused; choose another)"
+        )));
+    }
+    Ok(token)
+}
+
+/// Revoke the live API token called `name`; `false` when there is none.
+pub fn revoke_api_token(data_dir: &std::path::Path, name: &str) -> Result<bool, WebError> {
+    let mut store = SqliteStore::open(data_dir, SqliteOptions::default())?;
+    Ok(store.revoke_api_token(name, Utc::now())?)
 }

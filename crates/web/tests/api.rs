@@ -14,16 +14,28 @@ use std::path::Path;
 use chrono::{TimeZone, Utc};
 use common::{audit_actions, request, url, Answer, Console};
 use mailtrail_model::{
-    Delivery, DeliveryStatus, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
+    Delivery, DeliveryStatus, MessageRecord, OrgDomains, Recipient, RecipientKind,
 };
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{SqliteStore, Store};
 use serde_json::Value;
 
+/// A mail with a text body and a spreadsheet whose name is Japanese
+/// (RFC 2231), as the journal captured it.
 const TEXT_MAIL: &str = "From: Taro <taro@example.co.jp>\r\nTo: hanako@partner.example\r\n\
 Subject: =?UTF-8?B?56S+5aSW56eY77ya6KaL56mN5pu4?=\r\nMessage-ID: <api-1@example.co.jp>\r\n\
-MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-見積書をお送りします。\r\n";
+Date: Fri, 20 Nov 2026 10:00:00 +0900\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+見積書をお送りします。\r\n\
+--b1\r\nContent-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\
+Content-Disposition: attachment; filename*=UTF-8''%E8%A6%8B%E7%A9%8D%E6%9B%B8.xlsx\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n\
+UEsDBBQAAAAIAHNoZWV0LWJ5dGVz\r\n\
+--b1--\r\n";
+
+/// The attachment's decoded bytes.
+const SHEET: &[u8] = b"PK\x03\x04\x14\x00\x00\x00\x08\x00sheet-bytes";
 
 fn seed(dir: &Path) {
     let mut store = SqliteStore::open(
@@ -35,21 +47,16 @@ fn seed(dir: &Path) {
     )
     .unwrap();
     let t = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
-    let with_content = MessageRecord {
-        message_id: Some("api-1@example.co.jp".into()),
-        date: Some(t),
-        first_seen: Some(t),
-        from: Mailbox::new("taro@example.co.jp", Some("Taro")),
-        recipients: vec![
-            Recipient::new("hanako@partner.example", None, RecipientKind::To).unwrap(),
-            Recipient::new("secret@rival.example", None, RecipientKind::Bcc).unwrap(),
-        ],
-        subject: Some("社外秘：見積書".into()),
-        body_text: Some("見積書をお送りします。".into()),
-        raw: Some(TEXT_MAIL.as_bytes().to_vec()),
-        systems: vec!["journal".into()],
-        ..Default::default()
-    };
+    let mut with_content = mailtrail_ingest::mime::parse_message(
+        TEXT_MAIL.as_bytes().to_vec(),
+        &mailtrail_ingest::DecodeOptions::default(),
+    )
+    .unwrap();
+    with_content.first_seen = Some(t);
+    with_content
+        .recipients
+        .push(Recipient::new("secret@rival.example", None, RecipientKind::Bcc).unwrap());
+    with_content.systems = vec!["journal".into()];
     let log_only = MessageRecord {
         keys: vec!["postfix@mx1:ABCDEF1234".into()],
         message_id: Some("api-2@example.co.jp".into()),
@@ -113,7 +120,14 @@ fn error_of(answer: &Answer) -> (u16, String) {
 #[test]
 fn without_a_session_every_endpoint_answers_401_json() {
     let c = start();
-    for path in ["/api/v1/search?q=x", "/api/v1/messages/1", "/api/v1/stats"] {
+    for path in [
+        "/api/v1/search?q=x",
+        "/api/v1/messages/1",
+        "/api/v1/messages/1/raw",
+        "/api/v1/messages/1/attachments/0",
+        "/api/v1/messages/1/trail",
+        "/api/v1/stats",
+    ] {
         let answer = get(&c, path, None);
         assert_eq!(error_of(&answer), (401, "unauthorized".into()), "{path}");
         assert_eq!(answer.header("location"), None, "{path}");
@@ -148,7 +162,8 @@ fn search_answers_the_matches_and_their_count_and_is_audited() {
     assert_eq!(m["bcc"], serde_json::json!(["secret@rival.example"]));
     assert_eq!(m["cc"], serde_json::json!([]));
     assert_eq!(m["direction"], "outbound");
-    assert_eq!(m["date"], "2026-11-20T01:00:00Z");
+    // Times are in the console's zone (Asia/Tokyo here), with the offset.
+    assert_eq!(m["date"], "2026-11-20T10:00:00+09:00");
     assert_eq!(m["systems"], serde_json::json!(["journal"]));
     assert!(m["id"].is_i64() && m["attachments"].is_array() && m["status"].is_string());
     assert!(m.get("body_text").is_none() && m.get("preview").is_none());
@@ -249,7 +264,8 @@ fn a_message_has_its_trail_for_all_and_its_body_for_administrators_only() {
     assert_eq!(m["id"], content);
     assert_eq!(m["subject"], "社外秘：見積書");
     assert_eq!(m["from_name"], "Taro");
-    assert_eq!(m["has_content"], true);
+    assert_eq!(m["content"], true);
+    assert_eq!(m["attachments"][0]["filename"], "見積書.xlsx");
     assert!(
         m["body_text"]
             .as_str()
@@ -330,13 +346,14 @@ fn stats_answer_the_counts_and_are_audited() {
 #[test]
 fn the_openapi_document_describes_exactly_the_served_routes() {
     let c = start();
-    let answer = get(&c, "/api/openapi.json", None);
+    // The document needs no session: it describes, it holds no mail.
+    let answer = get(&c, "/api/v1/openapi.json", None);
     assert_eq!(answer.status, 200);
     let doc = json(&answer);
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc,
-        serde_json::from_str::<Value>(mailtrail_web::api::OPENAPI).unwrap()
+        serde_json::to_value(mailtrail_web::api::openapi_document()).unwrap()
     );
     let documented: std::collections::BTreeSet<String> =
         doc["paths"].as_object().unwrap().keys().cloned().collect();
@@ -345,27 +362,40 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
         .map(str::to_string)
         .collect();
     assert_eq!(documented, served);
+    for scheme in ["bearer", "session"] {
+        assert!(
+            doc["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
+    }
 
     // Every documented operation is really served, with its documented
-    // success answer; every response it names refers to a defined one.
+    // success answer and content type; every response it names is either
+    // served in the test below or refers to a defined schema.
     let session = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
+    let content = id_of(&c, &session, "api-1@example.co.jp");
     let text = doc.to_string();
     for (path, item) in doc["paths"].as_object().unwrap() {
         let methods: Vec<_> = item.as_object().unwrap().keys().collect();
         assert_eq!(methods, vec!["get"], "{path}");
-        let concrete =
-            path.replace("{id}", "1") + if path.ends_with("search") { "?q=x" } else { "" };
+        let concrete = path
+            .replace("{id}", &content.to_string())
+            .replace("{index}", "0")
+            + if path.ends_with("search") { "?q=x" } else { "" };
         let answer = get(&c, &concrete, Some(&session));
         assert_eq!(answer.status, 200, "{path}: {}", answer.text());
-        json(&answer);
-        for (code, response) in item["get"]["responses"].as_object().unwrap() {
-            if let Some(reference) = response["$ref"].as_str() {
-                let name = reference.trim_start_matches("#/components/responses/");
-                assert!(
-                    doc["components"]["responses"][name].is_object(),
-                    "{path} {code}"
-                );
-            }
+        let ok = item["get"]["responses"]["200"]["content"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: no documented 200 content"));
+        let served_type = answer.header("content-type").unwrap_or_default();
+        assert!(
+            ok.keys()
+                .any(|t| served_type.starts_with(t.as_str()) || t == "application/octet-stream"),
+            "{path}: served {served_type}, documented {:?}",
+            ok.keys().collect::<Vec<_>>()
+        );
+        if served_type == "application/json" {
+            json(&answer);
         }
     }
     for reference in text.split("\"$ref\":\"").skip(1) {
@@ -375,5 +405,204 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
             node = &node[part];
         }
         assert!(node.is_object(), "dangling {target}");
+    }
+}
+
+#[test]
+fn raw_attachment_and_trail_are_served_to_administrators_and_audited() {
+    let c = start();
+    let admin = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
+    let viewer = common::sign_in(c.addr, "etsuran", "etsuran-password-1").0;
+    let content = id_of(&c, &admin, "api-1@example.co.jp");
+    let logged = id_of(&c, &admin, "api-2@example.co.jp");
+
+    let raw = get(&c, &format!("/api/v1/messages/{content}/raw"), Some(&admin));
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.body, TEXT_MAIL.as_bytes());
+    assert_eq!(raw.header("content-type"), Some("message/rfc822"));
+    assert!(raw
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment")));
+    assert_eq!(raw.header("x-content-type-options"), Some("nosniff"));
+
+    let sheet = get(
+        &c,
+        &format!("/api/v1/messages/{content}/attachments/0"),
+        Some(&admin),
+    );
+    assert_eq!(sheet.status, 200, "{}", sheet.text());
+    assert_eq!(sheet.body, SHEET);
+    let disposition = sheet.header("content-disposition").unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains("%E8%A6%8B"),
+        "{disposition}"
+    );
+    assert_eq!(sheet.header("x-content-type-options"), Some("nosniff"));
+
+    // Viewers: 403 JSON.
+    for path in [
+        format!("/api/v1/messages/{content}/raw"),
+        format!("/api/v1/messages/{content}/attachments/0"),
+    ] {
+        let answer = get(&c, &path, Some(&viewer));
+        assert_eq!(error_of(&answer), (403, "forbidden".into()), "{path}");
+    }
+    // No such attachment, a log-only message without content, traversal.
+    for path in [
+        format!("/api/v1/messages/{content}/attachments/1"),
+        format!("/api/v1/messages/{logged}/raw"),
+    ] {
+        let answer = get(&c, &path, Some(&admin));
+        assert_eq!(error_of(&answer), (404, "not_found".into()), "{path}");
+    }
+    for path in [
+        format!("/api/v1/messages/{content}/attachments/-1"),
+        format!("/api/v1/messages/{content}/attachments/..%2F..%2Fetc%2Fpasswd"),
+        "/api/v1/messages/..%2F1/raw".to_string(),
+    ] {
+        let answer = get(&c, &path, Some(&admin));
+        assert_eq!(error_of(&answer), (400, "bad_request".into()), "{path}");
+    }
+
+    // The trail is the CLI's `trace --format json` shape, for viewers too.
+    let trail = json(&get(
+        &c,
+        &format!("/api/v1/messages/{logged}/trail"),
+        Some(&viewer),
+    ));
+    assert_eq!(trail["id"], logged);
+    assert_eq!(trail["message_id"], "api-2@example.co.jp");
+    let event = &trail["trail"][0];
+    assert_eq!(event["event"], "delivered");
+    assert_eq!(event["system"], "postfix@mx1");
+    assert_eq!(event["time"], "2026-11-20T10:00:00+09:00");
+
+    let actions: Vec<_> = audit_actions(c.dir.path())
+        .into_iter()
+        .filter(|(_, action, _)| action != "search" && action != "sign-in")
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            (
+                "kanri".into(),
+                "download-raw".into(),
+                Some("api-1@example.co.jp".into())
+            ),
+            (
+                "kanri".into(),
+                "download-attachment".into(),
+                Some("見積書.xlsx".into())
+            ),
+            // The viewer's attempts: refused, and recorded as such.
+            (
+                "etsuran".into(),
+                "denied".into(),
+                Some("download-raw".into())
+            ),
+            (
+                "etsuran".into(),
+                "denied".into(),
+                Some("download-attachment".into())
+            ),
+            (
+                "etsuran".into(),
+                "trail".into(),
+                Some("api-2@example.co.jp".into())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn api_tokens_authenticate_scripts_with_their_role_until_revoked() {
+    use mailtrail_store::console::{ConsoleStore, Role};
+    let c = start();
+    let admin_token =
+        mailtrail_web::create_api_token(c.dir.path(), "nightly-export", Role::Administrator)
+            .unwrap();
+    let viewer_token =
+        mailtrail_web::create_api_token(c.dir.path(), "dashboard-feed", Role::Viewer).unwrap();
+    assert!(admin_token.starts_with("mtk_") && admin_token.len() > 60);
+    // Names are never reused.
+    assert!(mailtrail_web::create_api_token(c.dir.path(), "nightly-export", Role::Viewer).is_err());
+    let bearer = |token: &str, path: &str| {
+        request(
+            c.addr,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            "",
+        )
+    };
+    let found = bearer(&admin_token, &format!("/api/v1/search?q={}", url("見積書")));
+    assert_eq!(found.status, 200, "{}", found.text());
+    let body = json(&found);
+    assert_eq!(body["count"], 1);
+    let id = body["messages"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        bearer(&admin_token, &format!("/api/v1/messages/{id}/raw")).body,
+        TEXT_MAIL.as_bytes()
+    );
+    // A viewer's token: metadata yes, content no.
+    assert_eq!(bearer(&viewer_token, "/api/v1/stats").status, 200);
+    let refused = bearer(&viewer_token, &format!("/api/v1/messages/{id}/raw"));
+    assert_eq!(error_of(&refused), (403, "forbidden".into()));
+    // Wrong, malformed and foreign tokens: 401, even with a live cookie.
+    let session = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
+    for authorization in [
+        format!("Bearer {}x", admin_token),
+        "Bearer mtk_0000".to_string(),
+        format!("Basic {admin_token}"),
+        "Bearer".to_string(),
+    ] {
+        let answer = request(
+            c.addr,
+            "GET",
+            "/api/v1/stats",
+            &[("Authorization", &authorization), ("Cookie", &session)],
+            "",
+        );
+        assert_eq!(
+            error_of(&answer),
+            (401, "unauthorized".into()),
+            "{authorization}"
+        );
+    }
+    // Tokens are for the API: the pages still want a session.
+    let page = bearer(&admin_token, "/search?q=x");
+    assert_eq!(page.status, 303, "{}", page.text());
+
+    // Revoked: refused from the next request on.
+    let mut store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    assert!(store
+        .revoke_api_token("nightly-export", Utc::now())
+        .unwrap());
+    assert!(!store
+        .revoke_api_token("nightly-export", Utc::now())
+        .unwrap());
+    let tokens = store.api_tokens().unwrap();
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens.iter().all(|t| t.last_used.is_some()), "{tokens:?}");
+    assert!(!tokens
+        .iter()
+        .any(|t| t.token_hash.contains(&admin_token[4..])));
+    drop(store);
+    let after = bearer(&admin_token, "/api/v1/stats");
+    assert_eq!(error_of(&after), (401, "unauthorized".into()));
+
+    // Audited under the token's name.
+    let actions = audit_actions(c.dir.path());
+    for expected in [
+        ("token:nightly-export", "search"),
+        ("token:nightly-export", "download-raw"),
+        ("token:dashboard-feed", "stats"),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(user, action, _)| (user.as_str(), action.as_str()) == expected),
+            "{expected:?} in {actions:?}"
+        );
     }
 }

@@ -109,16 +109,49 @@ fn start_with_sources(
 #[test]
 fn everything_but_the_sign_in_page_needs_a_session() {
     let c = start();
+    // Every page of the console (`/` redirects to the search, which then
+    // redirects to the sign-in page).
     for path in [
         "/search?q=x",
+        "/search?attachment=0000",
         "/message/1",
         "/message/1/raw",
+        "/message/1/attachment/0",
         "/audit",
         "/search/export?q=x",
+        "/search/export?q=x&format=json",
+        "/dashboard",
+        "/sources",
     ] {
         let answer = request(c.addr, "GET", path, &[], "");
         assert_eq!(answer.status, 303, "{path}");
         assert_eq!(answer.header("location"), Some("/login"), "{path}");
+        assert!(!answer.text().contains("社外秘"), "{path}");
+    }
+    // The API answers 401 instead (a script wants a status, not a page).
+    for path in [
+        "/api/v1/search?q=x",
+        "/api/v1/messages/1",
+        "/api/v1/messages/1/raw",
+        "/api/v1/messages/1/attachments/0",
+        "/api/v1/messages/1/trail",
+        "/api/v1/stats",
+    ] {
+        let answer = request(c.addr, "GET", path, &[], "");
+        assert_eq!(answer.status, 401, "{path}");
+    }
+    // A sign-out without a session changes nothing and leads to sign-in.
+    let out = request(c.addr, "POST", "/logout", &[], "csrf=x");
+    assert_eq!(out.header("location"), Some("/login"));
+    // Public: the sign-in page, the language switch, the style sheet and
+    // script, the API's description, and the service's health.
+    for path in [
+        "/login",
+        "/static/app.css",
+        "/static/app.js",
+        "/api/v1/openapi.json",
+    ] {
+        assert_eq!(request(c.addr, "GET", path, &[], "").status, 200, "{path}");
     }
     let login = request(c.addr, "GET", "/login", &[], "");
     assert_eq!(login.status, 200);
@@ -1478,6 +1511,20 @@ Subject: zzevil {EVIL}\r\nMessage-ID: <evil-1@attacker.example>"
             );
         }
     }
-    // A form posted without its token is refused.
+    // A form posted without its token, or with another one, is refused,
+    // and the session lives on.
     assert_eq!(request(c.addr, "POST", "/logout", &cookie, "").status, 422);
+    let forged = request(
+        c.addr,
+        "POST",
+        "/logout",
+        &cookie,
+        &format!("csrf={}", "0".repeat(64)),
+    );
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        request(c.addr, "GET", "/search?q=zzevil", &cookie, "").status,
+        200,
+        "still signed in"
+    );
 }
