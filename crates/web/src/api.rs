@@ -47,7 +47,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::json::{MessageJson, TrailJson};
 use crate::{api_visitor, attachment_download, blocking, load_message, parse_query, raw_download};
-use crate::{reader, record, App, Visitor, WebError};
+use crate::{record, App, Visitor, WebError};
 
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -362,9 +362,9 @@ async fn search(
         let tz = shared.options.timezone;
         let expr = parse_query(&q, tz).map_err(ApiError::bad_request)?;
         record(shared, visitor, "search", None, Some(q)).await?;
-        let options = shared.options.clone();
+        let readers = shared.readers.clone();
         let (count, found) = blocking(move || {
-            let store = reader(&options)?;
+            let store = readers.get()?;
             let count = store.count(&expr)?;
             let found = store.search(&expr, Page { limit, offset })?;
             Ok((count, found))
@@ -444,9 +444,9 @@ async fn message(
             (_, false) => None,
             (None, true) => Some(None),
             (Some(hash), true) => {
-                let options = shared.options.clone();
+                let readers = shared.readers.clone();
                 let hash = hash.clone();
-                let raw = blocking(move || Ok(reader(&options)?.raw_message(&hash)?)).await?;
+                let raw = blocking(move || Ok(readers.get()?.raw_message(&hash)?)).await?;
                 Some(raw.and_then(|raw| crate::html::bodies(&raw).0))
             }
         };
@@ -624,8 +624,8 @@ async fn stats(
     respond_json(shared, headers, peer, async move |shared, visitor| {
         visitor.user()?;
         record(shared, visitor, "stats", None, None).await?;
-        let options = shared.options.clone();
-        let s = blocking(move || Ok(reader(&options)?.stats()?)).await?;
+        let readers = shared.readers.clone();
+        let s = blocking(move || Ok(readers.get()?.stats()?)).await?;
         Ok(StatsAnswer {
             messages: s.messages,
             deliveries: s.deliveries.iter().map(|(k, n)| (k.as_str(), *n)).collect(),

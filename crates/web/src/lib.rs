@@ -126,6 +126,7 @@ struct Shared {
     options: WebOptions,
     catalog: Catalog,
     console: Mutex<SqliteStore>,
+    readers: Arc<ReaderPool>,
     brake: Brake,
     /// The systems seen, for the filter form, and when they were read.
     systems: Mutex<Option<(Instant, Vec<String>)>>,
@@ -443,10 +444,16 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
             journal_addresses: Vec::new(),
         },
     )?;
+    let readers = Arc::new(ReaderPool {
+        data_dir: options.data_dir.clone(),
+        org_domains: options.org_domains.clone(),
+        idle: Mutex::new(Vec::new()),
+    });
     let shared = Arc::new(Shared {
         options,
         catalog,
         console: Mutex::new(console),
+        readers,
         brake: Brake::default(),
         systems: Mutex::new(None),
     });
@@ -520,16 +527,66 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| WebError::Internal(e.to_string()))?
 }
 
-fn reader(options: &WebOptions) -> Result<SqliteStore, WebError> {
-    Ok(SqliteStore::open(
-        &options.data_dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(&options.org_domains),
-            durable: true,
-            read_only: true,
-            journal_addresses: Vec::new(),
-        },
-    )?)
+/// Read-only connections to the mail store, kept between requests.
+///
+/// Opening one per request cost a schema check, a fresh page cache and a
+/// fresh memory map each time — and with many requests at once, a map per
+/// request made the process's resident size look like gigabytes (the same
+/// file pages counted once per map). Kept connections answer from a warm
+/// cache; at most [`ReaderPool::IDLE`] wait idle, more are opened under
+/// load and closed when returned.
+struct ReaderPool {
+    data_dir: PathBuf,
+    org_domains: Vec<String>,
+    idle: Mutex<Vec<SqliteStore>>,
+}
+
+impl ReaderPool {
+    const IDLE: usize = 4;
+
+    fn get(self: &Arc<Self>) -> Result<PooledReader, WebError> {
+        let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let store = match kept {
+            Some(store) => store,
+            None => SqliteStore::open(
+                &self.data_dir,
+                SqliteOptions {
+                    org_domains: OrgDomains::new(&self.org_domains),
+                    durable: true,
+                    read_only: true,
+                    journal_addresses: Vec::new(),
+                },
+            )?,
+        };
+        Ok(PooledReader {
+            store: Some(store),
+            pool: Arc::clone(self),
+        })
+    }
+}
+
+/// A reader on loan from the [`ReaderPool`]; returned when dropped.
+struct PooledReader {
+    store: Option<SqliteStore>,
+    pool: Arc<ReaderPool>,
+}
+
+impl std::ops::Deref for PooledReader {
+    type Target = SqliteStore;
+    fn deref(&self) -> &SqliteStore {
+        // Present from creation until drop.
+        self.store.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PooledReader {
+    fn drop(&mut self) {
+        if let (Some(store), Ok(mut idle)) = (self.store.take(), self.pool.idle.lock()) {
+            if idle.len() < ReaderPool::IDLE {
+                idle.push(store);
+            }
+        }
+    }
 }
 
 fn with_console<T>(
@@ -1139,8 +1196,8 @@ async fn known_systems(shared: &App) -> Vec<String> {
             }
         }
     }
-    let options = shared.options.clone();
-    match blocking(move || Ok(reader(&options)?.systems()?)).await {
+    let readers = shared.readers.clone();
+    match blocking(move || Ok(readers.get()?.systems()?)).await {
         Ok(list) => {
             if let Ok(mut cache) = shared.systems.lock() {
                 *cache = Some((Instant::now(), list.clone()));
@@ -1287,7 +1344,7 @@ async fn search(
             limit: PAGE_SIZE,
             offset,
         };
-        let options = shared.options.clone();
+        let readers = shared.readers.clone();
         let answer = if let Some(hash) = attachment {
             if !mailtrail_store::blob::is_hash(&hash) {
                 return Err(WebError::BadRequest(format!(
@@ -1304,7 +1361,7 @@ async fn search(
             .await?;
             let wanted = hash.clone();
             let answer =
-                blocking(move || Ok(reader(&options)?.attachment_messages(&wanted, window)?)).await;
+                blocking(move || Ok(readers.get()?.attachment_messages(&wanted, window)?)).await;
             if let Ok((_, found)) = &answer {
                 // Every name the file travels under (a forward may rename
                 // it), not one that depends on which message sorts first.
@@ -1344,7 +1401,7 @@ async fn search(
             };
             record(shared, visitor, "search", None, Some(page.q.clone())).await?;
             blocking(move || {
-                let store = reader(&options)?;
+                let store = readers.get()?;
                 let count = store.count(&expr)?;
                 let found = store.search(&expr, window)?;
                 Ok((count, found))
@@ -1416,9 +1473,9 @@ async fn export(
             Some(format!("{} {}", if json { "json" } else { "csv" }, params.q)),
         )
         .await?;
-        let options = shared.options.clone();
+        let readers = shared.readers.clone();
         let found = blocking(move || {
-            Ok(reader(&options)?.search(
+            Ok(readers.get()?.search(
                 &expr,
                 Page {
                     limit: EXPORT_LIMIT,
@@ -1539,8 +1596,8 @@ async fn export(
 // ---------------------------------------------------------------- message
 
 async fn load_message(shared: &App, id: i64) -> Result<StoredMessage, WebError> {
-    let options = shared.options.clone();
-    blocking(move || reader(&options)?.message(id)?.ok_or(WebError::NotFound)).await
+    let readers = shared.readers.clone();
+    blocking(move || readers.get()?.message(id)?.ok_or(WebError::NotFound)).await
 }
 
 async fn message(
@@ -1672,9 +1729,9 @@ async fn message(
             (None, _) => body_note = Some(t("message-body-none")),
             (Some(_), false) => body_note = Some(t("message-body-hidden")),
             (Some(hash), true) => {
-                let options = shared.options.clone();
+                let readers = shared.readers.clone();
                 let hash = hash.clone();
-                let raw = blocking(move || Ok(reader(&options)?.raw_message(&hash)?)).await?;
+                let raw = blocking(move || Ok(readers.get()?.raw_message(&hash)?)).await?;
                 if let Some(raw) = raw {
                     let (text, html_part) = html::bodies(&raw);
                     body_text = text;
@@ -1796,9 +1853,9 @@ async fn raw_download(shared: &App, visitor: &Visitor, id: i64) -> Result<Respon
         m.message_id.clone(),
     )
     .await?;
-    let options = shared.options.clone();
+    let readers = shared.readers.clone();
     let bytes = blocking(move || {
-        reader(&options)?
+        readers.get()?
             .raw_message(&hash)?
             .ok_or(WebError::NotFound)
     })
@@ -1846,10 +1903,10 @@ async fn attachment_download(
         .cloned()
         .ok_or(WebError::NotFound)?;
     let hash = m.content_hash.clone().ok_or(WebError::NotFound)?;
-    let options = shared.options.clone();
+    let readers = shared.readers.clone();
     let wanted = listed.blake3.clone();
     let bytes = blocking(move || {
-        let raw = reader(&options)?
+        let raw = readers.get()?
             .raw_message(&hash)?
             .ok_or(WebError::NotFound)?;
         Ok(attachment::find(&raw, &wanted))
@@ -2076,9 +2133,9 @@ async fn dashboard_page(
             Some(format!("{from} {to}")),
         )
         .await?;
-        let options = shared.options.clone();
+        let readers = shared.readers.clone();
         let figures =
-            blocking(move || Ok(reader(&options)?.dashboard(from, to, tz, dashboard::TOP)?))
+            blocking(move || Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?))
                 .await?;
         let period = dashboard::period_query(from, to);
         let tr = |k: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]| {
