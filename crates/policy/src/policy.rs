@@ -126,17 +126,49 @@ fn rule_at(text: &str, offset: usize) -> Option<String> {
     Some(id.unwrap_or_else(|| format!("#{}", index + 1)))
 }
 
+/// The offset of the first line at or after `from` that assigns `key`.
+fn key_offset(text: &str, from: usize, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if start + line.len() <= from {
+            continue;
+        }
+        let t = line.trim_start();
+        let assigned = t
+            .strip_prefix(key)
+            .or_else(|| t.strip_prefix(&format!("\"{key}\"")))
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if assigned {
+            return Some(start + (line.len() - t.len()));
+        }
+    }
+    None
+}
+
 /// Parse one rule file (no cross-file checks; see [`Policy::compile`]).
 pub fn parse_rule_file(source_name: &str, text: &str) -> Result<RuleFile, PolicyError> {
     toml::from_str::<RuleFile>(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
+        let mut offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim().to_string();
+        // serde reports an unknown key at the table that holds it; point
+        // at the key itself, the line the administrator has to change.
+        if let Some(key) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            if let Some(at) = key_offset(text, offset, key) {
+                offset = at;
+            }
+        }
         let (line, column) = line_col(text, offset);
         PolicyError::Syntax {
             source_name: source_name.to_string(),
             line,
             column,
             rule: rule_at(text, offset),
-            message: e.message().trim().to_string(),
+            message,
         }
     })
 }

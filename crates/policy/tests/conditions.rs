@@ -637,3 +637,55 @@ fn disabled_rules_only_run_when_asked_by_id() {
     assert!(p.evaluate_rule("off", &m, &directory(), &none()).is_some());
     assert!(p.evaluate_rule("nope", &m, &directory(), &none()).is_none());
 }
+
+#[test]
+fn facts_from_a_model_record() {
+    use mailtrail_model::{Attachment, Mailbox, MessageRecord, OrgDomains};
+    let record = MessageRecord {
+        message_id: Some("m1@example.co.jp".into()),
+        first_seen: Some(jst(2026, 11, 27, 10, 0)),
+        envelope_from: Some("bounce@example.co.jp".into()),
+        from: Mailbox::new("Taro.Yamada@example.co.jp", Some("山田 太郎")),
+        reply_to: Mailbox::new("other@example.co.jp", None),
+        recipients: vec![
+            Recipient::new("a@gmail.com", None, RecipientKind::To).unwrap(),
+            Recipient::new("b@example.co.jp", None, RecipientKind::Bcc).unwrap(),
+        ],
+        subject: Some("件名".into()),
+        body_text: Some("本文".into()),
+        attachments: vec![Attachment {
+            filename: Some("a.zip".into()),
+            content_type: "application/zip".into(),
+            size: 3,
+            blake3: "ab".into(),
+            encrypted: true,
+            inner_names: vec!["x.pdf".into()],
+            raw_range: None,
+        }],
+        ..Default::default()
+    };
+    let facts =
+        mailtrail_policy::MessageFacts::from_record(&record, &OrgDomains::new(["example.co.jp"]));
+    assert_eq!(facts.sender.as_deref(), Some("taro.yamada@example.co.jp"));
+    assert_eq!(facts.from_display_name.as_deref(), Some("山田 太郎"));
+    assert_eq!(facts.reply_to.as_deref(), Some("other@example.co.jp"));
+    assert_eq!(facts.direction, mailtrail_model::Direction::Outbound);
+    assert_eq!(facts.time, jst(2026, 11, 27, 10, 0));
+    assert_eq!(facts.bcc().count(), 1);
+    assert_eq!(facts.external_recipients(&directory()), vec!["a@gmail.com"]);
+    assert!(facts.attachments[0].encrypted);
+    assert_eq!(facts.attachments[0].inner_names, vec!["x.pdf".to_string()]);
+    assert_eq!(facts.body.as_deref(), Some("本文"));
+}
+
+#[test]
+fn a_match_serialises_for_the_console() {
+    let p = policy_with(&["type = \"keywords\"\nwords = [\"機密\"]"]);
+    let mut m = message(&["a@x.jp"]);
+    m.subject = Some("機密".into());
+    let r = p.evaluate(&m, &directory(), &none());
+    let json = serde_json::to_value(&r[0]).unwrap();
+    assert_eq!(json["hits"][0]["location"]["at"], "subject");
+    assert_eq!(json["hits"][0]["span"]["char_end"], 2);
+    assert_eq!(json["rule_id"], "t");
+}
