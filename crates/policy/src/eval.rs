@@ -293,39 +293,63 @@ fn auth_failed(verdict: Option<&str>) -> Option<String> {
     matches!(v.as_str(), "fail" | "softfail" | "permerror" | "hardfail").then_some(v)
 }
 
-/// Digit runs that could be numbers: maximal runs of ASCII digits joined by
-/// single spaces or hyphens, not touching other digits or letters.
-fn number_candidates(text: &str) -> Vec<(usize, usize, String)> {
+/// Runs of digit groups that could hold numbers: maximal runs of ASCII
+/// digit groups joined by single spaces or hyphens, not touching letters or
+/// other digits. Each run is a list of (start, end) of its groups.
+fn digit_runs(text: &str) -> Vec<Vec<(usize, usize)>> {
     let bytes = text.as_bytes();
-    let mut out = Vec::new();
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if !bytes[i].is_ascii_digit() || (i > 0 && (bytes[i - 1].is_ascii_alphanumeric())) {
+        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
             i += 1;
             continue;
         }
-        let start = i;
-        let mut digits = String::new();
-        let mut end = i;
+        let mut groups = Vec::new();
         let mut j = i;
-        while j < bytes.len() {
-            if bytes[j].is_ascii_digit() {
-                digits.push(bytes[j] as char);
+        loop {
+            let start = j;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
                 j += 1;
-                end = j;
-            } else if matches!(bytes[j], b' ' | b'-')
+            }
+            groups.push((start, j));
+            let joined = matches!(bytes.get(j), Some(b' ' | b'-'))
                 && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)
-                && digits.len() < 20
-            {
-                j += 1;
-            } else {
+                && groups.len() < 24;
+            if !joined {
                 break;
             }
+            j += 1;
         }
-        if !bytes.get(end).is_some_and(u8::is_ascii_alphanumeric) {
-            out.push((start, end, digits));
+        if !bytes.get(j).is_some_and(u8::is_ascii_alphanumeric) {
+            runs.push(groups);
         }
         i = j.max(i + 1);
+    }
+    runs
+}
+
+/// Numbers in `text` that `valid` accepts: a whole run of digit groups, or
+/// else consecutive groups of it (`No. 3 1234 5678 9018` holds a My Number
+/// after the `3`). Found numbers do not overlap; earlier and longer win.
+fn numbers_in(text: &str, valid: impl Fn(&str) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for groups in digit_runs(text) {
+        let mut from = 0;
+        'outer: while from < groups.len() {
+            for to in (from..groups.len()).rev() {
+                let digits: String = groups[from..=to]
+                    .iter()
+                    .map(|&(s, e)| &text[s..e])
+                    .collect();
+                if digits.len() <= 19 && valid(&digits) {
+                    out.push((groups[from].0, groups[to].1));
+                    from = to + 1;
+                    continue 'outer;
+                }
+            }
+            from += 1;
+        }
     }
     out
 }
@@ -523,20 +547,18 @@ impl Policy {
             (Condition::CreditCard { fields }, _) | (Condition::MyNumber { fields }, _) => {
                 let card = matches!(c, Condition::CreditCard { .. });
                 for (loc, t) in p.texts(fields) {
-                    for (s, e, digits) in number_candidates(t.normalized()) {
-                        let ok = if card {
-                            credit_card_valid(&digits)
-                        } else {
-                            my_number_valid(&digits)
-                        };
-                        if ok {
-                            let detail = if card {
-                                "Luhn check digit valid"
-                            } else {
-                                "My Number check digit valid"
-                            };
-                            out.push(text_hit(loc.clone(), t, s, e, Some(detail.into())));
-                        }
+                    let valid = if card {
+                        credit_card_valid
+                    } else {
+                        my_number_valid
+                    };
+                    let detail = if card {
+                        "Luhn check digit valid"
+                    } else {
+                        "My Number check digit valid"
+                    };
+                    for (s, e) in numbers_in(t.normalized(), valid) {
+                        out.push(text_hit(loc.clone(), t, s, e, Some(detail.into())));
                     }
                 }
             }

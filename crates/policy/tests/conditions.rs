@@ -115,6 +115,8 @@ fn credit_card_numbers_need_a_valid_luhn_digit() {
     // Part of a longer identifier is not a card number.
     m.body = Some("ref4111111111111111".into());
     assert!(hits(&p, &m, &none()).is_empty());
+    m.body = Some("1 4111 1111 1111 1111 12 28".into());
+    assert_eq!(hits(&p, &m, &none()), vec!["4111 1111 1111 1111"]);
 }
 
 #[test]
@@ -127,6 +129,9 @@ fn my_numbers_need_a_valid_check_digit_and_twelve_digits_exactly() {
     assert!(hits(&p, &m, &none()).is_empty(), "wrong check digit");
     m.body = Some("口座 0123456789018".into());
     assert!(hits(&p, &m, &none()).is_empty(), "13 digits");
+    // A number in a table row next to other numbers.
+    m.body = Some("No. 3 1234-5678-9018 2026-11-27".into());
+    assert_eq!(hits(&p, &m, &none()), vec!["1234-5678-9018"]);
 }
 
 #[test]

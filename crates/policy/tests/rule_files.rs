@@ -3,7 +3,7 @@
 
 mod common;
 
-use mailtrail_policy::{parse_rule_file, Policy, PolicyError, RuleFile, EXAMPLE_RULES};
+use mailtrail_policy::{parse_rule_file, Location, Policy, PolicyError, RuleFile, EXAMPLE_RULES};
 use proptest::prelude::*;
 
 fn error(text: &str) -> PolicyError {
@@ -187,6 +187,37 @@ proptest! {
             z.truncate(cut.min(z.len()).max(1));
         }
         let _ = mailtrail_policy::sniff::sniff(Some("a.zip"), Some(&z));
+    }
+
+    #[test]
+    fn arbitrary_messages_never_panic_the_shipped_rules(
+        subject in "\\PC{0,60}",
+        body in "[0-9 \\-０-９社外秘パスワードｶﾞpw\\PC]{0,200}",
+        to in proptest::collection::vec("[a-z0-9.]{0,8}@[a-zа-я0-9.\\-]{0,14}", 0..4),
+        reply_to in proptest::option::of("[a-z]{0,4}@[a-z1.]{0,14}"),
+        display in proptest::option::of("\\PC{0,10}"),
+        minutes in 0i64..100_000,
+    ) {
+        let policy = Policy::examples().unwrap();
+        let mut m = common::message(&[]);
+        m.recipients = to
+            .iter()
+            .filter_map(|a| mailtrail_model::Recipient::new(a, None, mailtrail_model::RecipientKind::To))
+            .collect();
+        m.subject = Some(subject);
+        m.body = Some(body);
+        m.reply_to = reply_to;
+        m.from_display_name = display;
+        m.time += chrono::Duration::minutes(minutes);
+        let history = common::FakeHistory::default();
+        for r in policy.evaluate(&m, &common::directory(), &history) {
+            for h in r.hits {
+                if let (Some(span), Location::Body) = (h.span, &h.location) {
+                    let body = m.body.as_deref().unwrap();
+                    prop_assert_eq!(&body[span.byte_start..span.byte_end], h.text.as_str());
+                }
+            }
+        }
     }
 
     #[test]
