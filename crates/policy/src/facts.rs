@@ -192,8 +192,9 @@ pub trait Directory {
     /// The employee an address (primary or alias) belongs to.
     fn employee(&self, address: &str) -> Option<Employee>;
 
-    /// Whether some employee's name equals `name` after normalisation (NFKC,
-    /// lower case, spaces removed: `山田　太郎` = `山田太郎`).
+    /// Whether some employee's name, normalised with
+    /// [`crate::normalize_person_name`] (NFKC, lower case, spaces removed:
+    /// `山田　太郎` = `山田太郎`), equals `name`, which arrives normalised so.
     fn has_employee_named(&self, name: &str) -> bool;
 
     /// Whether an address is one of ours (our domains or their subdomains).

@@ -363,8 +363,10 @@ pub enum Condition {
     /// A password-protected archive or encrypted document.
     EncryptedArchive {},
     /// PPAP (パスワード付きZIP送信): this message has no attachment and follows,
-    /// within `within_minutes`, a message from the same sender to the same
-    /// recipients that carried an encrypted archive.
+    /// within `within_minutes`, a message from the same sender that carried
+    /// an encrypted archive and went to every recipient of this one (the
+    /// password mail may go to fewer people, never to others). The match
+    /// links to that message.
     Ppap {
         #[serde(default = "ten")]
         within_minutes: u32,
