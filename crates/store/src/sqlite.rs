@@ -767,7 +767,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
@@ -1195,7 +1195,14 @@ impl Store for SqliteStore {
     ) -> Result<BatchOutcome, StoreError> {
         let mut outcome = BatchOutcome::default();
         let now = micros(Utc::now());
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE, like every write here: the batch reads (lookups) before
+        // it writes, and under `mailtrail serve` the console's connection
+        // writes audit entries and sessions meanwhile; a deferred
+        // transaction would fail with "database is locked" instead of
+        // waiting its turn.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut writer = Writer {
             blobs: &mut self.blobs,
             org: &self.org,
@@ -1727,7 +1734,14 @@ impl ConsoleStore for SqliteStore {
     }
 
     fn audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: the write lock is taken before the chain's last entry
+        // is read. A deferred transaction would start as a reader and fail
+        // at once with "database is locked" (no busy wait: SQLite refuses to
+        // upgrade a snapshot another writer has moved past) whenever any
+        // other connection committed in between.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (last_id, previous): (i64, String) = tx
             .prepare_cached("SELECT id, chain FROM audit_log ORDER BY id DESC LIMIT 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))

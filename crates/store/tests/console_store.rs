@@ -124,3 +124,64 @@ fn the_audit_log_lists_filters_and_proves_it_was_not_edited() {
     let broken = store.verify_audit_chain().unwrap().unwrap();
     assert_eq!(broken.id, 5, "{broken:?}");
 }
+
+/// Regression: under `mailtrail serve` the console's connection appends
+/// audit entries while the mail writer commits batches and readers read.
+/// Both writers read before they write; as deferred transactions they
+/// failed at once with "database is locked" (SQLite refuses to upgrade a
+/// read snapshot another writer has moved past, without waiting), which
+/// the console answered with HTTP 500. Every write must now wait its turn.
+#[test]
+fn audit_entries_and_mail_batches_written_at_once_all_succeed() {
+    use mailtrail_model::{Mailbox, MessageRecord};
+    use mailtrail_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let path = dir.path().to_path_buf();
+    let mail = std::thread::spawn(move || {
+        let mut store = open(&path);
+        for n in 0..200 {
+            let record = MessageRecord {
+                message_id: Some(format!("busy-{n}@example.co.jp")),
+                from: Mailbox::new("taro@example.co.jp", None),
+                subject: Some(format!("batch {n}")),
+                first_seen: Some(Utc::now()),
+                ..Default::default()
+            };
+            store.write_batch(vec![record], vec![]).unwrap();
+        }
+    });
+    let path = dir.path().to_path_buf();
+    let readers = std::thread::spawn(move || {
+        let store = SqliteStore::open(
+            &path,
+            SqliteOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for _ in 0..200 {
+            let _ = store.stats().unwrap();
+        }
+    });
+    let mut console = open(dir.path());
+    for n in 0..200 {
+        console.audit(&entry(n % 60, "view")).unwrap();
+    }
+    mail.join().unwrap();
+    readers.join().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.stats().unwrap().messages, 200);
+    assert_eq!(store.verify_audit_chain().unwrap(), None);
+    let listed = store
+        .audit_log(
+            &AuditFilter::default(),
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(listed.len(), 200);
+}

@@ -174,7 +174,7 @@ impl From<WebError> for ApiError {
                 (StatusCode::BAD_REQUEST, "bad_request", reason)
             }
             other @ (WebError::Store(_) | WebError::Internal(_)) => {
-                eprintln!("mailtrail web api: {other}");
+                eprintln!("mailtrail web api: {}", crate::error_chain(&other));
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

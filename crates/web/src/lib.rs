@@ -747,6 +747,22 @@ fn html_page(status: StatusCode, page: impl Template) -> Response {
 }
 
 /// The error as a page in the visitor's language (or a redirect to sign in).
+/// An error with its causes, for the server's log: "store: database error:
+/// database is locked", not only "store: database error".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn error_response(shared: &Shared, visitor: &Visitor, error: WebError) -> Response {
     let (status, key) = match &error {
         WebError::SignIn => return Redirect::to("/login").into_response(),
@@ -755,7 +771,7 @@ fn error_response(shared: &Shared, visitor: &Visitor, error: WebError) -> Respon
         WebError::Csrf => (StatusCode::FORBIDDEN, "error-csrf"),
         WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "error-not-found"),
         WebError::Store(_) | WebError::Internal(_) => {
-            eprintln!("mailtrail web: {error}");
+            eprintln!("mailtrail web: {}", error_chain(&error));
             (StatusCode::INTERNAL_SERVER_ERROR, "error-internal")
         }
     };
@@ -1854,12 +1870,8 @@ async fn raw_download(shared: &App, visitor: &Visitor, id: i64) -> Result<Respon
     )
     .await?;
     let readers = shared.readers.clone();
-    let bytes = blocking(move || {
-        readers.get()?
-            .raw_message(&hash)?
-            .ok_or(WebError::NotFound)
-    })
-    .await?;
+    let bytes =
+        blocking(move || readers.get()?.raw_message(&hash)?.ok_or(WebError::NotFound)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "message/rfc822".to_string()),
@@ -1906,7 +1918,8 @@ async fn attachment_download(
     let readers = shared.readers.clone();
     let wanted = listed.blake3.clone();
     let bytes = blocking(move || {
-        let raw = readers.get()?
+        let raw = readers
+            .get()?
             .raw_message(&hash)?
             .ok_or(WebError::NotFound)?;
         Ok(attachment::find(&raw, &wanted))
@@ -2135,8 +2148,7 @@ async fn dashboard_page(
         .await?;
         let readers = shared.readers.clone();
         let figures =
-            blocking(move || Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?))
-                .await?;
+            blocking(move || Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?)).await?;
         let period = dashboard::period_query(from, to);
         let tr = |k: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]| {
             shared.catalog.text(lang, k, args)
