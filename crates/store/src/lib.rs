@@ -243,6 +243,19 @@ pub trait Store {
     /// Messages matching a query, newest first, stable order (time, then id).
     fn search(&self, query: &query::Expr, page: Page) -> Result<Vec<StoredMessage>, StoreError>;
 
+    /// [`Store::search`] when the caller has just counted the matches (a
+    /// results page shows the count anyway): the backend may use the count
+    /// to choose its plan instead of estimating it again.
+    fn search_counted(
+        &self,
+        query: &query::Expr,
+        page: Page,
+        count: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let _ = count;
+        self.search(query, page)
+    }
+
     /// One message by internal id.
     fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
 

@@ -180,6 +180,13 @@ const MIGRATIONS: &[&str] = &[
         revoked INTEGER
     ) WITHOUT ROWID;
     "#,
+    // 4: `from:` a complete address is an exact lookup of the sender, not a
+    // full-text phrase (which also matched bounce addresses that embed it,
+    // `bounce-…-taro=example.co.jp@…`, and was slow on common tokens)
+    r#"
+    CREATE INDEX messages_from_addr ON messages(from_addr);
+    CREATE INDEX messages_envelope_from ON messages(envelope_from);
+    "#,
 ];
 
 /// Settings of the embedded store.
@@ -230,6 +237,70 @@ fn from_micros(v: i64) -> DateTime<Utc> {
 }
 
 impl SqliteStore {
+    /// [`Store::search`], planned by the match count when it is known.
+    fn search_planned(
+        &self,
+        query: &Expr,
+        page: Page,
+        known: Option<u64>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // Two plans: drive by the matches (few matches: fetch them all,
+        // sort them) or walk messages newest first and stop after the page
+        // (many matches: a page fills after a walk of about
+        // total × (offset + limit) / matches messages). The two cost the
+        // same near √(total × (offset + limit)) matches. The count, when the
+        // caller has it, says which; otherwise a count that stops there does,
+        // for a fraction of either plan's cost.
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
+            .query_row([], |r| r.get(0))?;
+        let window =
+            i64::from(page.limit).saturating_add(i64::try_from(page.offset).unwrap_or(i64::MAX));
+        let cap = ((total as f64) * (window as f64))
+            .sqrt()
+            .clamp(1.0, i64::MAX as f64) as i64;
+        let common = match known {
+            Some(count) => i64::try_from(count).unwrap_or(i64::MAX) >= cap,
+            None => {
+                let probe = compile(query, false)?;
+                let sql = format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM messages m WHERE {} LIMIT {cap})",
+                    probe.sql
+                );
+                let seen: i64 = self
+                    .conn
+                    .prepare_cached(&sql)?
+                    .query_row(rusqlite::params_from_iter(probe.params.iter()), |r| {
+                        r.get(0)
+                    })?;
+                seen >= cap
+            }
+        };
+        let mut c = compile(query, common)?;
+        let limit = param(&mut c, Value::Integer(i64::from(page.limit)));
+        let offset = param(
+            &mut c,
+            Value::Integer(i64::try_from(page.offset).unwrap_or(i64::MAX)),
+        );
+        let sql = format!(
+            "SELECT m.id FROM messages m WHERE {} ORDER BY m.sort_time DESC, m.id DESC LIMIT {limit} OFFSET {offset}",
+            c.sql
+        );
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.load_message(id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     /// Open (creating if needed) the store in a data directory.
     pub fn open(data_dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         if options.read_only {
@@ -1139,8 +1210,30 @@ fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Result<String,
     Ok(parts.join(" UNION "))
 }
 
+/// A complete mail address (`local@domain.tld`), normalised as stored; a
+/// partial one (`taro@`, `example.co.jp`, a name) is `None`.
+fn complete_address(text: &str) -> Option<String> {
+    let address = mailtrail_model::normalize_address(text)?;
+    let (local, domain) = address.split_once('@')?;
+    let plain = |s: &str| !s.is_empty() && !s.contains(['@', '"', '(', ')', ',', ';', '<', '>']);
+    (plain(local) && plain(domain) && domain.contains('.') && !domain.ends_with('.'))
+        .then_some(address)
+}
+
 fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
     match term {
+        Term::Text {
+            field: TextField::From,
+            text,
+        } if complete_address(text).is_some() => {
+            // The header sender or the envelope sender, exactly (indexed).
+            // `IS`, not `=`: a missing sender is "not this address", never
+            // NULL, so that `-from:` excludes exactly what `from:` finds.
+            let address = complete_address(text).unwrap_or_default();
+            let p = param(c, Value::Text(address));
+            c.sql
+                .push_str(&format!("(m.from_addr IS {p} OR m.envelope_from IS {p})"));
+        }
         Term::Text { field, text } => {
             let rowids = text_rowids(*field, text, c)?;
             // `+` keeps SQLite from driving the query by the match set, so
@@ -1262,7 +1355,9 @@ impl Store for SqliteStore {
         }
         let mut c = Compiled::default();
         let sql = match lone {
-            Expr::Term(Term::Text { field, text }) => {
+            Expr::Term(Term::Text { field, text })
+                if !(*field == TextField::From && complete_address(text).is_some()) =>
+            {
                 format!(
                     "SELECT count(*) FROM ({})",
                     text_rowids(*field, text, &mut c)?
@@ -1281,49 +1376,16 @@ impl Store for SqliteStore {
     }
 
     fn search(&self, query: &Expr, page: Page) -> Result<Vec<StoredMessage>, StoreError> {
-        // Two plans: drive by the matches (few matches: fetch them, sort them)
-        // or walk messages newest first and stop after the page (many matches:
-        // a page fills after a short walk). A count that stops at one in
-        // twenty messages tells which, for a fraction of either plan's cost.
-        let total: i64 = self
-            .conn
-            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
-            .query_row([], |r| r.get(0))?;
-        let cap = (total / 20).max(1);
-        let probe = compile(query, false)?;
-        let sql = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM messages m WHERE {} LIMIT {cap})",
-            probe.sql
-        );
-        let seen: i64 = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(rusqlite::params_from_iter(probe.params.iter()), |r| {
-                r.get(0)
-            })?;
-        let common = seen >= cap;
-        let mut c = compile(query, common)?;
-        let limit = param(&mut c, Value::Integer(i64::from(page.limit)));
-        let offset = param(
-            &mut c,
-            Value::Integer(i64::try_from(page.offset).unwrap_or(i64::MAX)),
-        );
-        let sql = format!(
-            "SELECT m.id FROM messages m WHERE {} ORDER BY m.sort_time DESC, m.id DESC LIMIT {limit} OFFSET {offset}",
-            c.sql
-        );
-        let ids: Vec<i64> = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_map(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(m) = self.load_message(id)? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        self.search_planned(query, page, None)
+    }
+
+    fn search_counted(
+        &self,
+        query: &Expr,
+        page: Page,
+        count: u64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.search_planned(query, page, Some(count))
     }
 
     fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {

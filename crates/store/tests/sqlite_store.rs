@@ -442,6 +442,22 @@ fn common_and_rare_terms_page_newest_first_alike() {
         let newest = first[0].message_id.as_deref().unwrap();
         let expected = if step == 1 { "p199@x" } else { "p196@x" };
         assert_eq!(newest, expected, "{q}");
+        // Planned by a known count (either plan, whatever the count says),
+        // the pages are the same.
+        let count = store.count(&expr).unwrap();
+        for known in [count, 0, 1_000_000] {
+            for offset in [0, 10, 45] {
+                let page = Page { limit: 10, offset };
+                let ids = |found: Vec<mailtrail_store::StoredMessage>| -> Vec<i64> {
+                    found.into_iter().map(|m| m.id).collect()
+                };
+                assert_eq!(
+                    ids(store.search_counted(&expr, page, known).unwrap()),
+                    ids(store.search(&expr, page).unwrap()),
+                    "{q} known {known} offset {offset}"
+                );
+            }
+        }
     }
 }
 
@@ -678,4 +694,74 @@ fn the_dashboard_counts_what_its_searches_find() {
             10
         )
         .is_err());
+}
+
+/// Regression: `from:` a complete address matched, as a full-text phrase,
+/// bounce senders that embed the address (VERP: `bounce-7-aoi=example.co.jp@…`)
+/// — mail *to* that person listed as mail *from* them. A complete address
+/// is now the sender exactly (header From or envelope sender, any case);
+/// a partial one is still a text search.
+#[test]
+fn from_a_complete_address_is_that_sender_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let sent = |mid: &str, from: Option<&str>, envelope: Option<&str>| MessageRecord {
+        message_id: Some(mid.into()),
+        first_seen: Some(t(20, 1)),
+        from: from.and_then(|f| Mailbox::new(f, None)),
+        envelope_from: envelope.map(str::to_string),
+        recipients: vec![
+            Recipient::new("hanako@partner.example", None, RecipientKind::To).unwrap(),
+        ],
+        subject: Some(format!("mail {mid}")),
+        ..Default::default()
+    };
+    store
+        .write_batch(
+            vec![
+                sent("by-header@x", Some("aoi.harada@example.co.jp"), None),
+                sent("by-envelope@x", None, Some("aoi.harada@example.co.jp")),
+                sent(
+                    "verp-bounce@x",
+                    Some("lists@lists.example"),
+                    Some("bounce-7-aoi.harada=example.co.jp@lists.example"),
+                ),
+                sent("other@x", Some("aoi.haradason@example.co.jp"), None),
+            ],
+            vec![],
+        )
+        .unwrap();
+    let ids = |q: &str| -> Vec<String> {
+        let ctx = QueryContext {
+            now: t(27, 12),
+            timezone: chrono_tz::Asia::Tokyo,
+        };
+        let mut found: Vec<String> = store
+            .search(
+                &parse(q, &ctx).unwrap(),
+                Page {
+                    limit: 50,
+                    offset: 0,
+                },
+            )
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.message_id)
+            .collect();
+        found.sort();
+        found
+    };
+    let exact = vec!["by-envelope@x".to_string(), "by-header@x".to_string()];
+    assert_eq!(ids("from:aoi.harada@example.co.jp"), exact);
+    assert_eq!(ids("from:Aoi.Harada@Example.CO.JP"), exact);
+    assert_eq!(ids("from:<aoi.harada@example.co.jp>"), exact);
+    assert_eq!(count(&store, "from:aoi.harada@example.co.jp"), 2);
+    assert_eq!(
+        count(&store, "from:aoi.harada@example.co.jp subject:mail"),
+        2
+    );
+    assert_eq!(count(&store, "-from:aoi.harada@example.co.jp"), 2);
+    // Partial addresses and names are still words of the sender.
+    assert_eq!(count(&store, "from:lists.example"), 1);
+    assert!(count(&store, "from:aoi.harada") >= 2);
 }

@@ -366,7 +366,7 @@ async fn search(
         let (count, found) = blocking(move || {
             let store = readers.get()?;
             let count = store.count(&expr)?;
-            let found = store.search(&expr, Page { limit, offset })?;
+            let found = store.search_counted(&expr, Page { limit, offset }, count)?;
             Ok((count, found))
         })
         .await?;
