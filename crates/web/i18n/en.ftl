@@ -145,6 +145,7 @@ dashboard-period-text = { $from } to { $to } ({ $days ->
    *[other] { $days } days
 })
 dashboard-per-day = Messages per day
+dashboard-freshness = Figures are recomputed at most once a minute.
 dashboard-max = Busiest day: { $count }
 dashboard-bar = { $day }, { $direction }: { $count }
 dashboard-totals = Totals

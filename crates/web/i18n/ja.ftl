@@ -136,6 +136,7 @@ dashboard-show = 表示
 dashboard-invalid-period = 期間を読み取れません。開始日と終了日（YYYY-MM-DD）を、開始日が終了日以前、1年以内で指定してください。
 dashboard-period-text = { $from } – { $to }（{ $days } 日間）
 dashboard-per-day = 日別メール件数
+dashboard-freshness = 集計は最大 1 分ごとに更新されます。
 dashboard-max = 最多の日：{ $count } 件
 dashboard-bar = { $day } { $direction }：{ $count } 件
 dashboard-totals = 合計

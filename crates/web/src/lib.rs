@@ -130,7 +130,20 @@ struct Shared {
     brake: Brake,
     /// The systems seen, for the filter form, and when they were read.
     systems: Mutex<Option<(Instant, Vec<String>)>>,
+    /// Dashboard figures by period, each kept for [`DASHBOARD_FRESH`]: the
+    /// same month's dashboard opened by several administrators at once is
+    /// computed once. Held across the computation, so that concurrent
+    /// requests wait for it instead of repeating it.
+    dashboards: tokio::sync::Mutex<DashboardCache>,
 }
+
+type DashboardCache = std::collections::HashMap<
+    (chrono::NaiveDate, chrono::NaiveDate),
+    (Instant, Arc<mailtrail_store::Dashboard>),
+>;
+
+/// How long dashboard figures are reused (the page says they may be this old).
+const DASHBOARD_FRESH: Duration = Duration::from_secs(60);
 
 /// Everything a handler needs to know about the request's user.
 struct Visitor {
@@ -455,6 +468,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         readers,
         brake: Brake::default(),
         systems: Mutex::new(None),
+        dashboards: tokio::sync::Mutex::new(DashboardCache::new()),
     });
     Ok(Router::new()
         .route("/", get(|| async { Redirect::to("/search") }))
@@ -2181,9 +2195,24 @@ async fn dashboard_page(
             Some(format!("{from} {to}")),
         )
         .await?;
-        let readers = shared.readers.clone();
-        let figures =
-            blocking(move || Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?)).await?;
+        let figures = {
+            let mut cache = shared.dashboards.lock().await;
+            cache.retain(|_, (computed, _)| computed.elapsed() < DASHBOARD_FRESH);
+            match cache.get(&(from, to)) {
+                Some((_, figures)) => Arc::clone(figures),
+                None => {
+                    let readers = shared.readers.clone();
+                    let figures = Arc::new(
+                        blocking(move || {
+                            Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?)
+                        })
+                        .await?,
+                    );
+                    cache.insert((from, to), (Instant::now(), Arc::clone(&figures)));
+                    figures
+                }
+            }
+        };
         let period = dashboard::period_query(from, to);
         let tr = |k: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]| {
             shared.catalog.text(lang, k, args)
