@@ -19,6 +19,7 @@ mod demo;
 mod generate;
 mod import;
 mod output;
+mod rules;
 mod trace;
 
 use config::{Config, Overrides};
@@ -124,6 +125,9 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     /// API tokens for scripts: create one (printed once), list, revoke
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Monitoring rules: check rule files, dry-run a rule over stored mail
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Generate a small company's mail, import it, show example searches, then
     /// start the web console on it with a demo administrator (--no-serve: stop after the import)
     Demo(DemoArgs),
@@ -231,6 +235,36 @@ enum UserCommand {
     },
     /// List the console accounts
     List,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Parse and check rule files (TOML); list each rule, on or off. Without
+    /// --rules, the shipped example rules (crates/policy/data/rules)
+    Check {
+        /// Rule file, or a folder of *.toml rule files (repeatable)
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+    },
+    /// Dry-run one rule (enabled or not) over the stored mail of a period and
+    /// show what it would have raised, with what matched and where; nothing
+    /// is written. Example: mailtrail rules test confidential-to-freemail --since 90d
+    Test {
+        /// The rule's id
+        rule: String,
+        /// Rule file, or a folder of *.toml rule files (repeatable); default the shipped examples
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// How far back: 90d, 12w, 6m (as newer_than: in the query language)
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// Most matches to print (all are counted)
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// table for people, json (one line per match: the message and the match) for tools
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -440,6 +474,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::HashPassword => cmd_hash_password(),
         Command::User(cmd) => cmd_user(&config, cmd),
         Command::Token(cmd) => cmd_token(&config, cmd),
+        Command::Rules(RulesCommand::Check { rules }) => rules::check(&rules),
+        Command::Rules(RulesCommand::Test {
+            rule,
+            rules,
+            since,
+            limit,
+            format,
+        }) => rules::test(
+            &config,
+            &rules::TestOptions {
+                rule: &rule,
+                rules: &rules,
+                since: &since,
+                limit,
+                json: matches!(format, OutputFormat::Json),
+            },
+        ),
     }
 }
 

@@ -1,0 +1,210 @@
+//! `mailtrail rules check` and `mailtrail rules test RULE --since 90d`:
+//! monitoring rules (the policy engine, `mailtrail-policy`) checked and
+//! dry-run over the mail already stored — a retro-hunt that shows what a
+//! rule would have raised before anyone switches it on.
+//!
+//! Why it is shaped this way:
+//! - **Read-only and audit-free**: nothing is written (no alerts, no
+//!   tags); the store is opened as for `search`.
+//! - **Bodies from the stored raw message**, decoded as on import, so a
+//!   keyword in the body matches as it will when rules run on arrival;
+//!   messages known only from logs are judged on what the logs said.
+//! - **Honest about what it cannot know yet**: until the directory and
+//!   the sending history are in the store, conditions on people
+//!   (departments, leavers, impersonation of an employee's name, private
+//!   addresses by name) and on history (first contact, PPAP) cannot match;
+//!   the command says so instead of silently reporting nothing.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use mailtrail_policy::{Directory, Employee, MessageFacts, NoHistory, Policy, EXAMPLE_RULES};
+use mailtrail_store::{Page, Store};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::output;
+
+/// The rule files named (files, or folders whose `*.toml` files are read in
+/// name order), or the shipped examples when none is named.
+fn load(paths: &[PathBuf]) -> Result<Policy> {
+    if paths.is_empty() {
+        return Policy::compile(EXAMPLE_RULES).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read the folder {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    if files.is_empty() {
+        bail!("no rule files (*.toml) in {paths:?}");
+    }
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| (f.display().to_string(), t))
+                .with_context(|| format!("cannot read {}", f.display()))
+        })
+        .collect::<Result<_>>()?;
+    let named: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    Policy::compile(&named).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Rule files are valid: list each rule, on or off, and where it comes from.
+pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
+    let policy = load(paths)?;
+    for r in &policy.rules {
+        println!(
+            "{} {:<32} {:<28} {}",
+            if r.rule.enabled { "on " } else { "off" },
+            r.rule.id,
+            r.origin,
+            r.rule.name.as_deref().unwrap_or_default()
+        );
+    }
+    println!("{} rule(s), valid", policy.rules.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Our domains only: the directory is not in the store yet.
+struct DomainsOnly(Vec<String>);
+
+impl Directory for DomainsOnly {
+    fn our_domains(&self) -> &[String] {
+        &self.0
+    }
+    fn employee(&self, _address: &str) -> Option<Employee> {
+        None
+    }
+    fn has_employee_named(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+pub struct TestOptions<'a> {
+    pub rule: &'a str,
+    pub rules: &'a [PathBuf],
+    pub since: &'a str,
+    pub limit: usize,
+    pub json: bool,
+}
+
+/// Run one rule (enabled or not) over the messages of the period; print each
+/// match with what matched and where, then the tally.
+pub fn test(config: &Config, options: &TestOptions) -> Result<ExitCode> {
+    let policy = load(options.rules)?;
+    if policy.rule(options.rule).is_none() {
+        let ids: Vec<&str> = policy.rules.iter().map(|r| r.rule.id.as_str()).collect();
+        bail!(
+            "no rule {:?}; the rules are: {}",
+            options.rule,
+            ids.join(", ")
+        );
+    }
+    let store = crate::open_store(config)?;
+    let tz = crate::effective_timezone(config, &store)?;
+    let query = crate::parse_query(config, &format!("newer_than:{}", options.since))
+        .with_context(|| format!("--since {}: e.g. 90d, 12w, 6m", options.since))?;
+    let directory = DomainsOnly(config.org_domains.clone());
+    let decode = mailtrail_ingest::DecodeOptions::default();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !options.json {
+        writeln!(
+            out,
+            "note: the directory and sending history are not in the store yet, so conditions on \
+             people, departments, leavers, first contact and PPAP cannot match in this dry run"
+        )?;
+    }
+    let (mut examined, mut matched, mut offset) = (0u64, 0u64, 0u64);
+    loop {
+        let page = store.search(&query, Page { limit: 500, offset })?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len() as u64;
+        for m in &page {
+            examined += 1;
+            let body = match &m.content_hash {
+                Some(hash) => store.raw_message(hash)?.and_then(|raw| {
+                    mailtrail_ingest::mime::parse_message(raw, &decode)
+                        .ok()
+                        .and_then(|r| r.body_text)
+                }),
+                None => None,
+            };
+            let facts = MessageFacts::from_stored(m, body);
+            let Some(hit) = policy.evaluate_rule(options.rule, &facts, &directory, &NoHistory)
+            else {
+                continue;
+            };
+            matched += 1;
+            if matched as usize > options.limit {
+                continue;
+            }
+            if options.json {
+                let v = json!({
+                    "message": output::message_json(m, tz),
+                    "match": hit,
+                });
+                writeln!(out, "{v}")?;
+                continue;
+            }
+            writeln!(
+                out,
+                "\n#{}  {}  {}  {}",
+                m.id,
+                output::display_time(m)
+                    .map(|t| output::local(t, tz))
+                    .unwrap_or_default(),
+                output::printable(m.from.as_ref().map_or("-", |f| f.address.as_str())),
+                output::printable(m.subject.as_deref().unwrap_or("(no subject)")),
+            )?;
+            for h in &hit.hits {
+                writeln!(
+                    out,
+                    "    [{}] {:?}: {}{}",
+                    h.condition_type,
+                    h.location,
+                    output::printable(&h.text),
+                    h.detail
+                        .as_deref()
+                        .map(|d| format!("  ({})", output::printable(d)))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    if options.json {
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "\nrule {}: {matched} of {examined} message(s) since {} would match{}",
+        options.rule,
+        options.since,
+        if matched as usize > options.limit {
+            format!(" (the first {} shown; --limit)", options.limit)
+        } else {
+            String::new()
+        }
+    )?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
