@@ -145,7 +145,7 @@ dashboard-period-text = { $from } to { $to } ({ $days ->
    *[other] { $days } days
 })
 dashboard-per-day = Messages per day
-dashboard-freshness = Figures are recomputed at most once a minute.
+dashboard-freshness = Figures are recomputed at most once a minute, so they can be a minute or two old.
 dashboard-max = Busiest day: { $count }
 dashboard-bar = { $day }, { $direction }: { $count }
 dashboard-totals = Totals

@@ -130,17 +130,28 @@ struct Shared {
     brake: Brake,
     /// The systems seen, for the filter form, and when they were read.
     systems: Mutex<Option<(Instant, Vec<String>)>>,
-    /// Dashboard figures by period, each kept for [`DASHBOARD_FRESH`]: the
-    /// same month's dashboard opened by several administrators at once is
-    /// computed once. Held across the computation, so that concurrent
-    /// requests wait for it instead of repeating it.
-    dashboards: tokio::sync::Mutex<DashboardCache>,
+    /// Dashboard figures by period, recomputed at most every
+    /// [`DASHBOARD_FRESH`]: the same month's dashboard opened by several
+    /// administrators is computed once. One slot per period, so periods are
+    /// computed side by side; while a period is recomputed, other requests
+    /// get its previous figures instead of waiting (only the very first
+    /// request of a period waits for the computation).
+    dashboards: Mutex<DashboardCache>,
 }
 
-type DashboardCache = std::collections::HashMap<
-    (chrono::NaiveDate, chrono::NaiveDate),
-    (Instant, Arc<mailtrail_store::Dashboard>),
->;
+/// A period's latest figures, when they were computed, and the lock held by
+/// the request computing them.
+#[derive(Default)]
+struct DashboardSlotInner {
+    figures: Mutex<Option<(Instant, Arc<mailtrail_store::Dashboard>)>>,
+    computing: tokio::sync::Mutex<()>,
+}
+
+type DashboardSlot = Arc<DashboardSlotInner>;
+type DashboardCache =
+    std::collections::HashMap<(chrono::NaiveDate, chrono::NaiveDate), DashboardSlot>;
+/// Periods kept; beyond this the idle, stale ones are dropped.
+const DASHBOARD_PERIODS: usize = 64;
 
 /// How long dashboard figures are reused (the page says they may be this old).
 const DASHBOARD_FRESH: Duration = Duration::from_secs(60);
@@ -468,7 +479,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         readers,
         brake: Brake::default(),
         systems: Mutex::new(None),
-        dashboards: tokio::sync::Mutex::new(DashboardCache::new()),
+        dashboards: Mutex::new(DashboardCache::new()),
     });
     Ok(Router::new()
         .route("/", get(|| async { Redirect::to("/search") }))
@@ -2144,6 +2155,67 @@ fn direction_class(d: mailtrail_model::Direction) -> &'static str {
     }
 }
 
+/// A period's dashboard figures: fresh ones from the cache, else computed
+/// by this request — while it computes, others get the previous figures
+/// (only a period's very first requests wait).
+async fn dashboard_figures(
+    shared: &App,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Arc<mailtrail_store::Dashboard>, WebError> {
+    let poisoned = || WebError::Internal("a dashboard cache lock is poisoned".into());
+    let slot = {
+        let mut cache = shared.dashboards.lock().map_err(|_| poisoned())?;
+        if cache.len() >= DASHBOARD_PERIODS {
+            cache.retain(|_, slot| {
+                let idle = slot.computing.try_lock().is_ok();
+                let fresh = slot.figures.lock().ok().is_some_and(|f| {
+                    f.as_ref()
+                        .is_some_and(|(computed, _)| computed.elapsed() < DASHBOARD_FRESH)
+                });
+                !idle || fresh
+            });
+        }
+        Arc::clone(cache.entry((from, to)).or_default())
+    };
+    let latest = |slot: &DashboardSlot| -> Result<_, WebError> {
+        Ok(slot.figures.lock().map_err(|_| poisoned())?.clone())
+    };
+    let fresh = |kept: &Option<(Instant, Arc<mailtrail_store::Dashboard>)>| {
+        kept.as_ref()
+            .filter(|(computed, _)| computed.elapsed() < DASHBOARD_FRESH)
+            .map(|(_, figures)| Arc::clone(figures))
+    };
+    if let Some(figures) = fresh(&latest(&slot)?) {
+        return Ok(figures);
+    }
+    let _computing = match slot.computing.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            // Another request is computing this period.
+            if let Some((_, previous)) = latest(&slot)? {
+                return Ok(previous);
+            }
+            let guard = slot.computing.lock().await;
+            if let Some(figures) = fresh(&latest(&slot)?) {
+                return Ok(figures);
+            }
+            guard
+        }
+    };
+    // Computed by another request between the first look and the lock?
+    if let Some(figures) = fresh(&latest(&slot)?) {
+        return Ok(figures);
+    }
+    let readers = shared.readers.clone();
+    let tz = shared.options.timezone;
+    let figures = Arc::new(
+        blocking(move || Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?)).await?,
+    );
+    *slot.figures.lock().map_err(|_| poisoned())? = Some((Instant::now(), Arc::clone(&figures)));
+    Ok(figures)
+}
+
 async fn dashboard_page(
     State(shared): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -2195,24 +2267,7 @@ async fn dashboard_page(
             Some(format!("{from} {to}")),
         )
         .await?;
-        let figures = {
-            let mut cache = shared.dashboards.lock().await;
-            cache.retain(|_, (computed, _)| computed.elapsed() < DASHBOARD_FRESH);
-            match cache.get(&(from, to)) {
-                Some((_, figures)) => Arc::clone(figures),
-                None => {
-                    let readers = shared.readers.clone();
-                    let figures = Arc::new(
-                        blocking(move || {
-                            Ok(readers.get()?.dashboard(from, to, tz, dashboard::TOP)?)
-                        })
-                        .await?,
-                    );
-                    cache.insert((from, to), (Instant::now(), Arc::clone(&figures)));
-                    figures
-                }
-            }
-        };
+        let figures = dashboard_figures(shared, from, to).await?;
         let period = dashboard::period_query(from, to);
         let tr = |k: &str, args: &[(&str, fluent_bundle::FluentValue<'_>)]| {
             shared.catalog.text(lang, k, args)
