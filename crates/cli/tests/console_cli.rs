@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{http, listening_http, mailtrail_ok, serve, session_cookie, sign_in};
+use support::{http, listening_http, mailtrail_ok, serve, session_cookie, sign_in, Server};
 
 #[test]
 fn user_add_then_sign_in_to_the_served_console() {
@@ -51,7 +51,7 @@ fn user_add_then_sign_in_to_the_served_console() {
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains("kanri"));
 
-    let (mut server, http_addr) = serve(&data);
+    let (server, http_addr) = serve(&data);
     let health = http(
         &http_addr,
         "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -65,8 +65,7 @@ fn user_add_then_sign_in_to_the_served_console() {
     let signed_in = sign_in(&http_addr, "kanri", "long-enough-password");
     assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
     assert!(session_cookie(&signed_in).len() > "mt_session=".len());
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// `mailtrail token create` prints a bearer token once; with it the served
@@ -107,7 +106,7 @@ fn token_create_then_the_api_answers_what_search_json_prints() {
         .unwrap();
     assert!(!bad.status.success());
 
-    let (mut server, http_addr) = serve(&data);
+    let (server, http_addr) = serve(&data);
     let get = |path: &str, token: &str| {
         let answer = http(
             &http_addr,
@@ -165,8 +164,7 @@ fn token_create_then_the_api_answers_what_search_json_prints() {
     assert!(!list.contains(&token[4..]), "{list}");
     let (head, _) = get("/api/v1/stats", &token);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// The README's first command: `mailtrail demo` imports the demo company's
@@ -184,17 +182,19 @@ fn demo_starts_a_populated_console_and_prints_how_to_sign_in() {
             .to_string()
     };
     let (http_addr, smtp_addr) = (free(), free());
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["demo", "--log-lines", "3000", "--messages", "60"])
-        .args(["--http", &http_addr, "--smtp", &smtp_addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = Server(
+        Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["demo", "--log-lines", "3000", "--messages", "60"])
+            .args(["--http", &http_addr, "--smtp", &smtp_addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // The banner comes before the server's `listening` lines.
-    let (_, banner) = listening_http(&mut demo, &http_addr);
+    let (_, banner) = listening_http(&mut demo.0, &http_addr);
     let field = |name: &str| {
         banner
             .lines()
@@ -219,6 +219,5 @@ fn demo_starts_a_populated_console_and_prints_how_to_sign_in() {
     let (_, body) = search.split_once("\r\n\r\n").unwrap();
     let found: serde_json::Value = serde_json::from_str(body).unwrap();
     assert!(found["count"].as_u64().unwrap() > 0, "{found}");
-    let _ = demo.kill();
-    let _ = demo.wait();
+    drop(demo);
 }

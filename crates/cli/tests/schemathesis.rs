@@ -51,7 +51,7 @@ fn a_schema_driven_client_finds_no_server_errors_and_no_deviation_from_the_docum
     let token = support::mailtrail_ok(&data, &["token", "create", "schemathesis"])
         .trim()
         .to_string();
-    let (mut server, http_addr) = support::serve(&data);
+    let (server, http_addr) = support::serve(&data);
     let run = Command::new(&schemathesis)
         .arg("run")
         .arg(format!("http://{http_addr}/api/v1/openapi.json"))
@@ -67,8 +67,7 @@ fn a_schema_driven_client_finds_no_server_errors_and_no_deviation_from_the_docum
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let report = String::from_utf8_lossy(&run.stdout);
     println!("{report}");
     assert!(

@@ -28,17 +28,29 @@ pub fn mailtrail_ok(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A server started by a test, stopped when the test ends — also when it
+/// fails half-way, so that no test leaves a `mailtrail serve` behind.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `mailtrail serve` over `data` with the console and SMTP on free loopback
 /// ports, and the console's address once it listens.
-pub fn serve(data: &Path) -> (Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+pub fn serve(data: &Path) -> (Server, String) {
+    let server = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (addr, _) = listening_http(&mut server, "");
+    let mut server = Server(server);
+    let (addr, _) = listening_http(&mut server.0, "");
     (server, addr)
 }
 
