@@ -292,8 +292,13 @@ async fn unknown() -> Response {
 /// A message number from the path; 400 (not axum's plain text) otherwise.
 fn message_number(id: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    id.parse()
-        .map_err(|_| ApiError::bad_request(format!("id: not a message number: {id}")))
+    number(&id, "id", "a message number")
+}
+
+/// A path segment as a number, or a 400 naming the parameter.
+fn number<T: std::str::FromStr>(text: &str, name: &str, what: &str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{name}: not {what}: {text}")))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -534,12 +539,8 @@ async fn attachment(
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
         let Path((id, index)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let id: i64 = id
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("id: not a message number: {id}")))?;
-        let index: usize = index.parse().map_err(|_| {
-            ApiError::bad_request(format!("index: not an attachment index: {index}"))
-        })?;
+        let id: i64 = number(&id, "id", "a message number")?;
+        let index: usize = number(&index, "index", "an attachment index")?;
         Ok(attachment_download(shared, visitor, id, index).await?)
     })
     .await

@@ -13,9 +13,7 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use common::{audit_actions, request, url, Answer, Console};
-use mailtrail_model::{
-    Delivery, DeliveryStatus, MessageRecord, OrgDomains, Recipient, RecipientKind,
-};
+use mailtrail_model::{OrgDomains, Recipient, RecipientKind};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{SqliteStore, Store};
 use serde_json::Value;
@@ -57,30 +55,7 @@ fn seed(dir: &Path) {
         .recipients
         .push(Recipient::new("secret@rival.example", None, RecipientKind::Bcc).unwrap());
     with_content.systems = vec!["journal".into()];
-    let log_only = MessageRecord {
-        keys: vec!["postfix@mx1:ABCDEF1234".into()],
-        message_id: Some("api-2@example.co.jp".into()),
-        first_seen: Some(t),
-        envelope_from: Some("jiro@example.co.jp".into()),
-        recipients: vec![
-            Recipient::new("x@partner.example", None, RecipientKind::Envelope).unwrap(),
-        ],
-        subject: Some("weekly report".into()),
-        systems: vec!["postfix@mx1".into()],
-        deliveries: vec![Delivery {
-            time: t,
-            recipient: "x@partner.example".into(),
-            status: DeliveryStatus::Delivered,
-            detail: Some("250 ok".into()),
-            system: "postfix@mx1".into(),
-            relay: Some("mx.partner.example[192.0.2.25]:25".into()),
-            client_ip: None,
-            client_host: None,
-            local_id: Some("ABCDEF1234".into()),
-            original_recipient: None,
-        }],
-        ..Default::default()
-    };
+    let log_only = common::log_only_message("api-2@example.co.jp", t);
     store
         .write_batch(vec![with_content, log_only], vec![])
         .unwrap();

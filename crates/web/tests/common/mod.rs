@@ -11,6 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use mailtrail_model::{Delivery, DeliveryStatus, MessageRecord, Recipient, RecipientKind};
 use mailtrail_store::console::{AuditFilter, ConsoleStore, Role};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{Page, SqliteStore};
@@ -237,4 +239,34 @@ pub fn audit_actions(dir: &Path) -> Vec<(String, String, Option<String>)> {
         .rev()
         .map(|e| (e.user, e.action, e.detail.or(e.target)))
         .collect()
+}
+
+/// A message known only from a Postfix log (queue id ABCDEF1234 on mx1):
+/// jiro@example.co.jp to x@partner.example, "weekly report", delivered at
+/// `time` through the partner's MX.
+pub fn log_only_message(message_id: &str, time: DateTime<Utc>) -> MessageRecord {
+    MessageRecord {
+        keys: vec!["postfix@mx1:ABCDEF1234".into()],
+        message_id: Some(message_id.into()),
+        first_seen: Some(time),
+        envelope_from: Some("jiro@example.co.jp".into()),
+        recipients: vec![
+            Recipient::new("x@partner.example", None, RecipientKind::Envelope).unwrap(),
+        ],
+        subject: Some("weekly report".into()),
+        systems: vec!["postfix@mx1".into()],
+        deliveries: vec![Delivery {
+            time,
+            recipient: "x@partner.example".into(),
+            status: DeliveryStatus::Delivered,
+            detail: Some("250 ok".into()),
+            system: "postfix@mx1".into(),
+            relay: Some("mx.partner.example[192.0.2.25]:25".into()),
+            client_ip: None,
+            client_host: None,
+            local_id: Some("ABCDEF1234".into()),
+            original_recipient: None,
+        }],
+        ..Default::default()
+    }
 }
