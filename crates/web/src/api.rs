@@ -523,7 +523,8 @@ struct Binary(#[allow(dead_code)] Vec<u8>);
         ("index" = u32, Path, description = "The attachment's position in `attachments`, from 0"),
     ),
     responses(
-        (status = 200, description = "The attachment", content_type = "application/octet-stream",
+        (status = 200, description = "The attachment, under the media type the message declared for it",
+         content_type = "*/*",
          body = inline(Binary)),
         (status = 400, description = "Not a message number or index", body = ErrorBody),
         (status = 401, description = "No session or token", body = ErrorBody),
