@@ -12,6 +12,8 @@
 //! Addresses are compared in their normalised form ([`normalize_address`]);
 //! the display form is kept beside them. Times are UTC.
 
+pub mod directory;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
