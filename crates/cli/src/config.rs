@@ -65,6 +65,56 @@ pub struct FileConfig {
     pub m365: Option<mailtrail_server::M365Config>,
     /// `mailtrail serve`: the Gmail poller (enabled by the section).
     pub gmail: Option<mailtrail_server::GmailConfig>,
+    /// The monitoring rules every stored message is evaluated with.
+    pub policy: Option<PolicySection>,
+    /// Where alerts are sent: mail, webhooks, syslog / CEF.
+    pub notify: Option<mailtrail_notify::NotifyConfig>,
+    /// Directory sources `mailtrail directory sync` reads (LDAP / Active
+    /// Directory, Entra ID, Google Workspace).
+    pub directory: Option<mailtrail_server::directory::DirectorySyncConfig>,
+}
+
+/// `[policy]`: the monitoring rules (監視ルール) `mailtrail serve` evaluates
+/// every stored message with, within seconds of its arrival.
+///
+/// ```toml
+/// [policy]
+/// rules = ["rules"]          # files, or folders of *.toml rule files
+/// console_url = "https://mailtrail.example.co.jp"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Rule files, or folders whose `*.toml` files are read in name order
+    /// (relative to this file). Without any, no rules run and no alerts
+    /// are raised.
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
+    /// How often, in seconds, the rule files are checked for changes
+    /// (default 5). Changed files are loaded again; files that do not load
+    /// are reported with file, line and reason, and the rules loaded
+    /// before stay in force.
+    #[serde(default = "default_reload_secs")]
+    pub reload_secs: u64,
+    /// The console's address as administrators reach it
+    /// (`https://mailtrail.example.co.jp`): notifications link to the alert
+    /// there. Without it they carry no link.
+    #[serde(default)]
+    pub console_url: Option<String>,
+}
+
+fn default_reload_secs() -> u64 {
+    5
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            rules: Vec::new(),
+            reload_secs: default_reload_secs(),
+            console_url: None,
+        }
+    }
 }
 
 /// Settings after file, environment and flags are combined.
@@ -83,6 +133,12 @@ pub struct Config {
     pub serve: ServeSections,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
+    /// `[policy]`, paths resolved.
+    pub policy: PolicySection,
+    /// `[notify]`, paths resolved.
+    pub notify: mailtrail_notify::NotifyConfig,
+    /// `[directory]`, paths resolved.
+    pub directory: mailtrail_server::directory::DirectorySyncConfig,
 }
 
 /// The sections of mailtrail.toml that configure `mailtrail serve`, with
@@ -164,6 +220,33 @@ impl Config {
                 resolve(std::mem::take(&mut gmail.service_account_key_file));
             gmail.ca_file = gmail.ca_file.take().map(resolve);
         }
+        let mut directory = file.directory.unwrap_or_default();
+        if let Some(base) = &base {
+            directory.resolve_paths(base);
+        }
+        let mut policy = file.policy.unwrap_or_default();
+        policy.rules = policy.rules.into_iter().map(resolve).collect();
+        let mut notify = file.notify.unwrap_or_default();
+        for m in &mut notify.mail {
+            m.password_file = m.password_file.take().map(resolve);
+            m.ca_file = m.ca_file.take().map(resolve);
+        }
+        for w in &mut notify.webhook {
+            w.secret_file = w.secret_file.take().map(resolve);
+            w.ca_file = w.ca_file.take().map(resolve);
+        }
+        for s in &mut notify.syslog {
+            s.ca_file = s.ca_file.take().map(resolve);
+        }
+        notify
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| {
+                format!(
+                    "invalid config file {}",
+                    source.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?;
         let journal_given = if overrides.journal_addresses.is_empty() {
             file.journal_addresses.unwrap_or_default()
         } else {
@@ -222,6 +305,9 @@ impl Config {
             journal_addresses,
             serve,
             source,
+            policy,
+            notify,
+            directory,
         })
     }
 }

@@ -14,8 +14,11 @@ use mailtrail_store::query::{self, QueryContext};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{Page, SqliteStore, Store, StoredMessage};
 
+mod alerting;
+mod alerts;
 mod config;
 mod demo;
+mod directory;
 mod generate;
 mod import;
 mod output;
@@ -128,6 +131,18 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     /// Monitoring rules: check rule files, dry-run a rule over stored mail
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Alerts raised by the monitoring rules, newest first (open and
+    /// acknowledged ones unless --state or --all)
+    Alerts(alerts::AlertsArgs),
+    /// One alert: what matched, its history; --state, --assign, --comment change it
+    Alert(alerts::AlertArgs),
+    /// The directory: import people and PCs from CSV, list them. Mail is
+    /// attributed to them by address and client IP (search employee:, dept:, device:)
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
+    /// Gaps in collection: employees and PCs of the directory with no
+    /// captured mail in the last N days, overall and per source
+    Coverage(directory::CoverageArgs),
     /// Generate a small company's mail, import it, show example searches, then
     /// start the web console on it with a demo administrator (--no-serve: stop after the import)
     Demo(DemoArgs),
@@ -172,7 +187,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum OutputFormat {
+pub enum OutputFormat {
     Table,
     Json,
     Csv,
@@ -242,6 +257,14 @@ enum RulesCommand {
     /// Parse and check rule files (TOML); list each rule, on or off. Without
     /// --rules, the shipped example rules (crates/policy/data/rules)
     Check {
+        /// Rule file, or a folder of *.toml rule files (repeatable)
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+    },
+    /// Evaluate the stored messages that wait for the rules now (what
+    /// `mailtrail serve` does continuously), raising their alerts and
+    /// queueing their notifications. Rules from --rules, else [policy] rules
+    Run {
         /// Rule file, or a folder of *.toml rule files (repeatable)
         #[arg(long = "rules", value_name = "PATH")]
         rules: Vec<PathBuf>,
@@ -474,6 +497,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::HashPassword => cmd_hash_password(),
         Command::User(cmd) => cmd_user(&config, cmd),
         Command::Token(cmd) => cmd_token(&config, cmd),
+        Command::Directory(cmd) => directory::run(&config, cmd),
+        Command::Coverage(args) => directory::coverage(&config, args),
+        Command::Alerts(args) => alerts::list(&config, args),
+        Command::Alert(args) => alerts::one(&config, args),
+        Command::Rules(RulesCommand::Run { rules }) => alerting::run_pending(&config, &rules),
         Command::Rules(RulesCommand::Check { rules }) => rules::check(&rules),
         Command::Rules(RulesCommand::Test {
             rule,
@@ -924,6 +952,9 @@ pub fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
         bail!("--tls-cert/--tls-key were given but neither SMTP (--smtp) nor syslog TLS (--syslog-tls) is on");
     }
     let timezone = effective_timezone(config, &store)?;
+    // Rules and notifications run beside the receivers, from the store's
+    // queues; they stop when `serve` returns.
+    let _alerting = alerting::start(config)?;
     let http = args.http.or(sections.http.as_ref().map(|h| h.listen));
     // The web console is served wherever /healthz and /metrics are; its
     // sources page reads the same counters /healthz does.

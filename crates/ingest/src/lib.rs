@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use mailtrail_model::{MessageRecord, Reject};
 
 pub mod detect;
+pub mod directory_csv;
 pub mod exim;
 pub mod gmail;
 pub mod journal;

@@ -35,6 +35,7 @@ mod facts;
 mod policy;
 pub mod rules;
 pub mod sniff;
+pub mod store;
 pub mod text;
 
 pub use eval::{local_part_matches_name, normalize_person_name, Hit, Location, RuleMatch};

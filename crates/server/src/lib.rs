@@ -17,6 +17,7 @@ use mailtrail_ingest::DecodeOptions;
 use mailtrail_store::Store;
 use tokio::sync::{mpsc, Semaphore};
 
+pub mod directory;
 pub mod follow;
 pub mod metrics;
 pub mod poll;

@@ -29,8 +29,10 @@ use mailtrail_model::{
 };
 use serde::Serialize;
 
+pub mod alerts;
 pub mod blob;
 pub mod console;
+pub mod directory;
 pub mod query;
 pub mod sqlite;
 pub mod tokenize;

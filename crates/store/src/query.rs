@@ -5,7 +5,8 @@
 //! Administrators know Gmail's and notmuch's search boxes, so the language is
 //! theirs: `from:` `to:` `cc:` `bcc:` `subject:` `filename:` `body:`
 //! `has:attachment` `direction:` `status:` `system:` `after:` `before:`
-//! `newer_than:` `older_than:` `larger:` `smaller:`, quoted phrases, `-` (or
+//! `newer_than:` `older_than:` `larger:` `smaller:` (and, from the directory,
+//! `employee:` `dept:` `device:`), quoted phrases, `-` (or
 //! `NOT`) for negation, `OR`, parentheses and bare words that search
 //! everywhere. Every backend compiles the same [`Expr`] to its own SQL, so
 //! the parser does everything that does not depend on storage: it resolves
@@ -115,6 +116,17 @@ pub enum Term {
     Larger(u64),
     /// Size smaller than this many bytes.
     Smaller(u64),
+    /// Sent or received by a person of the directory: the value is an
+    /// employee id, one of their addresses, or part of their name (kanji,
+    /// kana or romaji; spaces and full/half width ignored). As typed.
+    Employee(String),
+    /// Sent or received by someone in this department or one below it
+    /// (`営業部` matches `本社/営業部` and `本社/営業部/第一課`; `本社/営業部`
+    /// is a path from the top). As typed.
+    Department(String),
+    /// Sent from this device (host name): the client IP the device had at
+    /// the message's time, or a system reporting from that host. Lower-cased.
+    Device(String),
 }
 
 /// What relative and local dates are resolved against.
@@ -152,6 +164,9 @@ pub const OPERATORS: &[&str] = &[
     "older_than:",
     "larger:",
     "smaller:",
+    "employee:",
+    "dept:",
+    "device:",
 ];
 
 /// Parse a query. The empty query (or only whitespace) is `Expr::And(vec![])`.
@@ -180,6 +195,9 @@ enum Op {
     OlderThan,
     Larger,
     Smaller,
+    Employee,
+    Department,
+    Device,
 }
 
 fn lookup_operator(name: &str) -> Option<Op> {
@@ -202,6 +220,9 @@ fn lookup_operator(name: &str) -> Option<Op> {
         "older_than" => Op::OlderThan,
         "larger" => Op::Larger,
         "smaller" => Op::Smaller,
+        "employee" => Op::Employee,
+        "dept" | "department" => Op::Department,
+        "device" => Op::Device,
         _ => return None,
     })
 }
@@ -593,6 +614,17 @@ impl Parser<'_> {
                 }
             },
             Op::System => Term::System(value.trim().to_lowercase()),
+            Op::Employee | Op::Department | Op::Device => {
+                let value = value.trim();
+                if value.is_empty() {
+                    return err(at, "employee:, dept: and device: need a value");
+                }
+                match op {
+                    Op::Employee => Term::Employee(value.to_string()),
+                    Op::Department => Term::Department(value.trim_matches('/').to_string()),
+                    _ => Term::Device(value.to_lowercase()),
+                }
+            }
             Op::After | Op::Before => {
                 let Some(instant) = parse_date(value.trim(), self.ctx.timezone) else {
                     return err(
@@ -656,6 +688,9 @@ fn example(op: Op) -> &'static str {
         Op::OlderThan => "older_than:1y",
         Op::Larger => "larger:5M",
         Op::Smaller => "smaller:100K",
+        Op::Employee => "employee:山田太郎",
+        Op::Department => "dept:営業部",
+        Op::Device => "device:pc-0123",
     }
 }
 
@@ -848,6 +883,18 @@ impl fmt::Display for Term {
             }
             Term::Larger(n) => write!(f, "larger:{n}"),
             Term::Smaller(n) => write!(f, "smaller:{n}"),
+            Term::Employee(v) => {
+                f.write_str("employee:")?;
+                write_text(f, v, true)
+            }
+            Term::Department(v) => {
+                f.write_str("dept:")?;
+                write_text(f, v, true)
+            }
+            Term::Device(v) => {
+                f.write_str("device:")?;
+                write_text(f, v, true)
+            }
         }
     }
 }

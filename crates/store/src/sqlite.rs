@@ -35,6 +35,9 @@ use crate::console::{
     Session, User,
 };
 use crate::query::{Expr, Term, TextField};
+
+mod alerts;
+mod directory;
 use crate::{
     add_count, query, tokenize, BatchOutcome, Dashboard, LargeAttachment, Page, QuarantineEntry,
     Stats, Store, StoreError, StoredMessage, FAILURE_STATUSES, FINAL_FAILURES,
@@ -186,6 +189,105 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX messages_from_addr ON messages(from_addr);
     CREATE INDEX messages_envelope_from ON messages(envelope_from);
+    "#,
+    // 5: the directory (people, their addresses, devices and their
+    // addresses over time), and the indexes that attribute mail to them:
+    // recipients by address, messages by client IP
+    r#"
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        department TEXT,
+        status TEXT NOT NULL,
+        present INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE (source, source_id)
+    );
+    CREATE TABLE person_addresses (
+        address TEXT NOT NULL,
+        person INTEGER NOT NULL,
+        PRIMARY KEY (address, person)
+    ) WITHOUT ROWID;
+    CREATE INDEX person_addresses_person ON person_addresses(person);
+    CREATE TABLE devices (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        owner TEXT,
+        data TEXT NOT NULL,
+        present INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE (source, hostname)
+    );
+    CREATE TABLE device_addresses (
+        device INTEGER NOT NULL,
+        ip TEXT,
+        mac TEXT,
+        valid_from INTEGER,
+        valid_until INTEGER
+    );
+    CREATE INDEX device_addresses_device ON device_addresses(device);
+    CREATE INDEX device_addresses_ip ON device_addresses(ip) WHERE ip IS NOT NULL;
+    CREATE INDEX recipients_address ON recipients(address);
+    CREATE INDEX messages_client_ip ON messages(client_ip) WHERE client_ip IS NOT NULL;
+    "#,
+    // 6: alerts raised by the monitoring rules, their history, the
+    // notifications still to deliver, and the messages waiting for the
+    // rules (queued in the transaction that stores or changes them, so a
+    // crash between storing and evaluating loses no evaluation)
+    r#"
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        rule TEXT NOT NULL,
+        rule_name TEXT,
+        message INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        hits TEXT NOT NULL,
+        state TEXT NOT NULL,
+        assignee TEXT,
+        raised INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        UNIQUE (rule, message)
+    );
+    CREATE INDEX alerts_state ON alerts(state, id);
+    CREATE INDEX alerts_message ON alerts(message);
+    CREATE TABLE alert_events (
+        alert INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        state TEXT,
+        assignee TEXT,
+        comment TEXT
+    );
+    CREATE INDEX alert_events_alert ON alert_events(alert);
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        alert INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error TEXT,
+        created INTEGER NOT NULL,
+        done INTEGER,
+        UNIQUE (alert, channel)
+    );
+    CREATE INDEX notifications_due ON notifications(state, next_attempt);
+    CREATE TABLE eval_pending (
+        message INTEGER PRIMARY KEY
+    );
+    CREATE TABLE contacted_domains (
+        domain TEXT PRIMARY KEY,
+        first_time INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO contacted_domains (domain, first_time)
+        SELECT lower(substr(r.address, instr(r.address, '@') + 1)), min(m.sort_time)
+        FROM recipients r JOIN messages m ON m.id = r.message
+        WHERE m.direction = 'outbound' AND instr(r.address, '@') > 0
+        GROUP BY 1;
     "#,
 ];
 
@@ -647,6 +749,7 @@ impl Writer<'_> {
             tx.prepare_cached("DELETE FROM recipients WHERE message = ?1")?
                 .execute([id])?;
             insert_recipients(tx, id, &merged.recipients)?;
+            self.note_contacted_domains(tx, &merged)?;
         }
         for (seq, d) in (existing.deliveries.len()..).zip(&new_deliveries) {
             insert_delivery(tx, id, seq, d)?;
@@ -666,6 +769,9 @@ impl Writer<'_> {
         }
         if body_arrived {
             index_body(tx, id, &merged)?;
+        }
+        if text_changed || body_arrived || people_changed {
+            queue_evaluation(tx, id)?;
         }
         outcome.updated_messages += 1;
         Ok(())
@@ -695,6 +801,7 @@ impl Writer<'_> {
             .execute(params![key, id, time])?;
         }
         insert_recipients(tx, id, &record.recipients)?;
+        self.note_contacted_domains(tx, &record)?;
         let mut seen = std::collections::HashSet::new();
         let mut seq = 0;
         for d in &record.deliveries {
@@ -707,6 +814,7 @@ impl Writer<'_> {
         insert_attachments(tx, id, &record.attachments)?;
         index_meta(tx, id, &record)?;
         index_body(tx, id, &record)?;
+        queue_evaluation(tx, id)?;
         outcome.new_messages += 1;
         Ok(())
     }
@@ -734,6 +842,33 @@ impl Writer<'_> {
             hash: Some(hash),
             preview,
         })
+    }
+
+    /// Remember the outside domains an outbound message went to, with the
+    /// earliest time: what "first contact with a domain" asks.
+    fn note_contacted_domains(
+        &self,
+        tx: &Transaction<'_>,
+        r: &MessageRecord,
+    ) -> Result<(), StoreError> {
+        if r.direction(self.org) != Direction::Outbound {
+            return Ok(());
+        }
+        let time = r.sort_time().map(micros).unwrap_or(0);
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO contacted_domains (domain, first_time) VALUES (?1, ?2)
+             ON CONFLICT(domain) DO UPDATE SET first_time = excluded.first_time
+             WHERE excluded.first_time < first_time",
+        )?;
+        for recipient in &r.recipients {
+            if self.org.is_internal(&recipient.address) {
+                continue;
+            }
+            if let Some(domain) = mailtrail_model::domain_of(&recipient.address) {
+                stmt.execute(params![domain, time])?;
+            }
+        }
+        Ok(())
     }
 
     fn write_message_row(
@@ -843,6 +978,15 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
+    Ok(())
+}
+
+/// Queue a stored or changed message for the monitoring rules (see
+/// [`crate::alerts`]): a new message, or new facts about one (a Bcc
+/// recipient from a journal report, the body arriving after the log line).
+fn queue_evaluation(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO eval_pending (message) VALUES (?1)")?
+        .execute([id])?;
     Ok(())
 }
 
@@ -1276,8 +1420,60 @@ fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
             let p = param(c, Value::Integer(i64::try_from(*n).unwrap_or(i64::MAX)));
             c.sql.push_str(&format!("m.size < {p}"));
         }
+        Term::Employee(value) => {
+            let exact = param(c, Value::Text(value.clone()));
+            let address = param(
+                c,
+                Value::Text(mailtrail_model::normalize_address(value).unwrap_or_default()),
+            );
+            let name = directory::compact(value);
+            let name = param(c, Value::Text(name));
+            let people = format!(
+                "SELECT id FROM people WHERE source_id = {exact} OR instr(name_key, {name}) > 0 \
+                 OR id IN (SELECT person FROM person_addresses WHERE address = {address})"
+            );
+            push_people_messages(c, &people);
+        }
+        Term::Department(value) => {
+            let path = value
+                .split('/')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join("/");
+            let p = param(c, Value::Text(format!("/{path}/")));
+            let people =
+                format!("SELECT id FROM people WHERE instr('/' || department || '/', {p}) > 0");
+            push_people_messages(c, &people);
+        }
+        Term::Device(host) => {
+            let h = param(c, Value::Text(host.clone()));
+            let reporter = param(c, Value::Text(format!("@{host} ")));
+            c.sql.push_str(&format!(
+                "(m.id IN (SELECT dm.id FROM devices d \
+                   JOIN device_addresses da ON da.device = d.id \
+                   JOIN messages dm ON dm.client_ip = da.ip \
+                     AND dm.sort_time >= coalesce(da.valid_from, -9223372036854775808) \
+                     AND dm.sort_time < coalesce(da.valid_until, 9223372036854775807) \
+                   WHERE d.hostname = {h} AND dm.client_ip IS NOT NULL) \
+                 OR instr(m.systems || ' ', {reporter}) > 0)"
+            ));
+        }
     }
     Ok(())
+}
+
+/// Messages sent or received by the people `people` (a subquery of
+/// `people.id`) selects, through the addresses the directory lists now.
+fn push_people_messages(c: &mut Compiled, people: &str) {
+    let addresses = format!("SELECT address FROM person_addresses WHERE person IN ({people})");
+    // One `m.id IN (…)`, never NULL, so that `-employee:` excludes exactly
+    // what `employee:` finds (a log-only message has no header sender).
+    c.sql.push_str(&format!(
+        "m.id IN (SELECT id FROM messages WHERE from_addr IN ({addresses}) \
+         UNION SELECT id FROM messages WHERE envelope_from IN ({addresses}) \
+         UNION SELECT message FROM recipients WHERE address IN ({addresses}))"
+    ));
 }
 
 impl Store for SqliteStore {

@@ -143,52 +143,16 @@ impl M365Config {
     /// Check the settings and read the secret (before anything starts).
     pub fn prepare(&self) -> Result<M365Ready, PollError> {
         let mut config = self.clone();
-        config.tenant_id = config.tenant_id.trim().to_string();
-        config.client_id = config.client_id.trim().to_string();
-        let tenant_ok = !config.tenant_id.is_empty()
-            && config
-                .tenant_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-        if !tenant_ok {
-            return Err(PollError::config(
-                SECTION,
-                "tenant_id is required: the Directory (tenant) ID (a GUID) or the tenant's domain, e.g. contoso.onmicrosoft.com",
-            ));
-        }
-        if config.client_id.is_empty() {
-            return Err(PollError::config(
-                SECTION,
-                "client_id is required: the Application (client) ID of the app registration",
-            ));
-        }
-        let secret = match (&config.client_secret, &config.client_secret_file) {
-            (Some(_), Some(_)) => {
-                return Err(PollError::config(
-                    SECTION,
-                    "give client_secret or client_secret_file, not both",
-                ))
-            }
-            (Some(s), None) => Secret::new(s.expose().trim()),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    PollError::config(
-                        SECTION,
-                        format!("cannot read client_secret_file {}: {e}", path.display()),
-                    )
-                })?;
-                Secret::new(text.trim())
-            }
-            (None, None) => {
-                return Err(PollError::config(
-                    SECTION,
-                    "client_secret_file (or client_secret) is required",
-                ))
-            }
-        };
-        if secret.is_empty() {
-            return Err(PollError::config(SECTION, "the client secret is empty"));
-        }
+        let (tenant_id, client_id) = check_app(SECTION, &config.tenant_id, &config.client_id)?;
+        config.tenant_id = tenant_id;
+        config.client_id = client_id;
+        let secret = http::read_secret(
+            SECTION,
+            "client_secret",
+            "client secret",
+            config.client_secret.as_ref(),
+            config.client_secret_file.as_ref(),
+        )?;
         if config.feeds.is_empty() {
             return Err(PollError::config(
                 SECTION,
@@ -247,17 +211,41 @@ impl M365Ready {
 
     /// A token source for `scope` (`https://graph.microsoft.com/.default`, …).
     pub fn token_source(&self, scope: &str) -> EntraToken {
-        EntraToken {
-            url: format!(
-                "{}/{}/oauth2/v2.0/token",
-                self.config.login_url,
-                http::encode(&self.config.tenant_id)
-            ),
-            client_id: self.config.client_id.clone(),
-            secret: self.secret.clone(),
-            scope: scope.to_string(),
-        }
+        EntraToken::new(
+            &self.config.login_url,
+            &self.config.tenant_id,
+            &self.config.client_id,
+            self.secret.clone(),
+            scope,
+        )
     }
+}
+
+/// Check an app registration's `tenant_id` and `client_id` (trimmed).
+pub fn check_app(
+    section: &'static str,
+    tenant_id: &str,
+    client_id: &str,
+) -> Result<(String, String), PollError> {
+    let tenant_id = tenant_id.trim();
+    let client_id = client_id.trim();
+    let tenant_ok = !tenant_id.is_empty()
+        && tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !tenant_ok {
+        return Err(PollError::config(
+            section,
+            "tenant_id is required: the Directory (tenant) ID (a GUID) or the tenant's domain, e.g. contoso.onmicrosoft.com",
+        ));
+    }
+    if client_id.is_empty() {
+        return Err(PollError::config(
+            section,
+            "client_id is required: the Application (client) ID of the app registration",
+        ));
+    }
+    Ok((tenant_id.to_string(), client_id.to_string()))
 }
 
 /// Client-credentials tokens from Entra ID.
@@ -266,6 +254,25 @@ pub struct EntraToken {
     client_id: String,
     secret: Secret,
     scope: String,
+}
+
+impl EntraToken {
+    /// Tokens for `scope` from `{login_url}/{tenant_id}/oauth2/v2.0/token`
+    /// (`login_url` checked, without a trailing `/`).
+    pub fn new(
+        login_url: &str,
+        tenant_id: &str,
+        client_id: &str,
+        secret: Secret,
+        scope: &str,
+    ) -> EntraToken {
+        EntraToken {
+            url: format!("{login_url}/{}/oauth2/v2.0/token", http::encode(tenant_id)),
+            client_id: client_id.to_string(),
+            secret,
+            scope: scope.to_string(),
+        }
+    }
 }
 
 impl TokenSource for EntraToken {

@@ -117,8 +117,7 @@ pub struct GmailReady {
     pub config: GmailConfig,
     pub client_email: String,
     pub token_uri: String,
-    key_id: Option<String>,
-    key: Arc<RsaKeyPair>,
+    account: ServiceAccount,
 }
 
 impl std::fmt::Debug for GmailReady {
@@ -131,20 +130,42 @@ impl std::fmt::Debug for GmailReady {
     }
 }
 
-impl GmailConfig {
-    /// Check the settings and load the key (before anything starts).
-    pub fn prepare(&self) -> Result<GmailReady, PollError> {
-        let mut config = self.clone();
-        let path = &config.service_account_key_file;
+/// A Google service account's key, loaded from its JSON key file: signs the
+/// JWT assertions of the domain-wide delegation flow (the Gmail poller,
+/// directory sync). The private key is never printed.
+#[derive(Clone)]
+pub struct ServiceAccount {
+    pub client_email: String,
+    /// The key file's `token_uri`, checked (default Google's).
+    pub token_uri: String,
+    key_id: Option<String>,
+    key: Arc<RsaKeyPair>,
+}
+
+impl std::fmt::Debug for ServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccount")
+            .field("client_email", &self.client_email)
+            .field("token_uri", &self.token_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceAccount {
+    /// Load and check a key file (`service_account_key_file` of `section`).
+    pub fn load(
+        section: &'static str,
+        path: &std::path::Path,
+    ) -> Result<ServiceAccount, PollError> {
         if path.as_os_str().is_empty() {
             return Err(PollError::config(
-                SECTION,
+                section,
                 "service_account_key_file is required (the service account's JSON key)",
             ));
         }
         let text = std::fs::read(path).map_err(|e| {
             PollError::config(
-                SECTION,
+                section,
                 format!(
                     "cannot read service_account_key_file {}: {e}",
                     path.display()
@@ -161,7 +182,7 @@ impl GmailConfig {
                 _ => format!("not JSON, line {}", e.line()),
             };
             PollError::config(
-                SECTION,
+                section,
                 format!(
                     "{} is not a service account key file ({why})",
                     path.display()
@@ -170,7 +191,7 @@ impl GmailConfig {
         })?;
         if key.kind.as_deref().is_some_and(|k| k != "service_account") {
             return Err(PollError::config(
-                SECTION,
+                section,
                 format!(
                     "{} is a {:?} key, not a service account key",
                     path.display(),
@@ -179,8 +200,68 @@ impl GmailConfig {
             ));
         }
         let pair = rsa_key(key.private_key.expose()).map_err(|reason| {
-            PollError::config(SECTION, format!("{}: private_key {reason}", path.display()))
+            PollError::config(section, format!("{}: private_key {reason}", path.display()))
         })?;
+        let token_uri = http::check_base_url(
+            section,
+            "the key file's token_uri",
+            key.token_uri
+                .as_deref()
+                .unwrap_or("https://oauth2.googleapis.com/token"),
+        )?;
+        Ok(ServiceAccount {
+            client_email: key.client_email,
+            token_uri,
+            key_id: key.private_key_id,
+            key: Arc::new(pair),
+        })
+    }
+
+    /// A signed JWT assertion for `subject` (the delegated user) and
+    /// `scope` (space-separated), issued at `iat` (unix seconds), valid an
+    /// hour.
+    pub fn assertion(
+        &self,
+        section: &'static str,
+        subject: &str,
+        scope: &str,
+        iat: i64,
+    ) -> Result<String, PollError> {
+        let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+        if let Some(kid) = &self.key_id {
+            header["kid"] = Value::from(kid.as_str());
+        }
+        let claims = serde_json::json!({
+            "iss": self.client_email,
+            "sub": subject,
+            "scope": scope,
+            "aud": self.token_uri,
+            "iat": iat,
+            "exp": iat + 3600,
+        });
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| PollError::config(section, "cannot sign with the service account key"))?;
+        Ok(format!("{input}.{}", b64(&signature)))
+    }
+}
+
+impl GmailConfig {
+    /// Check the settings and load the key (before anything starts).
+    pub fn prepare(&self) -> Result<GmailReady, PollError> {
+        let mut config = self.clone();
+        let account = ServiceAccount::load(SECTION, &config.service_account_key_file)?;
         config.delegated_admin = config.delegated_admin.trim().to_string();
         if mailtrail_model::normalize_address(&config.delegated_admin).is_none() {
             return Err(PollError::config(
@@ -188,13 +269,6 @@ impl GmailConfig {
                 "delegated_admin is required: the address of an administrator allowed to view reports",
             ));
         }
-        let token_uri = http::check_base_url(
-            SECTION,
-            "the key file's token_uri",
-            key.token_uri
-                .as_deref()
-                .unwrap_or("https://oauth2.googleapis.com/token"),
-        )?;
         config.reports_url = http::check_base_url(SECTION, "reports_url", &config.reports_url)?;
         if config.poll_interval < Duration::from_secs(1) {
             return Err(PollError::config(
@@ -212,10 +286,9 @@ impl GmailConfig {
         }
         Ok(GmailReady {
             config,
-            client_email: key.client_email,
-            token_uri,
-            key_id: key.private_key_id,
-            key: Arc::new(pair),
+            client_email: account.client_email.clone(),
+            token_uri: account.token_uri.clone(),
+            account,
         })
     }
 }
@@ -262,57 +335,46 @@ impl GmailReady {
 
     /// A signed JWT assertion issued at `iat` (unix seconds), valid an hour.
     pub fn assertion(&self, iat: i64) -> Result<String, PollError> {
-        let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
-        if let Some(kid) = &self.key_id {
-            header["kid"] = Value::from(kid.as_str());
-        }
-        let claims = serde_json::json!({
-            "iss": self.client_email,
-            "sub": self.config.delegated_admin,
-            "scope": SCOPE,
-            "aud": self.token_uri,
-            "iat": iat,
-            "exp": iat + 3600,
-        });
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let mut signature = vec![0u8; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                input.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| PollError::config(SECTION, "cannot sign with the service account key"))?;
-        Ok(format!("{input}.{}", b64(&signature)))
+        self.account
+            .assertion(SECTION, &self.config.delegated_admin, SCOPE, iat)
     }
 }
 
-/// Tokens by the JWT bearer flow.
-struct JwtToken {
-    ready: GmailReady,
+/// Tokens by the JWT bearer flow: a service account acting for `subject`
+/// with `scope`.
+pub struct JwtToken {
+    pub account: ServiceAccount,
+    /// The delegated user (the JWT's `sub`).
+    pub subject: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// The configuration section named in errors.
+    pub section: &'static str,
+    /// What to check when Google refuses a token.
+    pub hint: fn(u16, &str) -> &'static str,
 }
 
 impl TokenSource for JwtToken {
     fn fetch(&mut self, http: &HttpClient) -> Result<(Secret, Duration), PollError> {
-        let assertion = self.ready.assertion(chrono::Utc::now().timestamp())?;
+        let assertion = self.account.assertion(
+            self.section,
+            &self.subject,
+            &self.scope,
+            chrono::Utc::now().timestamp(),
+        )?;
         http.redactor.add_issued(&assertion);
         let form = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", assertion.as_str()),
         ];
-        let url = self.ready.token_uri.clone();
+        let url = self.account.token_uri.clone();
         let response = http.send(Request::PostForm {
             url: &url,
             form: &form,
         })?;
         let endpoint = http::endpoint_name("POST", &url);
         if !response.ok() {
-            return Err(http.status_error(&endpoint, &response, &token_hint));
+            return Err(http.status_error(&endpoint, &response, &self.hint));
         }
         let v = response.json(&endpoint)?;
         let token = v
@@ -328,7 +390,7 @@ impl TokenSource for JwtToken {
 }
 
 /// What to check when Google refuses a token.
-fn token_hint(_status: u16, text: &str) -> &'static str {
+pub fn token_hint(_status: u16, text: &str) -> &'static str {
     let lower = text.to_ascii_lowercase();
     if lower.contains("unauthorized_client") {
         "domain-wide delegation is missing: in the Google Admin console (Security → API controls → Domain-wide delegation) add the service account's client ID with the scope https://www.googleapis.com/auth/admin.reports.audit.readonly"
@@ -377,7 +439,11 @@ pub fn spawn(ready: GmailReady, saved: &Checkpoints, env: PollerEnv) -> thread::
                 let http = HttpClient::new("gmail", SECTION, &ready.http_options(), &env, which)?;
                 poller = Some(ReportsPoller {
                     tokens: TokenCache::new(Box::new(JwtToken {
-                        ready: ready.clone(),
+                        account: ready.account.clone(),
+                        subject: ready.config.delegated_admin.clone(),
+                        scope: SCOPE.to_string(),
+                        section: SECTION,
+                        hint: token_hint,
                     })),
                     http,
                     ready: ready.clone(),

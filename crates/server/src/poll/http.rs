@@ -105,6 +105,46 @@ impl PollError {
     }
 }
 
+/// A secret given in the configuration as `NAME` or, preferably, in a file
+/// named by `NAME_file` (surrounding white space ignored): exactly one of
+/// them, not empty. `what` names it in messages ("client secret").
+pub fn read_secret(
+    section: &'static str,
+    name: &str,
+    what: &str,
+    inline: Option<&Secret>,
+    file: Option<&PathBuf>,
+) -> Result<Secret, PollError> {
+    let secret = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(PollError::config(
+                section,
+                format!("give {name} or {name}_file, not both"),
+            ))
+        }
+        (Some(s), None) => Secret::new(s.expose().trim()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                PollError::config(
+                    section,
+                    format!("cannot read {name}_file {}: {e}", path.display()),
+                )
+            })?;
+            Secret::new(text.trim())
+        }
+        (None, None) => {
+            return Err(PollError::config(
+                section,
+                format!("{name}_file (or {name}) is required"),
+            ))
+        }
+    };
+    if secret.is_empty() {
+        return Err(PollError::config(section, format!("the {what} is empty")));
+    }
+    Ok(secret)
+}
+
 /// Replaces every known secret in a text.
 #[derive(Clone, Default)]
 pub struct Redactor {
@@ -376,14 +416,22 @@ fn root_certs(
     section: &'static str,
     extra: Option<&PathBuf>,
 ) -> Result<Vec<ureq::tls::Certificate<'static>>, PollError> {
+    Ok(root_cert_ders(section, extra)?
+        .iter()
+        .map(|cert| ureq::tls::Certificate::from_der(cert.as_ref()).to_owned())
+        .collect())
+}
+
+/// The system's CA certificates and `extra` (PEM), as DER: the trust roots
+/// of every TLS client of mailtrail's (the pollers, directory sync).
+pub fn root_cert_ders(
+    section: &'static str,
+    extra: Option<&PathBuf>,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, PollError> {
     use rustls_pki_types::pem::PemObject;
-    let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
     // Unreadable entries of the system store are skipped, as every TLS
-    // client does; none at all is reported below.
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        certs.push(ureq::tls::Certificate::from_der(cert.as_ref()).to_owned());
-    }
+    // client does; none at all is reported by the caller.
+    let mut certs = rustls_native_certs::load_native_certs().certs;
     if let Some(path) = extra {
         let mut n = 0;
         let iter = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
@@ -399,7 +447,7 @@ fn root_certs(
                     format!("ca_file {} is not PEM certificates: {e}", path.display()),
                 )
             })?;
-            certs.push(ureq::tls::Certificate::from_der(cert.as_ref()).to_owned());
+            certs.push(cert);
             n += 1;
         }
         if n == 0 {
@@ -419,6 +467,30 @@ impl HttpClient {
         options: &HttpOptions,
         env: &super::PollerEnv,
         which: fn(&crate::metrics::Metrics) -> &PollerMetrics,
+    ) -> Result<HttpClient, PollError> {
+        let mut client = HttpClient::standalone(
+            name,
+            section,
+            options,
+            env.retry.clone(),
+            env.stop.clone(),
+            env.log.clone(),
+        )?;
+        client.metrics = env.metrics.clone();
+        client.which = which;
+        Ok(client)
+    }
+
+    /// A client outside `mailtrail serve`'s pollers (directory sync, a
+    /// one-off command): the same TLS, proxy, retries and redaction, with
+    /// request counts kept to itself.
+    pub fn standalone(
+        name: &'static str,
+        section: &'static str,
+        options: &HttpOptions,
+        retry: RetryPolicy,
+        stop: Arc<AtomicBool>,
+        log: super::Log,
     ) -> Result<HttpClient, PollError> {
         use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
         let certs = root_certs(section, options.ca_file.as_ref())?;
@@ -463,12 +535,12 @@ impl HttpClient {
             .build();
         Ok(HttpClient {
             agent: config.into(),
-            retry: env.retry.clone(),
+            retry,
             redactor,
-            stop: env.stop.clone(),
-            metrics: env.metrics.clone(),
-            which,
-            log: env.log.clone(),
+            stop,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+            which: |m| &m.poll_m365_traces,
+            log,
             name,
         })
     }

@@ -1,0 +1,440 @@
+//! The monitoring rules and notifications of `mailtrail serve`: one thread
+//! evaluates the messages the store queued for the rules, one delivers the
+//! notifications of new alerts.
+//!
+//! Why it is shaped this way:
+//! - **Both work from queues in the store** (`eval_pending`,
+//!   `notifications`), so they are independent of the receivers: a
+//!   message stored by the SMTP receiver, a followed log or `mailtrail
+//!   import` while the service was down is evaluated all the same, and a
+//!   restart after `kill -9` resumes where the queues stand.
+//! - **Rules reload without a restart, never into nothing.** The rule files
+//!   are checked every `reload_secs`; files that changed are compiled, and
+//!   when they do not compile the error is logged with file, line and
+//!   reason and the rules in force stay in force.
+//! - **The directory is reloaded when it changed** (an import or sync), so
+//!   a leaver marked this morning is a leaver for the next message.
+//! - **Deliveries are retried on the channel's schedule** (`[notify.retry]`)
+//!   when the failure is temporary, and go to the dead-letter list at once
+//!   when it is not (a rejected password will not get better).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use mailtrail_model::Direction;
+use mailtrail_notify::{AlertNotice, Channel, MessageSummary, NotifyConfig, Severity};
+use mailtrail_policy::store::{evaluate_pending, StoreDirectory};
+use mailtrail_policy::Policy;
+use mailtrail_store::alerts::{AlertStore, Notification, StoredAlert};
+use mailtrail_store::directory::DirectoryStore;
+use mailtrail_store::{SqliteStore, Store, StoredMessage};
+
+use crate::config::Config;
+
+/// The running threads; stopped when dropped.
+pub struct Alerting {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Drop for Alerting {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Rule files as given: files, or folders of `*.toml` files in name order.
+pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read the folder {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Compile the rule files (an error names file, line and reason).
+pub fn load_policy(paths: &[PathBuf]) -> Result<Policy> {
+    let files = rule_files(paths)?;
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| (f.display().to_string(), t))
+                .with_context(|| format!("cannot read {}", f.display()))
+        })
+        .collect::<Result<_>>()?;
+    let refs: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    Policy::compile(&refs).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// What identifies the rule files' current contents: names, sizes, times.
+fn rules_fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    rule_files(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let size = meta.as_ref().map_or(0, |m| m.len());
+            let modified = meta.and_then(|m| m.modified().ok());
+            (f, size, modified)
+        })
+        .collect()
+}
+
+/// What identifies the directory's current contents.
+fn directory_fingerprint(store: &SqliteStore) -> (usize, i64) {
+    store
+        .directory_people()
+        .map(|people| {
+            (
+                people.len(),
+                people
+                    .iter()
+                    .map(|p| p.updated.timestamp_micros())
+                    .max()
+                    .unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0))
+}
+
+/// Start evaluating and notifying for `mailtrail serve`. Fails at once when
+/// the rules do not load (a service should not start with a broken policy).
+pub fn start(config: &Config) -> Result<Alerting> {
+    let policy = if config.policy.rules.is_empty() {
+        Policy::compile(&[]).map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        load_policy(&config.policy.rules).context("[policy] rules")?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let evaluator_store = crate::open_store_with(config, true)?;
+    let notifier_store = crate::open_store_with(config, true)?;
+    {
+        let stop = stop.clone();
+        let config = config.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("rules".into())
+                .spawn(move || evaluator(evaluator_store, policy, &config, &stop))?,
+        );
+    }
+    {
+        let stop = stop.clone();
+        let notify = config.notify.clone();
+        let console_url = config.policy.console_url.clone();
+        threads.push(
+            thread::Builder::new()
+                .name("notify".into())
+                .spawn(move || notifier(notifier_store, &notify, console_url.as_deref(), &stop))?,
+        );
+    }
+    Ok(Alerting { stop, threads })
+}
+
+fn sleep_unless_stopped(stop: &AtomicBool, wait: Duration) {
+    let until = Instant::now() + wait;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        thread::sleep(Duration::from_millis(50).min(wait));
+    }
+}
+
+fn evaluator(mut store: SqliteStore, mut policy: Policy, config: &Config, stop: &AtomicBool) {
+    let decode = mailtrail_ingest::DecodeOptions {
+        timezone: config.timezone,
+        ..mailtrail_ingest::DecodeOptions::default()
+    };
+    let reload_every = Duration::from_secs(config.policy.reload_secs.max(1));
+    let mut rules_seen = rules_fingerprint(&config.policy.rules);
+    let mut rules_checked = Instant::now();
+    let mut directory_seen = directory_fingerprint(&store);
+    let mut directory = load_directory(&store, config);
+    let mut directory_checked = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if !config.policy.rules.is_empty() && rules_checked.elapsed() >= reload_every {
+            rules_checked = Instant::now();
+            let now = rules_fingerprint(&config.policy.rules);
+            if now != rules_seen {
+                rules_seen = now;
+                match load_policy(&config.policy.rules) {
+                    Ok(p) => {
+                        eprintln!(
+                            "rules reloaded: {} rule(s), {} enabled",
+                            p.rules.len(),
+                            p.rules.iter().filter(|r| r.rule.enabled).count()
+                        );
+                        policy = p;
+                    }
+                    Err(e) => {
+                        eprintln!("rules not reloaded, the previous rules stay in force: {e:#}")
+                    }
+                }
+            }
+        }
+        if directory_checked.elapsed() >= Duration::from_secs(2) {
+            directory_checked = Instant::now();
+            let now = directory_fingerprint(&store);
+            if now != directory_seen {
+                directory_seen = now;
+                directory = load_directory(&store, config);
+            }
+        }
+        match evaluate_pending(&mut store, &policy, &directory, &decode, 200) {
+            Ok(round) if round.evaluated > 0 => {
+                for id in &round.raised {
+                    if let Ok(Some((alert, _))) = store.alert(*id) {
+                        eprintln!(
+                            "alert {} raised: rule {} ({}) on message {}",
+                            alert.id, alert.rule, alert.severity, alert.message
+                        );
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("rule evaluation failed, retrying: {e}"),
+        }
+        sleep_unless_stopped(stop, Duration::from_millis(200));
+    }
+}
+
+fn load_directory(store: &SqliteStore, config: &Config) -> StoreDirectory {
+    match StoreDirectory::load(store, &config.org_domains) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("cannot read the directory, rules see no employees: {e}");
+            StoreDirectory::default()
+        }
+    }
+}
+
+fn severity(text: &str) -> Severity {
+    match text {
+        "low" => Severity::Low,
+        "high" => Severity::High,
+        "critical" => Severity::Critical,
+        _ => Severity::Medium,
+    }
+}
+
+/// The notice of an alert, as channels send it.
+pub fn notice(
+    alert: &StoredAlert,
+    message: Option<&StoredMessage>,
+    console_url: Option<&str>,
+) -> AlertNotice {
+    let first = alert.hits.as_array().and_then(|h| h.first());
+    let text = |key: &str| {
+        first
+            .and_then(|h| h.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let at = first
+        .and_then(|h| h.get("location"))
+        .and_then(|l| l.get("at"))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .replace('_', " ");
+    let condition_type = text("condition_type").replace('_', " ");
+    let condition = if at.is_empty() {
+        condition_type
+    } else {
+        format!("{condition_type} in {at}")
+    };
+    let summary = match message {
+        Some(m) => MessageSummary {
+            id: m.id,
+            message_id: m.message_id.clone(),
+            time: m
+                .first_seen
+                .or(m.date)
+                .or_else(|| m.deliveries.iter().map(|d| d.time).min())
+                .unwrap_or(alert.raised),
+            subject: m.subject.clone().unwrap_or_default(),
+            from: m
+                .from
+                .as_ref()
+                .map(|f| match &f.display_name {
+                    Some(n) => format!("{n} <{}>", f.address),
+                    None => f.address.clone(),
+                })
+                .or_else(|| m.envelope_from.clone())
+                .unwrap_or_default(),
+            recipients: {
+                let mut r: Vec<String> = Vec::new();
+                for rcpt in &m.recipients {
+                    if !r.contains(&rcpt.address) {
+                        r.push(rcpt.address.clone());
+                    }
+                }
+                r
+            },
+            direction: m.direction,
+        },
+        None => MessageSummary {
+            id: alert.message,
+            message_id: None,
+            time: alert.raised,
+            subject: String::new(),
+            from: String::new(),
+            recipients: Vec::new(),
+            direction: Direction::Relayed,
+        },
+    };
+    AlertNotice {
+        alert_id: alert.id,
+        rule_id: alert.rule.clone(),
+        rule_name: alert
+            .rule_name
+            .clone()
+            .unwrap_or_else(|| alert.rule.clone()),
+        severity: severity(&alert.severity),
+        condition,
+        matched_text: text("text"),
+        message: summary,
+        console_url: console_url
+            .map(|base| format!("{}/alerts/{}", base.trim_end_matches('/'), alert.id)),
+        raised_at: alert.raised,
+    }
+}
+
+fn notifier(
+    mut store: SqliteStore,
+    notify: &NotifyConfig,
+    console_url: Option<&str>,
+    stop: &AtomicBool,
+) {
+    let channels = notify.channels();
+    while !stop.load(Ordering::SeqCst) {
+        let due = match store.due_notifications(Utc::now(), 50) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("cannot read the notification queue: {e}");
+                sleep_unless_stopped(stop, Duration::from_secs(1));
+                continue;
+            }
+        };
+        if due.is_empty() {
+            sleep_unless_stopped(stop, Duration::from_millis(200));
+            continue;
+        }
+        for n in due {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Err(e) = deliver_one(&mut store, &channels, notify, console_url, &n) {
+                eprintln!("notification {}: {e:#}", n.id);
+            }
+        }
+    }
+}
+
+fn deliver_one(
+    store: &mut SqliteStore,
+    channels: &[Channel],
+    notify: &NotifyConfig,
+    console_url: Option<&str>,
+    n: &Notification,
+) -> Result<()> {
+    let Some(channel) = channels.iter().find(|c| c.name() == n.channel) else {
+        store.notification_failed(
+            n.id,
+            &format!(
+                "no channel named {:?} in [notify]: add it, then retry the notification",
+                n.channel
+            ),
+            None,
+        )?;
+        return Ok(());
+    };
+    let Some((alert, _)) = store.alert(n.alert)? else {
+        store.notification_failed(n.id, "the alert no longer exists", None)?;
+        return Ok(());
+    };
+    let message = store.message(alert.message)?;
+    let notice = notice(&alert, message.as_ref(), console_url);
+    if !channel.accepts(&notice) {
+        store.notification_delivered(n.id, Utc::now())?;
+        return Ok(());
+    }
+    match mailtrail_notify::deliver(channel, &notice) {
+        Ok(()) => store.notification_delivered(n.id, Utc::now())?,
+        Err(e) => {
+            let retry_at = if e.is_retryable() {
+                notify
+                    .retry
+                    .next_attempt(n.attempts + 1)
+                    .and_then(|wait| chrono::Duration::from_std(wait).ok())
+                    .map(|wait| Utc::now() + wait)
+            } else {
+                None
+            };
+            eprintln!(
+                "notification {} to {}: {e}{}",
+                n.id,
+                n.channel,
+                if retry_at.is_some() {
+                    " (will retry)"
+                } else {
+                    " (given up: dead letter)"
+                }
+            );
+            store.notification_failed(n.id, &e.to_string(), retry_at)?;
+        }
+    }
+    Ok(())
+}
+
+/// `mailtrail rules run`: evaluate what waits for the rules, once.
+pub fn run_pending(config: &Config, rules: &[PathBuf]) -> Result<std::process::ExitCode> {
+    let paths = if rules.is_empty() {
+        &config.policy.rules
+    } else {
+        rules
+    };
+    if paths.is_empty() {
+        anyhow::bail!("no rules: name rule files with --rules PATH or in [policy] rules");
+    }
+    let policy = load_policy(paths)?;
+    let mut store = crate::open_store_with(config, true)?;
+    let directory = StoreDirectory::load(&store, &config.org_domains)?;
+    let decode = mailtrail_ingest::DecodeOptions {
+        timezone: config.timezone,
+        ..mailtrail_ingest::DecodeOptions::default()
+    };
+    let (mut evaluated, mut raised, mut refreshed) = (0, 0, 0);
+    loop {
+        let round = evaluate_pending(&mut store, &policy, &directory, &decode, 500)?;
+        if round.evaluated == 0 {
+            break;
+        }
+        evaluated += round.evaluated;
+        raised += round.raised.len();
+        refreshed += round.refreshed;
+    }
+    println!("{evaluated} message(s) evaluated: {raised} alert(s) raised, {refreshed} refreshed");
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,250 @@
+//! The policy engine over the store: the [`Directory`] and [`History`] the
+//! store knows, the facts of a stored message, and the evaluation of the
+//! messages the store queued for the rules.
+//!
+//! Why it is shaped this way:
+//! - **The directory is read once, not per message.** Rules ask about
+//!   people for every recipient of every message; [`StoreDirectory`] holds
+//!   the whole directory (50,000 people are a few megabytes) in hash maps
+//!   and is reloaded when an import or sync changed it.
+//! - **History is asked of the store**, one indexed lookup per question
+//!   (first contact: the `contacted_domains` table; PPAP: the sender's
+//!   messages of the last minutes).
+//! - **Evaluation drains a queue the store fills** in the transaction that
+//!   stores a message ([`mailtrail_store::alerts`]), and records the
+//!   alerts and takes the messages off the queue in one transaction:
+//!   nothing is evaluated twice into two alerts, nothing is skipped by a
+//!   crash.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use mailtrail_model::directory::EmploymentStatus;
+use mailtrail_store::alerts::{AlertStore, NewAlert};
+use mailtrail_store::directory::DirectoryStore;
+use mailtrail_store::{SqliteStore, Store, StoreError, StoredMessage};
+
+use crate::eval::normalize_person_name;
+use crate::facts::{Directory, Employee, EmployeeStatus, History, MessageFacts, PriorMessage};
+use crate::rules::{Action, Severity};
+use crate::{Policy, RuleMatch};
+
+/// The directory as the rules see it, loaded from the store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreDirectory {
+    domains: Vec<String>,
+    by_address: HashMap<String, Employee>,
+    names: HashSet<String>,
+}
+
+impl StoreDirectory {
+    /// Everyone the directory lists now (people a source no longer lists
+    /// are left out: they are not employees any more, and their mail was
+    /// evaluated while they were).
+    pub fn load(store: &dyn DirectoryStore, our_domains: &[String]) -> Result<Self, StoreError> {
+        let mut by_address = HashMap::new();
+        let mut names = HashSet::new();
+        for stored in store.directory_people()? {
+            if !stored.present {
+                continue;
+            }
+            let p = stored.person;
+            let Some(primary) = p.addresses.first().cloned() else {
+                continue;
+            };
+            if let Some(name) = &p.name {
+                let n = normalize_person_name(name);
+                if !n.is_empty() {
+                    names.insert(n);
+                }
+            }
+            let employee = Employee {
+                address: primary,
+                name: p.name.clone(),
+                romaji: p.romaji.clone(),
+                department: p.department.clone(),
+                status: match p.status {
+                    EmploymentStatus::Active => EmployeeStatus::Active,
+                    EmploymentStatus::OnLeave => EmployeeStatus::OnLeave,
+                    EmploymentStatus::Resigned | EmploymentStatus::Disabled => {
+                        EmployeeStatus::Resigned
+                    }
+                },
+                leave_date: p.leave_date,
+                private_addresses: p.private_addresses.clone(),
+            };
+            for a in &p.addresses {
+                by_address
+                    .entry(a.clone())
+                    .or_insert_with(|| employee.clone());
+            }
+        }
+        Ok(StoreDirectory {
+            domains: our_domains.to_vec(),
+            by_address,
+            names,
+        })
+    }
+
+    /// How many addresses it knows.
+    pub fn addresses(&self) -> usize {
+        self.by_address.len()
+    }
+}
+
+impl Directory for StoreDirectory {
+    fn our_domains(&self) -> &[String] {
+        &self.domains
+    }
+
+    fn employee(&self, address: &str) -> Option<Employee> {
+        self.by_address.get(address).cloned()
+    }
+
+    fn has_employee_named(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+}
+
+/// The sending history, asked of the store.
+pub struct StoreHistory<'s> {
+    pub store: &'s dyn AlertStore,
+}
+
+impl History for StoreHistory<'_> {
+    fn has_mailed_domain(&self, domain: &str, before: DateTime<Utc>) -> bool {
+        // A store error must not raise "first contact" for every message:
+        // when in doubt, the domain counts as known.
+        match self.store.first_contact(domain) {
+            Ok(Some(first)) => first < before,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    fn messages_from(
+        &self,
+        sender: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Vec<PriorMessage> {
+        self.store
+            .sent_by(sender, since, until)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| PriorMessage {
+                id: m.id.to_string(),
+                time: m.time,
+                recipients: m.recipients,
+                encrypted_archive: m.encrypted_archive,
+            })
+            .collect()
+    }
+}
+
+/// The facts of a stored message: the body decoded from the raw message
+/// as on import; messages known only from logs are judged on what the logs
+/// said.
+pub fn stored_facts(
+    store: &dyn Store,
+    message: &StoredMessage,
+    decode: &mailtrail_ingest::DecodeOptions,
+) -> Result<MessageFacts, StoreError> {
+    let body = match &message.content_hash {
+        Some(hash) => store.raw_message(hash)?.and_then(|raw| {
+            mailtrail_ingest::mime::parse_message(raw, decode)
+                .ok()
+                .and_then(|r| r.body_text)
+        }),
+        None => None,
+    };
+    Ok(MessageFacts::from_stored(message, body))
+}
+
+/// An alert to record for a match: severity and assignee from the rule's
+/// `alert` action (medium when it has none), channels from its `notify`
+/// actions.
+pub fn new_alert(message: i64, m: &RuleMatch) -> NewAlert {
+    let mut severity = None;
+    let mut assignee = None;
+    let mut channels = Vec::new();
+    for action in &m.actions {
+        match action {
+            Action::Alert {
+                severity: s,
+                assignee: a,
+            } => {
+                severity = Some(*s);
+                assignee = a.clone();
+            }
+            Action::Notify { channels: c } => {
+                for channel in c {
+                    if !channels.contains(channel) {
+                        channels.push(channel.clone());
+                    }
+                }
+            }
+            Action::Tag { .. } => {}
+        }
+    }
+    NewAlert {
+        rule: m.rule_id.clone(),
+        rule_name: m.rule_name.clone(),
+        message,
+        severity: match severity.unwrap_or(Severity::Medium) {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+        .to_string(),
+        hits: serde_json::to_value(&m.hits).unwrap_or_default(),
+        assignee,
+        channels,
+    }
+}
+
+/// What one round of evaluation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Messages taken off the queue.
+    pub evaluated: usize,
+    /// Ids of alerts raised for the first time.
+    pub raised: Vec<i64>,
+    /// Alerts whose matches changed with new facts.
+    pub refreshed: usize,
+}
+
+/// Evaluate up to `batch` queued messages with `policy` and record the
+/// result. A message that has disappeared (merged into another) is just
+/// taken off the queue.
+pub fn evaluate_pending(
+    store: &mut SqliteStore,
+    policy: &Policy,
+    directory: &StoreDirectory,
+    decode: &mailtrail_ingest::DecodeOptions,
+    batch: u32,
+) -> Result<Round, StoreError> {
+    let ids = store.pending_evaluations(batch)?;
+    if ids.is_empty() {
+        return Ok(Round::default());
+    }
+    let mut alerts = Vec::new();
+    {
+        let history = StoreHistory { store: &*store };
+        for &id in &ids {
+            let Some(message) = store.message(id)? else {
+                continue;
+            };
+            let facts = stored_facts(&*store, &message, decode)?;
+            for m in policy.evaluate(&facts, directory, &history) {
+                alerts.push(new_alert(id, &m));
+            }
+        }
+    }
+    let raised = store.record_evaluations(&ids, &alerts)?;
+    Ok(Round {
+        evaluated: ids.len(),
+        raised: raised.iter().filter(|r| r.new).map(|r| r.id).collect(),
+        refreshed: raised.iter().filter(|r| r.refreshed).count(),
+    })
+}

@@ -1,0 +1,318 @@
+//! The rules over the real store: messages queued by the transaction that
+//! stores them, evaluated with the directory and history the store holds,
+//! alerts recorded once per rule and message, refreshed (not raised again)
+//! when a later source adds facts, and notifications queued with new
+//! alerts only.
+
+use chrono::{DateTime, TimeZone, Utc};
+use mailtrail_model::directory::{DirectorySnapshot, EmploymentStatus, Person};
+use mailtrail_model::{
+    Attachment, AuthResults, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
+};
+use mailtrail_policy::store::{evaluate_pending, StoreDirectory};
+use mailtrail_policy::Policy;
+use mailtrail_store::alerts::{AlertFilter, AlertStore, NotificationState};
+use mailtrail_store::directory::DirectoryStore;
+use mailtrail_store::sqlite::SqliteOptions;
+use mailtrail_store::{Page, SqliteStore, Store};
+
+fn open(dir: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(
+        dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(["example.co.jp"]),
+            durable: false,
+            read_only: false,
+            journal_addresses: Vec::new(),
+        },
+    )
+    .unwrap()
+}
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    // 2026-11-25 (a Wednesday), Tokyo office hours.
+    Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap()
+}
+
+fn message(
+    id: &str,
+    from: (&str, Option<&str>),
+    to: &[&str],
+    time: DateTime<Utc>,
+) -> MessageRecord {
+    MessageRecord {
+        message_id: Some(id.to_string()),
+        date: Some(time),
+        first_seen: Some(time),
+        from: Mailbox::new(from.0, from.1),
+        envelope_from: Some(from.0.to_string()),
+        recipients: to
+            .iter()
+            .filter_map(|a| Recipient::new(a, None, RecipientKind::To))
+            .collect(),
+        subject: Some(format!("subject of {id}")),
+        systems: vec!["test".into()],
+        ..MessageRecord::default()
+    }
+}
+
+fn attachment(name: &str, encrypted: bool) -> Attachment {
+    Attachment {
+        filename: Some(name.to_string()),
+        content_type: "application/zip".into(),
+        size: 2048,
+        blake3: format!("{:064x}", name.len()),
+        encrypted,
+        inner_names: Vec::new(),
+        raw_range: None,
+    }
+}
+
+fn directory() -> DirectorySnapshot {
+    let person = |id: &str, name: &str, romaji: &str, address: &str| Person {
+        id: id.into(),
+        name: Some(name.into()),
+        romaji: Some(romaji.into()),
+        addresses: vec![address.into()],
+        department: Some("本社/営業部".into()),
+        ..Person::default()
+    };
+    let mut snapshot = DirectorySnapshot {
+        people: vec![
+            person(
+                "1000",
+                "佐藤 花子",
+                "Hanako Sato",
+                "hanako.sato@example.co.jp",
+            ),
+            person(
+                "1001",
+                "山田 太郎",
+                "Taro Yamada",
+                "taro.yamada@example.co.jp",
+            ),
+            Person {
+                status: EmploymentStatus::Resigned,
+                leave_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 15),
+                ..person(
+                    "1002",
+                    "鈴木 一郎",
+                    "Ichiro Suzuki",
+                    "ichiro.suzuki@example.co.jp",
+                )
+            },
+        ],
+        devices: Vec::new(),
+    };
+    snapshot.normalize();
+    snapshot
+}
+
+fn alerts_of(store: &SqliteStore, rule: &str) -> Vec<i64> {
+    let (_, alerts) = store
+        .alerts(&AlertFilter {
+            rule: Some(rule.into()),
+            page: Page {
+                limit: 100,
+                offset: 0,
+            },
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    let mut messages: Vec<i64> = alerts.iter().map(|a| a.message).collect();
+    messages.sort();
+    messages
+}
+
+fn id_of(store: &SqliteStore, message_id: &str) -> i64 {
+    store.message_by_message_id(message_id).unwrap().unwrap().id
+}
+
+#[test]
+fn stored_messages_raise_alerts_once_with_the_directory_and_history_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store.apply_directory("hr", &directory(), false).unwrap();
+    let policy = Policy::examples().unwrap();
+    let decode = mailtrail_ingest::DecodeOptions::default();
+
+    // A leaver sends an attachment to a free-mail address shaped like his name.
+    let mut leaver = message(
+        "leaver@example.co.jp",
+        ("ichiro.suzuki@example.co.jp", Some("鈴木 一郎")),
+        &["suzuki.ichiro@gmail.com"],
+        at(2, 0),
+    );
+    leaver.attachments = vec![attachment("顧客リスト.xlsx", false)];
+    // An outsider failing DMARC takes the display name of an employee.
+    let mut spoof = message(
+        "spoof@evil.example",
+        ("ceo@evil.example", Some("佐藤　花子")),
+        &["taro.yamada@example.co.jp"],
+        at(2, 5),
+    );
+    spoof.auth = AuthResults {
+        dmarc: Some("fail".into()),
+        ..AuthResults::default()
+    };
+    // PPAP: an encrypted zip, then the password to the same people.
+    let mut zip = message(
+        "zip@example.co.jp",
+        ("taro.yamada@example.co.jp", None),
+        &["buyer@partner.example"],
+        at(3, 0),
+    );
+    zip.attachments = vec![attachment("見積書.zip", true)];
+    let password = message(
+        "password@example.co.jp",
+        ("taro.yamada@example.co.jp", None),
+        &["buyer@partner.example"],
+        at(3, 3),
+    );
+    store
+        .write_batch(vec![leaver, spoof, zip, password], Vec::new())
+        .unwrap();
+    assert_eq!(store.pending_evaluation_count().unwrap(), 4);
+
+    // The queue survives the process: reopened, the messages still wait.
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(store.pending_evaluation_count().unwrap(), 4);
+
+    let directory = StoreDirectory::load(&store, &["example.co.jp".to_string()]).unwrap();
+    let round = evaluate_pending(&mut store, &policy, &directory, &decode, 100).unwrap();
+    assert_eq!(round.evaluated, 4);
+    assert_eq!(store.pending_evaluation_count().unwrap(), 0);
+
+    let leaver_id = id_of(&store, "leaver@example.co.jp");
+    assert_eq!(alerts_of(&store, "private-address"), vec![leaver_id]);
+    assert_eq!(
+        alerts_of(&store, "leaver-outbound-attachment"),
+        vec![leaver_id]
+    );
+    assert_eq!(
+        alerts_of(&store, "display-name-spoofing"),
+        vec![id_of(&store, "spoof@evil.example")]
+    );
+    assert_eq!(
+        alerts_of(&store, "ppap"),
+        vec![id_of(&store, "password@example.co.jp")]
+    );
+    // partner.example had never been written to: the zip is a first contact
+    // with an attachment; gmail.com too. The password mail has no attachment.
+    assert_eq!(
+        alerts_of(&store, "first-contact-with-attachment"),
+        vec![leaver_id, id_of(&store, "zip@example.co.jp")]
+    );
+    // The leaver rule notifies its channel; the alert was new, so once.
+    let pending = store
+        .notifications(Some(NotificationState::Pending), Page::default())
+        .unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|n| n.channel.as_str())
+            .collect::<Vec<_>>(),
+        vec!["security-team"]
+    );
+    let (total, _) = store.alerts(&AlertFilter::default()).unwrap();
+
+    // A journal report adds a Bcc recipient to the leaver's message: it is
+    // queued again and evaluated again, the alerts are refreshed, not
+    // raised twice, and nobody is notified again.
+    let mut journal = message(
+        "leaver@example.co.jp",
+        ("ichiro.suzuki@example.co.jp", Some("鈴木 一郎")),
+        &["suzuki.ichiro@gmail.com"],
+        at(2, 0),
+    );
+    journal
+        .recipients
+        .push(Recipient::new("ichiro.suzuki.home@yahoo.co.jp", None, RecipientKind::Bcc).unwrap());
+    store.write_batch(vec![journal], Vec::new()).unwrap();
+    assert_eq!(store.pending_evaluation_count().unwrap(), 1);
+    let round = evaluate_pending(&mut store, &policy, &directory, &decode, 100).unwrap();
+    assert_eq!(round.evaluated, 1);
+    assert!(round.raised.is_empty(), "{round:?}");
+    assert!(round.refreshed >= 1, "{round:?}");
+    assert_eq!(store.alerts(&AlertFilter::default()).unwrap().0, total);
+    assert_eq!(
+        store
+            .notifications(Some(NotificationState::Pending), Page::default())
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A later message to partner.example is no first contact any more.
+    let mut again = message(
+        "again@example.co.jp",
+        ("taro.yamada@example.co.jp", None),
+        &["buyer@partner.example"],
+        at(5, 0),
+    );
+    again.attachments = vec![attachment("資料.pdf", false)];
+    store.write_batch(vec![again], Vec::new()).unwrap();
+    evaluate_pending(&mut store, &policy, &directory, &decode, 100).unwrap();
+    assert!(!alerts_of(&store, "first-contact-with-attachment")
+        .contains(&id_of(&store, "again@example.co.jp")));
+}
+
+#[test]
+fn notifications_are_retried_then_given_up_and_can_be_retried_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store.apply_directory("hr", &directory(), false).unwrap();
+    let mut leaver = message(
+        "leaver@example.co.jp",
+        ("ichiro.suzuki@example.co.jp", None),
+        &["friend@gmail.com"],
+        at(2, 0),
+    );
+    leaver.attachments = vec![attachment("a.xlsx", false)];
+    store.write_batch(vec![leaver], Vec::new()).unwrap();
+    let directory = StoreDirectory::load(&store, &["example.co.jp".to_string()]).unwrap();
+    evaluate_pending(
+        &mut store,
+        &Policy::examples().unwrap(),
+        &directory,
+        &mailtrail_ingest::DecodeOptions::default(),
+        10,
+    )
+    .unwrap();
+    let now = Utc::now();
+    let due = store.due_notifications(now, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let id = due[0].id;
+    store
+        .notification_failed(
+            id,
+            "connection refused",
+            Some(now + chrono::Duration::seconds(30)),
+        )
+        .unwrap();
+    assert!(store.due_notifications(now, 10).unwrap().is_empty());
+    assert_eq!(
+        store
+            .due_notifications(now + chrono::Duration::seconds(31), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .notification_failed(id, "connection refused", None)
+        .unwrap();
+    let dead = store
+        .notifications(Some(NotificationState::Dead), Page::default())
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 2);
+    assert_eq!(dead[0].last_error.as_deref(), Some("connection refused"));
+    assert!(store.retry_notification(id, now).unwrap());
+    assert!(
+        !store.retry_notification(id, now).unwrap(),
+        "only dead ones"
+    );
+    store.notification_delivered(id, now).unwrap();
+    assert!(store.due_notifications(now, 10).unwrap().is_empty());
+}
