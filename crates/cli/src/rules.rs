@@ -9,19 +9,22 @@
 //! - **Bodies from the stored raw message**, decoded as on import, so a
 //!   keyword in the body matches as it will when rules run on arrival;
 //!   messages known only from logs are judged on what the logs said.
-//! - **Honest about what it cannot know yet**: until the directory and
-//!   the sending history are in the store, conditions on people
-//!   (departments, leavers, impersonation of an employee's name, private
-//!   addresses by name) and on history (first contact, PPAP) cannot match;
-//!   the command says so instead of silently reporting nothing.
+//! - **The directory and history of the store**, as on arrival: people,
+//!   departments and leavers from the imported or synced directory, first
+//!   contact and PPAP from the stored mail, each as it stood at the
+//!   message's time (a domain's first contact is its earliest outbound mail).
+//! - **Narrowed by the index first**: a rule's directions and keywords are a
+//!   search ([`mailtrail_policy::store::candidate_query`]), so a keyword rule
+//!   over a million messages looks closely only at those the index finds.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use mailtrail_policy::{Directory, Employee, MessageFacts, NoHistory, Policy, EXAMPLE_RULES};
-use mailtrail_store::{Page, Store};
+use mailtrail_policy::store::{retro_hunt, Hunt, StoreDirectory};
+use mailtrail_policy::{Policy, RuleMatch, EXAMPLE_RULES};
+use mailtrail_store::StoredMessage;
 use serde_json::json;
 
 use crate::config::Config;
@@ -82,20 +85,6 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode> {
 }
 
 /// Our domains only: the directory is not in the store yet.
-struct DomainsOnly(Vec<String>);
-
-impl Directory for DomainsOnly {
-    fn our_domains(&self) -> &[String] {
-        &self.0
-    }
-    fn employee(&self, _address: &str) -> Option<Employee> {
-        None
-    }
-    fn has_employee_named(&self, _name: &str) -> bool {
-        false
-    }
-}
-
 pub struct TestOptions<'a> {
     pub rule: &'a str,
     pub rules: &'a [PathBuf],
@@ -118,85 +107,47 @@ pub fn test(config: &Config, options: &TestOptions) -> Result<ExitCode> {
     }
     let store = crate::open_store(config)?;
     let tz = crate::effective_timezone(config, &store)?;
-    let query = crate::parse_query(config, &format!("newer_than:{}", options.since))
+    let period = crate::parse_query(config, &format!("newer_than:{}", options.since))
         .with_context(|| format!("--since {}: e.g. 90d, 12w, 6m", options.since))?;
-    let directory = DomainsOnly(config.org_domains.clone());
-    let decode = mailtrail_ingest::DecodeOptions::default();
+    let directory = StoreDirectory::load(&store, &config.org_domains)?;
+    let decode = mailtrail_ingest::DecodeOptions {
+        timezone: config.timezone,
+        ..mailtrail_ingest::DecodeOptions::default()
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if !options.json {
-        writeln!(
-            out,
-            "note: the directory and sending history are not in the store yet, so conditions on \
-             people, departments, leavers, first contact and PPAP cannot match in this dry run"
-        )?;
-    }
-    let (mut examined, mut matched, mut offset) = (0u64, 0u64, 0u64);
-    loop {
-        let page = store.search(&query, Page { limit: 500, offset })?;
-        if page.is_empty() {
-            break;
+    let parse = |text: &str| crate::parse_query(config, text).map_err(|e| format!("{e:#}"));
+    let mut shown = 0usize;
+    let hunt = Hunt {
+        store: &store,
+        policy: &policy,
+        directory: &directory,
+        decode: &decode,
+    };
+    let stats = retro_hunt(&hunt, options.rule, &period, &parse, &mut |m, hit| {
+        shown += 1;
+        if shown > options.limit {
+            return Ok(());
         }
-        offset += page.len() as u64;
-        for m in &page {
-            examined += 1;
-            let body = match &m.content_hash {
-                Some(hash) => store.raw_message(hash)?.and_then(|raw| {
-                    mailtrail_ingest::mime::parse_message(raw, &decode)
-                        .ok()
-                        .and_then(|r| r.body_text)
-                }),
-                None => None,
-            };
-            let facts = MessageFacts::from_stored(m, body);
-            let Some(hit) = policy.evaluate_rule(options.rule, &facts, &directory, &NoHistory)
-            else {
-                continue;
-            };
-            matched += 1;
-            if matched as usize > options.limit {
-                continue;
-            }
-            if options.json {
-                let v = json!({
-                    "message": output::message_json(m, tz),
-                    "match": hit,
-                });
-                writeln!(out, "{v}")?;
-                continue;
-            }
-            writeln!(
-                out,
-                "\n#{}  {}  {}  {}",
-                m.id,
-                output::display_time(m)
-                    .map(|t| output::local(t, tz))
-                    .unwrap_or_default(),
-                output::printable(m.from.as_ref().map_or("-", |f| f.address.as_str())),
-                output::printable(m.subject.as_deref().unwrap_or("(no subject)")),
-            )?;
-            for h in &hit.hits {
-                writeln!(
-                    out,
-                    "    [{}] {:?}: {}{}",
-                    h.condition_type,
-                    h.location,
-                    output::printable(&h.text),
-                    h.detail
-                        .as_deref()
-                        .map(|d| format!("  ({})", output::printable(d)))
-                        .unwrap_or_default()
-                )?;
-            }
-        }
-    }
+        let written = if options.json {
+            let v = json!({
+                "message": output::message_json(m, tz),
+                "match": hit,
+            });
+            writeln!(out, "{v}")
+        } else {
+            write_match(&mut out, m, &hit, tz)
+        };
+        written.map_err(|e| mailtrail_store::StoreError::Invalid(format!("output: {e}")))
+    })?;
+    let (examined, matched) = (stats.candidates, stats.matched);
     if options.json {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(
         out,
-        "\nrule {}: {matched} of {examined} message(s) since {} would match{}",
+        "\nrule {}: {matched} message(s) since {} would match ({examined} examined after the index narrowed the period){}",
         options.rule,
         options.since,
         if matched as usize > options.limit {
@@ -207,4 +158,37 @@ pub fn test(config: &Config, options: &TestOptions) -> Result<ExitCode> {
     )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One match as the table shows it: the message, then each hit.
+fn write_match(
+    out: &mut impl Write,
+    m: &StoredMessage,
+    hit: &RuleMatch,
+    tz: chrono_tz::Tz,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\n#{}  {}  {}  {}",
+        m.id,
+        output::display_time(m)
+            .map(|t| output::local(t, tz))
+            .unwrap_or_default(),
+        output::printable(m.from.as_ref().map_or("-", |f| f.address.as_str())),
+        output::printable(m.subject.as_deref().unwrap_or("(no subject)")),
+    )?;
+    for h in &hit.hits {
+        writeln!(
+            out,
+            "    [{}] {:?}: {}{}",
+            h.condition_type,
+            h.location,
+            output::printable(&h.text),
+            h.detail
+                .as_deref()
+                .map(|d| format!("  ({})", output::printable(d)))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }

@@ -116,7 +116,10 @@ fn rules_are_checked_and_dry_run_over_stored_mail() {
         ],
     );
     assert!(
-        table.contains(&format!("rule confidential: {} of ", matched.len())),
+        table.contains(&format!(
+            "rule confidential: {} message(s) since 36500d would match",
+            matched.len()
+        )),
         "{table}"
     );
     // An unknown rule names the ones there are.

@@ -248,3 +248,182 @@ pub fn evaluate_pending(
         refreshed: raised.iter().filter(|r| r.refreshed).count(),
     })
 }
+
+/// Quote a value for the query language: `"…"` with `"` and `\` escaped.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Whether a keyword has something the search index can find (a letter,
+/// digit or Japanese character); one that has not cannot narrow a search.
+fn searchable(word: &str) -> bool {
+    word.chars().any(char::is_alphanumeric)
+}
+
+/// A search (in the query language) that finds every message `rule` can
+/// match and, where the rule allows, far fewer: its directions, and the
+/// keywords of its keyword conditions in the fields it reads (the rule's
+/// keyword matching *is* the search's, so the index finds a superset).
+/// `None` when nothing narrows it: every message is a candidate.
+pub fn candidate_query(policy: &Policy, rule: &crate::CompiledRule) -> Option<String> {
+    use crate::rules::{Combine, Condition, TextField};
+    let mut parts: Vec<String> = Vec::new();
+    let directions = &rule.rule.scope.directions;
+    if !directions.is_empty() {
+        parts.push(format!(
+            "({})",
+            directions
+                .iter()
+                .map(|d| format!("direction:{}", d.as_str()))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        ));
+    }
+    let narrowing = |c: &Condition| -> Option<String> {
+        match c {
+            Condition::Keywords {
+                words,
+                lists,
+                fields,
+                ..
+            } => {
+                let mut all: Vec<&str> = words.iter().map(String::as_str).collect();
+                for l in lists {
+                    all.extend(policy.list(l)?.iter().map(String::as_str));
+                }
+                if all.is_empty() || !all.iter().all(|w| searchable(w)) {
+                    return None;
+                }
+                let mut operators: Vec<&str> = Vec::new();
+                for f in fields {
+                    let op = match f {
+                        TextField::Subject => "subject",
+                        TextField::Body => "body",
+                        TextField::AttachmentNames | TextField::InnerNames => "filename",
+                    };
+                    if !operators.contains(&op) {
+                        operators.push(op);
+                    }
+                }
+                let terms: Vec<String> = all
+                    .iter()
+                    .flat_map(|w| {
+                        operators
+                            .iter()
+                            .map(move |op| format!("{op}:{}", quoted(w)))
+                    })
+                    .collect();
+                Some(format!("({})", terms.join(" OR ")))
+            }
+            Condition::ExecutableAttachment {}
+            | Condition::MacroAttachment {}
+            | Condition::EncryptedArchive {}
+            | Condition::AttachmentSize { .. } => Some("has:attachment".into()),
+            _ => None,
+        }
+    };
+    let conditions: Vec<Option<String>> = rule.rule.conditions.iter().map(narrowing).collect();
+    match rule.rule.combine {
+        Combine::All => parts.extend(conditions.into_iter().flatten()),
+        Combine::Any => {
+            if !conditions.is_empty() && conditions.iter().all(Option::is_some) {
+                parts.push(format!(
+                    "({})",
+                    conditions
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" OR ")
+                ));
+            }
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// Whether evaluating `rule` needs message bodies (decoded from the raw
+/// message, the costly part of a retro-hunt).
+pub fn needs_body(rule: &crate::CompiledRule) -> bool {
+    use crate::rules::{Condition, TextField};
+    rule.rule.conditions.iter().any(|c| match c {
+        Condition::Keywords { fields, .. }
+        | Condition::Regex { fields, .. }
+        | Condition::CreditCard { fields }
+        | Condition::MyNumber { fields } => fields.contains(&TextField::Body),
+        Condition::Ppap {
+            require_password_word,
+            ..
+        } => *require_password_word,
+        _ => false,
+    })
+}
+
+/// What a retro-hunt looked at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HuntStats {
+    /// Messages of the period the index left as candidates.
+    pub candidates: u64,
+    /// Messages that matched.
+    pub matched: u64,
+}
+
+/// What a retro-hunt reads: the store, the rules, the directory, and how
+/// raw messages are decoded.
+pub struct Hunt<'a> {
+    pub store: &'a SqliteStore,
+    pub policy: &'a Policy,
+    pub directory: &'a StoreDirectory,
+    pub decode: &'a mailtrail_ingest::DecodeOptions,
+}
+
+/// Run one rule (enabled or not) over the messages `period` selects,
+/// candidates first narrowed by [`candidate_query`] through the index;
+/// `on_match` sees each match, oldest first. `parse` turns query text into
+/// the store's query (the caller's time zone and clock). Nothing is written.
+pub fn retro_hunt(
+    hunt: &Hunt<'_>,
+    rule_id: &str,
+    period: &mailtrail_store::query::Expr,
+    parse: &dyn Fn(&str) -> Result<mailtrail_store::query::Expr, String>,
+    on_match: &mut dyn FnMut(&StoredMessage, RuleMatch) -> Result<(), StoreError>,
+) -> Result<HuntStats, StoreError> {
+    let Hunt {
+        store,
+        policy,
+        directory,
+        decode,
+    } = *hunt;
+    use mailtrail_store::query::Expr;
+    let Some(rule) = policy.rule(rule_id) else {
+        return Err(StoreError::Invalid(format!("no rule {rule_id:?}")));
+    };
+    let query = match candidate_query(policy, rule) {
+        Some(text) => {
+            let narrowing = parse(&text).map_err(StoreError::Invalid)?;
+            Expr::And(vec![period.clone(), narrowing])
+        }
+        None => period.clone(),
+    };
+    let ids = store.matching_ids(&query)?;
+    let with_body = needs_body(rule);
+    let history = StoreHistory { store };
+    let mut stats = HuntStats {
+        candidates: ids.len() as u64,
+        matched: 0,
+    };
+    for id in ids {
+        let Some(message) = store.message(id)? else {
+            continue;
+        };
+        let facts = if with_body {
+            stored_facts(store, &message, decode)?
+        } else {
+            MessageFacts::from_stored(&message, None)
+        };
+        if let Some(m) = policy.evaluate_rule(rule_id, &facts, directory, &history) {
+            stats.matched += 1;
+            on_match(&message, m)?;
+        }
+    }
+    Ok(stats)
+}

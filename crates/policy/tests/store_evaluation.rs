@@ -316,3 +316,112 @@ fn notifications_are_retried_then_given_up_and_can_be_retried_by_hand() {
     store.notification_delivered(id, now).unwrap();
     assert!(store.due_notifications(now, 10).unwrap().is_empty());
 }
+
+/// The retro-hunt narrows candidates through the search index; what it
+/// finds must be exactly what evaluating every message finds, for every
+/// shipped rule, enabled or not.
+#[test]
+fn a_retro_hunt_finds_what_evaluating_every_message_finds() {
+    use mailtrail_policy::store::{candidate_query, retro_hunt, stored_facts, Hunt, StoreHistory};
+    use mailtrail_store::query::{parse, Expr, QueryContext};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store.apply_directory("hr", &directory(), false).unwrap();
+    let mut with_keyword = message(
+        "kw@example.co.jp",
+        ("taro.yamada@example.co.jp", None),
+        &["friend@gmail.com"],
+        at(1, 0),
+    );
+    with_keyword.subject = Some("【社外秘】顧客リスト".into());
+    let mut kw_attachment = message(
+        "kwa@example.co.jp",
+        ("hanako.sato@example.co.jp", None),
+        &["buyer@partner.example"],
+        at(1, 30),
+    );
+    kw_attachment.attachments = vec![attachment("ｺｷｬｸﾘｽﾄ_2026.xlsx", false)];
+    let mut exe = message(
+        "exe@outside.example",
+        ("x@outside.example", None),
+        &["taro.yamada@example.co.jp"],
+        at(4, 0),
+    );
+    exe.attachments = vec![Attachment {
+        content_type: "application/x-msdownload".into(),
+        ..attachment("invoice.exe", false)
+    }];
+    let mut records = vec![with_keyword, kw_attachment, exe];
+    for n in 0..20 {
+        records.push(message(
+            &format!("plain-{n}@example.co.jp"),
+            ("taro.yamada@example.co.jp", None),
+            &["buyer@partner.example"],
+            at(6, n),
+        ));
+    }
+    store.write_batch(records, Vec::new()).unwrap();
+    let policy = Policy::examples().unwrap();
+    let directory = StoreDirectory::load(&store, &["example.co.jp".to_string()]).unwrap();
+    let decode = mailtrail_ingest::DecodeOptions::default();
+    let ctx = QueryContext {
+        now: Utc::now(),
+        timezone: chrono_tz::Asia::Tokyo,
+    };
+    let parse_text = |t: &str| parse(t, &ctx).map_err(|e| e.to_string());
+    let everything = Expr::And(Vec::new());
+    let all_ids = store.matching_ids(&everything).unwrap();
+    assert_eq!(all_ids.len(), 23);
+    let mut narrowed_some = false;
+    let mut found = std::collections::BTreeMap::new();
+    for rule in &policy.rules {
+        let id = rule.rule.id.as_str();
+        let mut hunted = Vec::new();
+        let hunt = Hunt {
+            store: &store,
+            policy: &policy,
+            directory: &directory,
+            decode: &decode,
+        };
+        let stats = retro_hunt(&hunt, id, &everything, &parse_text, &mut |m, _| {
+            hunted.push(m.id);
+            Ok(())
+        })
+        .unwrap();
+        let history = StoreHistory { store: &store };
+        let mut every: Vec<i64> = Vec::new();
+        for &mid in &all_ids {
+            let m = store.message(mid).unwrap().unwrap();
+            let facts = stored_facts(&store, &m, &decode).unwrap();
+            if policy
+                .evaluate_rule(id, &facts, &directory, &history)
+                .is_some()
+            {
+                every.push(mid);
+            }
+        }
+        assert_eq!(hunted, every, "rule {id}");
+        found.insert(id.to_string(), hunted);
+        if candidate_query(&policy, rule).is_some() && stats.candidates < 23 {
+            narrowed_some = true;
+        }
+    }
+    assert!(narrowed_some, "the index narrowed no rule's candidates");
+    // The comparison above compared non-empty sets too.
+    assert_eq!(
+        found["confidential-to-freemail"],
+        vec![id_of(&store, "kw@example.co.jp")]
+    );
+    assert_eq!(
+        found["executable-attachment"],
+        vec![id_of(&store, "exe@outside.example")]
+    );
+    let confidential = policy
+        .rules
+        .iter()
+        .find(|r| r.rule.id == "confidential-to-freemail")
+        .unwrap();
+    assert!(candidate_query(&policy, confidential)
+        .unwrap()
+        .contains("subject:\"社外秘\""));
+}

@@ -259,6 +259,10 @@ pub trait Store {
     }
 
     /// One message by internal id.
+    /// The numbers of every message `query` matches, ascending: for work
+    /// that visits all of them (a rule's retro-hunt), without paging.
+    fn matching_ids(&self, query: &query::Expr) -> Result<Vec<i64>, StoreError>;
+
     fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
 
     /// One message by its (normalised) Message-ID.

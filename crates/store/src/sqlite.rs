@@ -1538,6 +1538,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn matching_ids(&self, query: &Expr) -> Result<Vec<i64>, StoreError> {
+        let c = compile(query, false)?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT m.id FROM messages m WHERE {} ORDER BY m.id",
+            c.sql
+        ))?;
+        let ids = stmt
+            .query_map(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
     fn count(&self, query: &Expr) -> Result<u64, StoreError> {
         // A lone text term is counted on the index alone: every indexed rowid
         // is a message (both are written in one transaction), so the message

@@ -155,12 +155,21 @@ fn duplicate<'a>(keys: impl Iterator<Item = &'a str>, what: &str) -> Result<(), 
     Ok(())
 }
 
+/// A person's or device's row: its source, whether listed, when written,
+/// and the decoded document.
+struct Document<T> {
+    source: String,
+    present: bool,
+    updated: DateTime<Utc>,
+    document: T,
+}
+
 /// The rows of a `SELECT source, data, present, updated` over people or
 /// devices, their documents decoded.
 fn documents<T: serde::de::DeserializeOwned>(
     conn: &rusqlite::Connection,
     sql: &str,
-) -> Result<Vec<(String, bool, DateTime<Utc>, T)>, StoreError> {
+) -> Result<Vec<Document<T>>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -173,8 +182,12 @@ fn documents<T: serde::de::DeserializeOwned>(
     let mut out = Vec::new();
     for row in rows {
         let (source, data, present, updated) = row?;
-        let document = serde_json::from_str(&data).map_err(json_error)?;
-        out.push((source, present, from_micros(updated), document));
+        out.push(Document {
+            source,
+            present,
+            updated: from_micros(updated),
+            document: serde_json::from_str(&data).map_err(json_error)?,
+        });
     }
     Ok(out)
 }
@@ -472,11 +485,11 @@ impl DirectoryStore for SqliteStore {
             "SELECT source, data, present, updated FROM people ORDER BY source, source_id",
         )?
         .into_iter()
-        .map(|(source, present, updated, person)| StoredPerson {
-            source,
-            present,
-            updated,
-            person,
+        .map(|d| StoredPerson {
+            source: d.source,
+            present: d.present,
+            updated: d.updated,
+            person: d.document,
         })
         .collect())
     }
@@ -487,11 +500,11 @@ impl DirectoryStore for SqliteStore {
             "SELECT source, data, present, updated FROM devices ORDER BY source, hostname",
         )?
         .into_iter()
-        .map(|(source, present, updated, device)| StoredDevice {
-            source,
-            present,
-            updated,
-            device,
+        .map(|d| StoredDevice {
+            source: d.source,
+            present: d.present,
+            updated: d.updated,
+            device: d.document,
         })
         .collect())
     }
