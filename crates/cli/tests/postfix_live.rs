@@ -193,20 +193,49 @@ fn sentinel() -> Mail {
     }
 }
 
-#[test]
-fn postfix_relays_journals_and_logs_every_message_into_one() {
+/// A running set-up: Postfix relaying to a sink and journaling to
+/// `mailtrail serve`, which follows Postfix's log.
+struct Running {
+    /// Stops everything when the test ends.
+    _lab: Lab,
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    log: PathBuf,
+    smtpd_port: u16,
+    swaks: PathBuf,
+}
+
+impl Running {
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Start the set-up; `mailtrail_toml`, when given, is written beside the
+/// data and `serve` reads it (`--config`). `None` when the test cannot run
+/// here (it says why).
+fn start_lab(mailtrail_toml: Option<&str>) -> Option<Running> {
+    start_lab_files(mailtrail_toml, &[])
+}
+
+/// [`start_lab`] with a config file and files beside it (rules).
+fn start_lab_with_files(mailtrail_toml: &str, files: &[(&str, &str)]) -> Option<Running> {
+    start_lab_files(Some(mailtrail_toml), files)
+}
+
+fn start_lab_files(mailtrail_toml: Option<&str>, files: &[(&str, &str)]) -> Option<Running> {
     let (Some(postfix), Some(swaks), Some(sink)) =
         (which("postfix"), which("swaks"), which("smtp-sink"))
     else {
         println!(
             "skipped: postfix, swaks or smtp-sink is not installed (apt-get install postfix swaks)"
         );
-        return;
+        return None;
     };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         println!("skipped: starting a private Postfix instance needs root");
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -215,12 +244,20 @@ fn postfix_relays_journals_and_logs_every_message_into_one() {
     let data = root.join("data");
     let log = root.join("postfix.log");
     std::fs::write(&log, "").unwrap();
+    for (name, text) in files {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    let config = mailtrail_toml.map(|text| {
+        let path = root.join("mailtrail.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
     let mut lab = Lab::default();
 
-    let journal_port = start_mailtrail(&mut lab, &data, &log);
+    let journal_port = start_mailtrail(&mut lab, &data, &log, config.as_deref());
     let sink_port = free_port();
     lab.children.push(
-        Command::new(sink)
+        Command::new(&sink)
             .args(["-u", "postfix", &format!("127.0.0.1:{sink_port}"), "100"])
             .stdout(Stdio::null())
             .spawn()
@@ -236,20 +273,41 @@ fn postfix_relays_journals_and_logs_every_message_into_one() {
         sink_port,
         journal_port,
     ));
+    Some(Running {
+        _lab: lab,
+        dir,
+        data,
+        log,
+        smtpd_port,
+        swaks,
+    })
+}
 
+#[test]
+fn postfix_relays_journals_and_logs_every_message_into_one() {
+    let Some(running) = start_lab(None) else {
+        return;
+    };
+    let (data, log, root, swaks, smtpd_port) = (
+        &running.data,
+        &running.log,
+        running.root(),
+        &running.swaks,
+        running.smtpd_port,
+    );
     let mails = mails();
     let queue_ids: Vec<String> = mails
         .iter()
-        .map(|m| send(&swaks, smtpd_port, m, root))
+        .map(|m| send(swaks, smtpd_port, m, root))
         .collect();
     for qid in &queue_ids {
-        wait_for_log(&log, &format!("{qid}: removed"));
+        wait_for_log(log, &format!("{qid}: removed"));
     }
     let last = sentinel();
-    send(&swaks, smtpd_port, &last, root);
+    send(swaks, smtpd_port, &last, root);
 
     for mail in mails.iter().chain([&last]) {
-        let m = wait_for_message(&data, mail);
+        let m = wait_for_message(data, mail);
         check(&m, mail);
     }
 
@@ -269,8 +327,218 @@ fn postfix_relays_journals_and_logs_every_message_into_one() {
         (format!("to:{JOURNAL}"), 0),
         (format!("bcc:{JOURNAL}"), 0),
     ] {
-        assert_eq!(count(&data, &query), want, "search --count {query:?}");
+        assert_eq!(count(data, &query), want, "search --count {query:?}");
     }
+}
+
+/// The monitoring rule of the alert test, and where its alerts go.
+const ALERT_RULE: &str = r#"
+[[rule]]
+id = "shagaihi-outbound"
+name = "社外秘の社外送信"
+[rule.scope]
+directions = ["outbound"]
+[[rule.condition]]
+type = "keywords"
+words = ["社外秘"]
+[[rule.action]]
+type = "alert"
+severity = "high"
+[[rule.action]]
+type = "notify"
+channels = ["security-mail", "soc-webhook", "siem"]
+"#;
+
+const WEBHOOK_SECRET: &str = "webhook-secret-for-the-test";
+
+/// One HTTP request a receiver got: whether its signature verified, and
+/// its body.
+struct Hook {
+    verified: bool,
+    body: serde_json::Value,
+}
+
+/// A webhook receiver on loopback: answers 200 to every POST and hands
+/// each request on, its HMAC signature checked with the documented
+/// procedure (`mailtrail_notify::verify_signature`).
+fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<Hook>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.trim_end().split_once(':') {
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+            }
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let length: usize = header("content-length").parse().unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let verified = mailtrail_notify::verify_signature(
+                WEBHOOK_SECRET,
+                &header("x-mailtrail-timestamp"),
+                &body,
+                &header("x-mailtrail-signature"),
+            );
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            let _ = send.send(Hook { verified, body });
+        }
+    });
+    (port, receive)
+}
+
+/// A message through the real Postfix set-up raises an alert that reaches a
+/// mail sink, a webhook receiver (signature verified) and a syslog
+/// receiver within 5 s of Postfix accepting the message; the Postfix log
+/// lines that arrive later for the same message re-evaluate it but raise
+/// and send nothing again.
+#[test]
+fn a_message_through_postfix_raises_an_alert_delivered_by_mail_webhook_and_syslog() {
+    if which("smtp-sink").is_none() {
+        println!("skipped: smtp-sink is not installed (apt-get install postfix)");
+        return;
+    }
+    let (hook_port, hooks) = webhook_receiver();
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let syslog_port = syslog.local_addr().unwrap().port();
+    let alert_sink_port = free_port();
+    let config = format!(
+        "org_domains = [\"{ORG}\"]\n\
+         timezone = \"UTC\"\n\
+         [policy]\nrules = [\"rules.toml\"]\nconsole_url = \"https://mailtrail.example.co.jp\"\n\
+         [[notify.mail]]\nname = \"security-mail\"\nhost = \"127.0.0.1\"\nport = {alert_sink_port}\n\
+         starttls = \"none\"\nfrom = \"mailtrail@{ORG}\"\nto = [\"security@{ORG}\"]\n\
+         [[notify.webhook]]\nname = \"soc-webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n\
+         format = \"generic\"\nsecret = \"{WEBHOOK_SECRET}\"\n\
+         [[notify.syslog]]\nname = \"siem\"\naddress = \"127.0.0.1:{syslog_port}\"\n\
+         transport = \"udp\"\nformat = \"rfc5424\"\n"
+    );
+    // The rules file sits beside the config (relative paths are relative to
+    // it) and exists before `serve` starts.
+    let Some(running) = start_lab_with_files(&config, &[("rules.toml", ALERT_RULE)]) else {
+        return;
+    };
+    // The alert mail sink: Postfix's smtp-sink, keeping each message.
+    let dumps = running.root().join("alert-mail");
+    std::fs::create_dir_all(&dumps).unwrap();
+    chmod(&dumps, 0o777);
+    let mut sink = Command::new(which("smtp-sink").unwrap())
+        .args(["-u", "postfix", "-d"])
+        .arg(format!("{}/%M.", dumps.display()))
+        .arg(format!("127.0.0.1:{alert_sink_port}"))
+        .arg("10")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink");
+    wait_for_port(alert_sink_port);
+
+    let mail = &mails()[2];
+    assert_eq!(mail.key, "papaya", "the 社外秘 message");
+    let qid = send(&running.swaks, running.smtpd_port, mail, running.root());
+    let accepted = Instant::now();
+
+    // All three arrive, each within 5 s of Postfix accepting the message.
+    let deadline = accepted + Duration::from_secs(5);
+    let mut hook = None;
+    let mut syslog_line = None;
+    let mut mail_file = None;
+    while (hook.is_none() || syslog_line.is_none() || mail_file.is_none())
+        && Instant::now() < deadline
+    {
+        if hook.is_none() {
+            hook = hooks.try_recv().ok();
+        }
+        if syslog_line.is_none() {
+            let mut buf = [0u8; 8192];
+            if let Ok(n) = syslog.recv(&mut buf) {
+                syslog_line = Some(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+        if mail_file.is_none() {
+            mail_file = std::fs::read_dir(&dumps)
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+        }
+    }
+    let elapsed = accepted.elapsed();
+    println!(
+        "alert delivered by all three channels {elapsed:?} after Postfix accepted the message"
+    );
+    let hook = hook.expect("no webhook within 5 s");
+    let syslog_line = syslog_line.expect("no syslog line within 5 s");
+    let mail_file = mail_file.expect("no alert mail within 5 s");
+
+    assert!(hook.verified, "the webhook's signature does not verify");
+    assert_eq!(hook.body["rule_id"], "shagaihi-outbound", "{}", hook.body);
+    assert_eq!(hook.body["matched_text"], "社外秘");
+    assert_eq!(hook.body["message"]["message_id"], mail.message_id.as_str());
+    assert!(syslog_line.contains("shagaihi-outbound"), "{syslog_line}");
+    assert!(syslog_line.contains(&mail.message_id), "{syslog_line}");
+
+    // Postfix's smtp-sink writes the file while the message arrives: read
+    // it once its size has settled.
+    let mut raw = std::fs::read(&mail_file).unwrap();
+    let settle = Instant::now() + Duration::from_secs(5);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = std::fs::read(&mail_file).unwrap();
+        if now == raw || Instant::now() > settle {
+            break;
+        }
+        raw = now;
+    }
+    let alert_mail =
+        mailtrail_ingest::mime::parse_message(raw, &mailtrail_ingest::DecodeOptions::default())
+            .expect("the alert mail parses");
+    let subject = alert_mail.subject.clone().unwrap_or_default();
+    assert!(subject.contains("社外秘の社外送信"), "{subject}");
+    let body = alert_mail.body_text.clone().unwrap_or_default();
+    assert!(body.contains("社外秘 papaya"), "{body}");
+    assert!(
+        body.contains("https://mailtrail.example.co.jp/alerts/"),
+        "{body}"
+    );
+
+    // Postfix logs the message's deliveries afterwards; mailtrail follows
+    // the log, stores the deliveries, evaluates the message again — and
+    // sends nothing again: one alert per rule and message.
+    wait_for_log(&running.log, &format!("{qid}: removed"));
+    wait_for_message(&running.data, mail);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        hooks.try_recv().is_err(),
+        "a second webhook for the same alert"
+    );
+    let mut buf = [0u8; 8192];
+    assert!(syslog.recv(&mut buf).is_err(), "a second syslog line");
+    let alerts = mailtrail(&running.data, &["alerts", "--format", "json"]);
+    assert_eq!(alerts.lines().count(), 1, "{alerts}");
+    let _ = sink.kill();
+    let _ = sink.wait();
+    let files = std::fs::read_dir(&dumps).unwrap().count();
+    assert_eq!(files, 1, "one alert mail");
 }
 
 /// What mailtrail shows for `mail` must be exactly what was sent.
@@ -343,8 +611,12 @@ fn check(m: &serde_json::Value, mail: &Mail) {
 
 /// `mailtrail serve` receiving journal copies and following Postfix's log;
 /// returns the journal receiver's port.
-fn start_mailtrail(lab: &mut Lab, data: &Path, log: &Path) -> u16 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+fn start_mailtrail(lab: &mut Lab, data: &Path, log: &Path, config: Option<&Path>) -> u16 {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailtrail"));
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
         .arg("--data-dir")
         .arg(data)
         .args(["--org-domain", ORG, "--timezone", "UTC"])
