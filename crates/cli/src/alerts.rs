@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mailtrail_store::alerts::{AlertFilter, AlertState, AlertStore, AlertUpdate, StoredAlert};
+use mailtrail_store::alerts::{AlertFilter, AlertState, AlertStore, AlertUpdate};
 use mailtrail_store::{Page, Store};
 use mailtrail_web::json::{AlertDetailJson, AlertJson};
 

@@ -48,6 +48,18 @@ fn a_schema_driven_client_finds_no_server_errors_and_no_deviation_from_the_docum
             &format!("{fixtures}/console"),
         ],
     );
+    // Alerts to read and change: a rule over the imported mail (the alert
+    // endpoints would otherwise only ever answer 404).
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nid = \"shagaihi\"\n[[rule.condition]]\ntype = \"keywords\"\n\
+         words = [\"社外秘\"]\n[[rule.action]]\ntype = \"alert\"\nseverity = \"high\"\n",
+    )
+    .unwrap();
+    let raised =
+        support::mailtrail_ok(&data, &["rules", "run", "--rules", rules.to_str().unwrap()]);
+    assert!(!raised.contains(" 0 alert(s) raised"), "{raised}");
     let token = support::mailtrail_ok(&data, &["token", "create", "schemathesis"])
         .trim()
         .to_string();
@@ -81,6 +93,8 @@ fn a_schema_driven_client_finds_no_server_errors_and_no_deviation_from_the_docum
         "schemathesis found problems:\n{report}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    // It really tested every operation.
-    assert!(report.contains("6 selected / 6 total"), "{report}");
+    // It really tested every operation (nine: search, message, raw,
+    // attachment, trail, stats, alerts, alert, alert update).
+    assert!(report.contains("Selected: 9/9"), "{report}");
+    assert!(report.contains("Tested: 9"), "{report}");
 }

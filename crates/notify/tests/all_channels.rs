@@ -8,20 +8,14 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use mailtrail_notify::{deliver, NotifyConfig};
-
-#[derive(serde::Deserialize)]
-struct File {
-    notify: NotifyConfig,
-}
+use mailtrail_notify::deliver;
 
 #[test]
 fn one_notice_reaches_mail_webhook_and_syslog_within_5_seconds() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
+    let pki = common::pki();
     let smtp = common::smtp::sink(
         common::smtp::Mode::StartTls,
-        common::server_config(&cert, &key),
+        pki.server_config(),
         "mailtrail",
         "relay-pw",
     );
@@ -60,11 +54,11 @@ transport = "udp"
 format = "rfc5424"
 "#,
         smtp_port = smtp.port,
-        ca = ca.display().to_string(),
+        ca = pki.ca.display().to_string(),
         http_port = http.port,
         syslog_addr = syslog.local_addr().unwrap(),
     );
-    let config = toml::from_str::<File>(&text).unwrap().notify;
+    let config = common::parse(&text).unwrap();
     config.validate().unwrap();
     let notice = common::notice();
 
@@ -93,9 +87,7 @@ format = "rfc5424"
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
 
     let data = sessions[0].data.clone().unwrap();
-    let mail = mail_parser::MessageParser::default()
-        .parse(&data[..])
-        .unwrap();
+    let mail = common::parse_mail(&data);
     assert_eq!(
         mail.subject(),
         Some("[mailtrail] 高 社外秘の社外送信: 11月分 顧客リスト送付")

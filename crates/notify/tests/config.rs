@@ -5,39 +5,28 @@
 
 mod common;
 
-use mailtrail_notify::{Channel, NotifyConfig, Severity, SyslogFormat, WebhookFormat};
+use mailtrail_notify::{Channel, Severity, SyslogFormat, WebhookFormat};
 
-#[derive(serde::Deserialize)]
-struct File {
-    notify: NotifyConfig,
-}
-
-fn parse(text: &str) -> Result<NotifyConfig, String> {
-    toml::from_str::<File>(text)
-        .map(|f| f.notify)
-        .map_err(|e| e.to_string())
-}
+use common::parse;
 
 const EXAMPLE: &str = include_str!("../notify.example.toml");
 
 #[test]
 fn the_example_parses_and_validates() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, _, _) = common::make_certificate(dir.path());
-    std::fs::write(dir.path().join("smtp-password"), "pw\n").unwrap();
-    std::fs::write(dir.path().join("webhook-secret"), "s\n").unwrap();
+    let pki = common::pki();
+    let dir = pki.dir.path();
+    std::fs::write(dir.join("smtp-password"), "pw\n").unwrap();
+    std::fs::write(dir.join("webhook-secret"), "s\n").unwrap();
+    let ca = pki.ca.display().to_string();
     let text = EXAMPLE
-        .replace("/etc/mailtrail/", &format!("{}/", dir.path().display()))
+        .replace("/etc/mailtrail/", &format!("{}/", dir.display()))
         .replace(
             "# ca_file = \"/etc/mailtrail/relay-ca.pem\"",
-            &format!("ca_file = {:?}", ca.display().to_string()),
+            &format!("ca_file = {ca:?}"),
         )
         .replace(
             "transport = \"tls\"",
-            &format!(
-                "transport = \"tls\"\nca_file = {:?}",
-                ca.display().to_string()
-            ),
+            &format!("transport = \"tls\"\nca_file = {ca:?}"),
         );
     let config = parse(&text).unwrap();
     config.validate().expect("the example is valid");

@@ -11,10 +11,14 @@ use std::path::Path;
 
 use mail_parser::MimeHeaders as _;
 use mailtrail_notify::{
-    deliver, deliver_digest, Channel, ChannelKind, FailureKind, Lang, MailChannel, Secret,
+    deliver, deliver_digest, Channel, ChannelKind, FailureKind, Lang, MailChannel, Secret, StartTls,
 };
 
-use common::smtp::{sink, wait_sessions, Mode};
+use common::smtp::{sink, wait_sessions, Mode, Sink};
+use common::{parse_mail, Pki};
+
+/// The channel's AUTH user.
+const USER: &str = "mailtrail@example.co.jp";
 
 fn channel(port: u16, ca: &Path) -> MailChannel {
     MailChannel {
@@ -23,7 +27,7 @@ fn channel(port: u16, ca: &Path) -> MailChannel {
         port: Some(port),
         starttls: None,
         implicit_tls: false,
-        user: Some("mailtrail@example.co.jp".into()),
+        user: Some(USER.into()),
         password: None,
         password_file: None,
         from: "mailtrail 監視 <mailtrail@example.co.jp>".into(),
@@ -38,6 +42,23 @@ fn channel(port: u16, ca: &Path) -> MailChannel {
     }
 }
 
+/// The channel without TLS or AUTH.
+fn plain_channel(port: u16) -> MailChannel {
+    let mut c = channel(port, Path::new("/nonexistent"));
+    c.ca_file = None;
+    c.starttls = Some(StartTls::None);
+    c.user = None;
+    c
+}
+
+/// A sink in `mode` accepting [`USER`] with `password`, its certificate
+/// from a new private CA (`pki.ca`).
+fn tls_sink(mode: Mode, password: &str) -> (Pki, Sink) {
+    let pki = common::pki();
+    let sink = sink(mode, pki.server_config(), USER, password);
+    (pki, sink)
+}
+
 fn header_section(data: &[u8]) -> String {
     let text = String::from_utf8(data.to_vec()).expect("the message is UTF-8 bytes");
     text.split("\r\n\r\n").next().unwrap().to_string()
@@ -45,17 +66,10 @@ fn header_section(data: &[u8]) -> String {
 
 #[test]
 fn starttls_auth_and_japanese_mail() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
-    let sink = sink(
-        Mode::StartTls,
-        common::server_config(&cert, &key),
-        "mailtrail@example.co.jp",
-        "s3cret-パス",
-    );
-    let pw_file = dir.path().join("smtp-password");
+    let (pki, sink) = tls_sink(Mode::StartTls, "s3cret-パス");
+    let pw_file = pki.dir.path().join("smtp-password");
     std::fs::write(&pw_file, "s3cret-パス\n").unwrap();
-    let mut c = channel(sink.port, &ca);
+    let mut c = channel(sink.port, &pki.ca);
     c.password_file = Some(pw_file);
     deliver(&Channel::Mail(c), &common::notice()).expect("delivered");
 
@@ -84,9 +98,7 @@ fn starttls_auth_and_japanese_mail() {
         "{headers}"
     );
 
-    let msg = mail_parser::MessageParser::default()
-        .parse(&data[..])
-        .expect("parses");
+    let msg = parse_mail(&data);
     assert_eq!(
         msg.subject(),
         Some("[mailtrail] 高 社外秘の社外送信: 11月分 顧客リスト送付")
@@ -140,10 +152,8 @@ mailtrail が監視ルールに一致するメールを検出しました。
 
 #[test]
 fn implicit_tls_english_without_auth() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
-    let sink = sink(Mode::Implicit, common::server_config(&cert, &key), "x", "y");
-    let mut c = channel(sink.port, &ca);
+    let (pki, sink) = tls_sink(Mode::Implicit, "unused");
+    let mut c = channel(sink.port, &pki.ca);
     c.implicit_tls = true;
     c.user = None;
     c.lang = Lang::En;
@@ -153,9 +163,7 @@ fn implicit_tls_english_without_auth() {
     assert!(s.tls);
     assert_eq!(s.auth_in_tls, None, "no AUTH without a user");
     let data = s.data.unwrap();
-    let msg = mail_parser::MessageParser::default()
-        .parse(&data[..])
-        .unwrap();
+    let msg = parse_mail(&data);
     assert_eq!(
         msg.subject(),
         Some("[mailtrail] High 社外秘の社外送信: 11月分 顧客リスト送付")
@@ -168,15 +176,8 @@ fn implicit_tls_english_without_auth() {
 
 #[test]
 fn wrong_password_is_permanent_and_not_shown() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
-    let sink = sink(
-        Mode::StartTls,
-        common::server_config(&cert, &key),
-        "mailtrail@example.co.jp",
-        "the-right-one",
-    );
-    let mut c = channel(sink.port, &ca);
+    let (pki, sink) = tls_sink(Mode::StartTls, "the-right-one");
+    let mut c = channel(sink.port, &pki.ca);
     c.password = Some(Secret::new("wrong-password-123"));
     let err = deliver(&Channel::Mail(c), &common::notice()).unwrap_err();
     assert_eq!(err.kind, ChannelKind::Mail);
@@ -194,15 +195,9 @@ fn wrong_password_is_permanent_and_not_shown() {
 
 #[test]
 fn refused_connection_is_retryable() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut c = channel(port, Path::new("/nonexistent"));
-    c.ca_file = None;
+    let port = common::closed_port();
+    let mut c = plain_channel(port);
     c.host = "127.0.0.1".into();
-    c.starttls = Some(mailtrail_notify::StartTls::None);
-    c.user = None;
     let err = deliver(&Channel::Mail(c), &common::notice()).unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(err.failure, FailureKind::Connect, "{err}");
@@ -214,10 +209,8 @@ fn refused_connection_is_retryable() {
 
 #[test]
 fn required_starttls_not_offered_is_permanent() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
-    let sink = sink(Mode::Plain, common::server_config(&cert, &key), "x", "y");
-    let mut c = channel(sink.port, &ca);
+    let (pki, sink) = tls_sink(Mode::Plain, "unused");
+    let mut c = channel(sink.port, &pki.ca);
     c.user = None;
     let err = deliver(&Channel::Mail(c), &common::notice()).unwrap_err();
     assert!(!err.is_retryable(), "{err}");
@@ -226,12 +219,9 @@ fn required_starttls_not_offered_is_permanent() {
 
 #[test]
 fn untrusted_certificate_is_permanent() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = common::make_certificate(dir.path());
-    let other = tempfile::tempdir().unwrap();
-    let (other_ca, _, _) = common::make_certificate(other.path());
-    let sink = sink(Mode::StartTls, common::server_config(&cert, &key), "x", "y");
-    let mut c = channel(sink.port, &other_ca);
+    let (_pki, sink) = tls_sink(Mode::StartTls, "unused");
+    let other = common::pki();
+    let mut c = channel(sink.port, &other.ca);
     c.user = None;
     let err = deliver(&Channel::Mail(c), &common::notice()).unwrap_err();
     assert_eq!(err.failure, FailureKind::Tls, "{err}");
@@ -242,23 +232,14 @@ fn untrusted_certificate_is_permanent() {
 
 #[test]
 fn digest_mail() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
-    let sink = sink(
-        Mode::StartTls,
-        common::server_config(&cert, &key),
-        "mailtrail@example.co.jp",
-        "pw-123456",
-    );
-    let mut c = channel(sink.port, &ca);
+    let (pki, sink) = tls_sink(Mode::StartTls, "pw-123456");
+    let mut c = channel(sink.port, &pki.ca);
     c.password = Some(Secret::new("pw-123456"));
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
     deliver_digest(&c, &[common::notice()], day).expect("delivered");
     let s = wait_sessions(&sink, 1).remove(0);
     let data = s.data.unwrap();
-    let msg = mail_parser::MessageParser::default()
-        .parse(&data[..])
-        .unwrap();
+    let msg = parse_mail(&data);
     assert_eq!(
         msg.subject(),
         Some("[mailtrail] 日次ダイジェスト 2026/11/27（アラート 1 件）")
@@ -271,13 +252,8 @@ fn digest_mail() {
 
 #[test]
 fn deferred_mail_is_retryable() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = common::make_certificate(dir.path());
-    let sink = sink(Mode::Defer, common::server_config(&cert, &key), "x", "y");
-    let mut c = channel(sink.port, Path::new("/nonexistent"));
-    c.ca_file = None;
-    c.starttls = Some(mailtrail_notify::StartTls::None);
-    c.user = None;
+    let (_pki, sink) = tls_sink(Mode::Defer, "unused");
+    let c = plain_channel(sink.port);
     let err = deliver(&Channel::Mail(c), &common::notice()).unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(err.failure, FailureKind::Rejected);
@@ -296,10 +272,7 @@ fn silent_relay_times_out() {
         std::thread::sleep(std::time::Duration::from_secs(3));
         drop(s);
     });
-    let mut c = channel(port, Path::new("/nonexistent"));
-    c.ca_file = None;
-    c.starttls = Some(mailtrail_notify::StartTls::None);
-    c.user = None;
+    let mut c = plain_channel(port);
     c.timeout_secs = Some(1);
     let start = std::time::Instant::now();
     let err = deliver(&Channel::Mail(c), &common::notice()).unwrap_err();

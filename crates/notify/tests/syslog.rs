@@ -7,7 +7,8 @@
 mod common;
 
 use std::io::Read;
-use std::net::{TcpListener, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -54,6 +55,41 @@ fn read_frame(r: &mut impl Read) -> String {
     let _ = r.read_to_end(&mut rest);
     assert!(rest.is_empty(), "one frame per connection");
     String::from_utf8(frame).unwrap()
+}
+
+/// A listener on 127.0.0.1 whose first connection `serve` gets on a
+/// thread of its own (with a read timeout of 5 s); its port.
+fn listen(serve: impl FnOnce(TcpStream) + Send + 'static) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        serve(s);
+    });
+    port
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+/// As [`listen`], the connection inside TLS with `pki`'s certificate.
+fn listen_tls(pki: &common::Pki, serve: impl FnOnce(TlsStream) + Send + 'static) -> u16 {
+    let config = pki.server_config();
+    listen(move |s| {
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        serve(rustls::StreamOwned::new(conn, s));
+    })
+}
+
+/// An RFC 5424 channel over TLS to localhost:`port`, trusting `ca_file`.
+fn tls_channel(port: u16, ca_file: PathBuf) -> SyslogChannel {
+    let mut c = channel(
+        format!("localhost:{port}"),
+        SyslogTransport::Tls,
+        SyslogFormat::Rfc5424,
+    );
+    c.ca_file = Some(ca_file);
+    c
 }
 
 fn udp_receiver() -> (UdpSocket, String) {
@@ -135,15 +171,13 @@ fn rfc5424_over_udp() {
 
 #[test]
 fn rfc5424_over_tcp_octet_counting() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
     let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        tx.send(read_frame(&mut s)).unwrap();
-    });
-    let c = channel(addr, SyslogTransport::Tcp, SyslogFormat::Rfc5424);
+    let port = listen(move |mut s| tx.send(read_frame(&mut s)).unwrap());
+    let c = channel(
+        format!("127.0.0.1:{port}"),
+        SyslogTransport::Tcp,
+        SyslogFormat::Rfc5424,
+    );
     deliver(&Channel::Syslog(c), &notice()).expect("sent");
     let line = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_rfc5424(&line);
@@ -151,51 +185,23 @@ fn rfc5424_over_tcp_octet_counting() {
 
 #[test]
 fn rfc5424_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = common::make_certificate(dir.path());
-    let config = common::server_config(&cert, &key);
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+    let pki = common::pki();
     let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let conn = rustls::ServerConnection::new(config).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, s);
-        tx.send(read_frame(&mut tls)).unwrap();
-    });
-    let mut c = channel(
-        format!("localhost:{port}"),
-        SyslogTransport::Tls,
-        SyslogFormat::Rfc5424,
-    );
-    c.ca_file = Some(ca);
+    let port = listen_tls(&pki, move |mut tls| tx.send(read_frame(&mut tls)).unwrap());
+    let c = tls_channel(port, pki.ca.clone());
     deliver(&Channel::Syslog(c), &notice()).expect("sent");
     assert_rfc5424(&rx.recv_timeout(Duration::from_secs(5)).unwrap());
 }
 
 #[test]
 fn tls_with_an_untrusted_certificate_is_permanent() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_ca, cert, key) = common::make_certificate(dir.path());
-    let other = tempfile::tempdir().unwrap();
-    let (other_ca, _, _) = common::make_certificate(other.path());
-    let config = common::server_config(&cert, &key);
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    thread::spawn(move || {
-        let (s, _) = l.accept().unwrap();
-        let conn = rustls::ServerConnection::new(config).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, s);
+    let pki = common::pki();
+    let other = common::pki();
+    let port = listen_tls(&pki, |mut tls| {
         let mut buf = Vec::new();
         let _ = tls.read_to_end(&mut buf);
     });
-    let mut c = channel(
-        format!("localhost:{port}"),
-        SyslogTransport::Tls,
-        SyslogFormat::Rfc5424,
-    );
-    c.ca_file = Some(other_ca);
+    let c = tls_channel(port, other.ca.clone());
     let e = deliver(&Channel::Syslog(c), &notice()).unwrap_err();
     assert_eq!(e.failure, FailureKind::Tls, "{e}");
     assert!(!e.is_retryable());
@@ -203,12 +209,8 @@ fn tls_with_an_untrusted_certificate_is_permanent() {
 
 #[test]
 fn tcp_refused_is_retryable() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let c = channel(
-        format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{}", common::closed_port()),
         SyslogTransport::Tcp,
         SyslogFormat::Cef,
     );

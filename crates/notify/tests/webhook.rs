@@ -6,11 +6,11 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use mailtrail_notify::{
-    deliver, verify_signature, Channel, FailureKind, Lang, Secret, WebhookChannel, WebhookFormat,
+    deliver, verify_signature, AlertNotice, Channel, FailureKind, Lang, Secret, WebhookChannel,
+    WebhookFormat,
 };
 
 const SECRET: &str = "webhook-secret-テスト";
@@ -42,6 +42,15 @@ fn last(r: &Receiver) -> Received {
         .expect("a request arrived")
 }
 
+/// What a new receiver got when `notice` was delivered to it through a
+/// channel of `format` posting to `path`.
+fn delivered(path: &str, format: WebhookFormat, notice: &AlertNotice) -> Received {
+    let r = receiver();
+    let c = channel(r.port, path, format);
+    deliver(&Channel::Webhook(c), notice).expect("delivered");
+    last(&r)
+}
+
 /// The request is signed, and the signature verifies as a receiver would
 /// check it (and fails for a changed body or another secret).
 fn assert_signed(req: &Received) {
@@ -71,10 +80,7 @@ fn assert_signed(req: &Received) {
 
 #[test]
 fn generic_is_the_notice_as_json() {
-    let r = receiver();
-    let c = channel(r.port, "/hook", WebhookFormat::Generic);
-    deliver(&Channel::Webhook(c), &common::notice()).expect("delivered");
-    let req = last(&r);
+    let req = delivered("/hook", WebhookFormat::Generic, &common::notice());
     assert_eq!(req.path, "/hook");
     assert_signed(&req);
     let expected = serde_json::json!({
@@ -107,12 +113,9 @@ fn generic_is_the_notice_as_json() {
 
 #[test]
 fn slack_message_shape() {
-    let r = receiver();
-    let c = channel(r.port, "/services/T000/B000/XXXX", WebhookFormat::Slack);
     let mut n = common::notice();
     n.message.subject = "<!channel> 至急 & <http://evil.example|確認>".into();
-    deliver(&Channel::Webhook(c), &n).expect("delivered");
-    let req = last(&r);
+    let req = delivered("/services/T000/B000/XXXX", WebhookFormat::Slack, &n);
     assert_signed(&req);
     let v = req.json();
     assert_eq!(
@@ -154,12 +157,9 @@ fn slack_message_shape() {
 
 #[test]
 fn teams_adaptive_card_shape() {
-    let r = receiver();
-    let c = channel(r.port, "/workflows/abc", WebhookFormat::Teams);
     let mut n = common::notice();
     n.message.subject = "[請求書](http://evil.example) *至急*".into();
-    deliver(&Channel::Webhook(c), &n).expect("delivered");
-    let req = last(&r);
+    let req = delivered("/workflows/abc", WebhookFormat::Teams, &n);
     assert_signed(&req);
     let v = req.json();
     assert_eq!(v["type"], "message");
@@ -247,11 +247,7 @@ fn slow_receiver_times_out() {
 
 #[test]
 fn refused_connection_is_retryable() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let c = channel(port, "/", WebhookFormat::Generic);
+    let c = channel(common::closed_port(), "/", WebhookFormat::Generic);
     let e = deliver(&Channel::Webhook(c), &common::notice()).unwrap_err();
     assert!(e.is_retryable(), "{e}");
     assert_eq!(e.failure, FailureKind::Connect, "{e}");

@@ -17,6 +17,8 @@
 //!   one is refused with 401), lists in pages, 429 with `Retry-After` once,
 //!   every request checked, whatever is wrong collected and asserted empty.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,11 @@ use mailtrail_server::directory::{
     self, DirectorySyncError, GroupSource, LdapAttributes, LdapDirectoryConfig, SyncOptions,
     SyncProgress,
 };
-use mailtrail_server::poll::RetryPolicy;
+
+use common::{
+    bearer, fast_retries, fault, invalid_token, params, reply, token_reply, Fault, Logs, Reply,
+    Request,
+};
 
 // ---------------------------------------------------------------------------
 // A private slapd.
@@ -509,8 +515,6 @@ fn ldap_config(url: &str, password_file: &Path) -> LdapDirectoryConfig {
     }
 }
 
-type Logs = Arc<Mutex<Vec<String>>>;
-
 fn options(logs: &Logs, progress: &Arc<Mutex<Vec<SyncProgress>>>) -> SyncOptions {
     let sink = logs.clone();
     let seen = progress.clone();
@@ -519,16 +523,6 @@ fn options(logs: &Logs, progress: &Arc<Mutex<Vec<SyncProgress>>>) -> SyncOptions
         progress: Some(Arc::new(move |p| seen.lock().unwrap().push(p))),
         retry: fast_retries(),
         stop: Arc::new(AtomicBool::new(false)),
-    }
-}
-
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        attempts: 3,
-        first_pause: Duration::from_millis(200),
-        max_wait: Duration::from_secs(5),
-        first_cycle_pause: Duration::from_millis(300),
-        max_cycle_pause: Duration::from_secs(2),
     }
 }
 
@@ -687,67 +681,11 @@ fn ldap_errors_say_what_failed_and_where() {
     assert!(text.contains("cannot read bind_password_file"), "{text}");
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it: (ca, cert, key).
-fn make_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("the openssl command (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    let rsa = ["-newkey", "rsa:2048", "-nodes"];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mailtrail directory test CA",
-    ];
-    ca.extend(rsa);
-    let (ca_pem, ca_key) = (p("ca.pem"), p("ca-key.pem"));
-    ca.extend(["-keyout", &ca_key, "-out", &ca_pem]);
-    run(&ca);
-    let (key, csr, cert, ext) = (p("key.pem"), p("cert.csr"), p("cert.pem"), p("ext.cnf"));
-    let mut req = vec!["req", "-subj", "/CN=127.0.0.1"];
-    req.extend(rsa);
-    req.extend(["-keyout", &key, "-out", &csr]);
-    run(&req);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca_pem,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-        "-out",
-        &cert,
-    ]);
-    (ca_pem.into(), cert.into(), key.into())
-}
-
 #[test]
 fn ldap_sync_over_tls_and_starttls_trusts_ca_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = make_certificate(dir.path());
+    let (ca, cert, key) = common::make_certificate(dir.path())
+        .expect("the openssl command (apt-get install openssl) makes the test certificate");
     let Some(server) = Slapd::start_with(&ldif(), 5, Some((&cert, &key))) else {
         return;
     };
@@ -853,10 +791,7 @@ fn directory_config_reads_from_toml() {
 // A stand-in for Entra ID, Microsoft Graph, Google's token endpoint and the
 // Directory API.
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use serde_json::{json, Value};
 
 const TENANT: &str = "0e1dddce-0000-4000-8000-000000000001";
@@ -880,8 +815,8 @@ struct Stand {
     token_requests: u32,
     expired_401s: u32,
     problems: Vec<String>,
-    /// (substring of path?query, times left): answered 429, Retry-After: 1.
-    throttle: Vec<(String, u32)>,
+    /// Answers given instead of the real ones (429s, see [`Fault::throttle`]).
+    faults: Vec<Fault>,
     /// (path?query, status, when).
     log: Vec<(String, u16, Instant)>,
     users: Vec<Value>,
@@ -900,22 +835,8 @@ struct Mock {
 
 impl Mock {
     fn start() -> Mock {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(Stand::default()));
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state((state.clone(), base.clone()));
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (runtime, base) = common::serve(state.clone(), answer);
         Mock {
             state,
             base,
@@ -928,57 +849,12 @@ impl Mock {
     }
 }
 
-type Shared = (Arc<Mutex<Stand>>, String);
-
-async fn handle(
-    State((state, base)): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or("").to_string();
-    let mut st = state.lock().unwrap();
-    let (status, retry_after, text) =
-        route(&mut st, &base, &method, &path, &query, &headers, &body);
+/// The stand-in's answer to a request, recorded.
+fn answer(st: &mut Stand, base: &str, r: &Request) -> Reply {
+    let reply = route(st, base, r);
     st.log
-        .push((format!("{path}?{query}"), status, Instant::now()));
-    let mut response = (
-        StatusCode::from_u16(status).unwrap(),
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        text,
-    )
-        .into_response();
-    if let Some(ra) = retry_after {
-        response
-            .headers_mut()
-            .insert("retry-after", ra.parse().unwrap());
-    }
-    response
-}
-
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8_lossy()
-        .to_string()
-}
-
-fn params(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-type Reply = (u16, Option<String>, String);
-
-fn reply(status: u16, body: Value) -> Reply {
-    (status, None, body.to_string())
+        .push((format!("{}?{}", r.path, r.query), reply.0, Instant::now()));
+    reply
 }
 
 fn issue(st: &mut Stand, audience: &str) -> Reply {
@@ -994,34 +870,14 @@ fn issue(st: &mut Stand, audience: &str) -> Reply {
     );
     st.tokens.insert(token.clone(), (0, audience.to_string()));
     st.issued.push(token.clone());
-    reply(
-        200,
-        json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token}),
-    )
+    token_reply(&token, 3600)
 }
 
-fn route(
-    st: &mut Stand,
-    base: &str,
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
-    let full = format!("{path}?{query}");
-    if let Some(t) = st
-        .throttle
-        .iter_mut()
-        .find(|(m, left)| *left > 0 && full.contains(m.as_str()))
-    {
-        t.1 -= 1;
-        return (
-            429,
-            Some("1".into()),
-            json!({"error": {"code": "TooManyRequests", "message": "Too many requests"}})
-                .to_string(),
-        );
+fn route(st: &mut Stand, base: &str, r: &Request) -> Reply {
+    let (method, path, query) = (&r.method, r.path.as_str(), r.query.as_str());
+    let (headers, body) = (&r.headers, &r.body[..]);
+    if let Some(answer) = fault(&mut st.faults, &format!("{path}?{query}")) {
+        return answer;
     }
     let graph_scope = format!("{base}/.default");
     if method == Method::POST && path == format!("/entra/{TENANT}/oauth2/v2.0/token") {
@@ -1065,34 +921,19 @@ fn route(
     if method != Method::GET {
         st.problems.push(format!("{method} {path}"));
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
-    match st.tokens.get_mut(&token) {
+    match st.tokens.get_mut(&bearer(headers)) {
         None => {
             st.problems
                 .push(format!("request to {path} without a token we issued"));
-            return reply(
-                401,
-                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}}),
-            );
+            return invalid_token("Access token is empty.");
         }
         Some((_, aud)) if aud != audience => {
             st.problems.push(format!("{aud} token used on {path}"));
-            return reply(
-                401,
-                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Wrong audience."}}),
-            );
+            return invalid_token("Wrong audience.");
         }
         Some((uses, _)) if *uses >= TOKEN_USES => {
             st.expired_401s += 1;
-            return reply(
-                401,
-                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed, the token is expired."}}),
-            );
+            return invalid_token("Lifetime validation failed, the token is expired.");
         }
         Some((uses, _)) => *uses += 1,
     }
@@ -1222,14 +1063,7 @@ fn graph_page(
 }
 
 fn verify_jwt(st: &Stand, assertion: &str) -> Result<(), String> {
-    let parts: Vec<&str> = assertion.split('.').collect();
-    if parts.len() != 3 {
-        return Err("not three parts".into());
-    }
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let signature = b64.decode(parts[2]).map_err(|e| e.to_string())?;
+    let (_, claims) = common::verified_jwt(assertion, &st.google_public_key)?;
     if claims["iss"] != SA_EMAIL
         || claims["sub"] != ADMIN
         || claims["scope"] != GOOGLE_SCOPE
@@ -1237,28 +1071,14 @@ fn verify_jwt(st: &Stand, assertion: &str) -> Result<(), String> {
     {
         return Err(format!("claims {claims}"));
     }
-    ring::signature::UnparsedPublicKey::new(
-        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-        &st.google_public_key,
-    )
-    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
-    .map_err(|_| "the RS256 signature does not verify".to_string())
+    Ok(())
 }
 
 /// Every issued token, assertion and the secret: none may be shown.
 fn assert_no_secret(mock: &Mock, text: &str) {
     let (issued, assertions) = mock.with(|s| (s.issued.clone(), s.assertions.clone()));
-    for secret in issued
-        .iter()
-        .chain(&assertions)
-        .map(String::as_str)
-        .chain([SECRET])
-    {
-        assert!(
-            !text.contains(secret),
-            "a secret was shown: {secret}\n{text}"
-        );
-    }
+    let secrets = issued.iter().chain(&assertions).map(String::as_str);
+    common::assert_not_shown(text, secrets.chain([SECRET]));
 }
 
 /// The 429 was honoured: the request after it came a second later.
@@ -1381,6 +1201,22 @@ fn expected_entra() -> DirectorySnapshot {
     }
 }
 
+/// The stand-in's tenant, the secret in a file in `dir`, kana from
+/// `extensionAttribute1`.
+fn entra_config(mock: &Mock, dir: &Path) -> directory::EntraDirectoryConfig {
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    directory::EntraDirectoryConfig {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        client_secret_file: Some(secret_file),
+        graph_url: format!("{}/graph/v1.0", mock.base),
+        login_url: format!("{}/entra", mock.base),
+        kana: Some("onPremisesExtensionAttributes.extensionAttribute1".into()),
+        ..directory::EntraDirectoryConfig::default()
+    }
+}
+
 #[test]
 fn entra_sync_pages_throttling_token_expiry_and_groups() {
     let mock = Mock::start();
@@ -1405,20 +1241,15 @@ fn entra_sync_pages_throttling_token_expiry_and_groups() {
             ),
             (json!({"id": "g-3", "displayName": "空のグループ"}), vec![]),
         ];
-        s.throttle = vec![("/graph/v1.0/users?".into(), 0), ("$skiptoken=2".into(), 1)];
+        s.faults = vec![
+            Fault::throttle("/graph/v1.0/users?", 0),
+            Fault::throttle("$skiptoken=2", 1),
+        ];
     });
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let config = directory::EntraDirectoryConfig {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT_ID.into(),
-        client_secret_file: Some(secret_file),
-        graph_url: format!("{}/graph/v1.0", mock.base),
-        login_url: format!("{}/entra", mock.base),
         groups: true,
-        kana: Some("onPremisesExtensionAttributes.extensionAttribute1".into()),
-        ..directory::EntraDirectoryConfig::default()
+        ..entra_config(&mock, dir.path())
     };
     let logs = Logs::default();
     let progress = Arc::new(Mutex::new(Vec::new()));
@@ -1485,44 +1316,6 @@ fn entra_sync_pages_throttling_token_expiry_and_groups() {
     );
     assert!(!text.contains("not-the-secret-value"), "{text}");
     mock.with(|s| s.problems.clear());
-}
-
-fn test_key(dir: &Path) -> (String, Vec<u8>) {
-    let key = dir.join("sa-key.pem");
-    let public = dir.join("sa-pub.der");
-    let run = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("the openssl command (apt-get install openssl)");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    let (k, p) = (key.to_str().unwrap(), public.to_str().unwrap());
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        k,
-    ]);
-    run(&[
-        "rsa",
-        "-in",
-        k,
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        p,
-    ]);
-    (
-        std::fs::read_to_string(&key).unwrap(),
-        std::fs::read(&public).unwrap(),
-    )
 }
 
 fn google_users() -> Vec<Value> {
@@ -1636,29 +1429,16 @@ fn expected_google() -> DirectorySnapshot {
 #[test]
 fn google_sync_pages_throttling_token_expiry() {
     let dir = tempfile::tempdir().unwrap();
-    let (private_pem, public_der) = test_key(dir.path());
+    let (private_pem, public_der) =
+        common::test_key(dir.path()).expect("the openssl command (apt-get install openssl)");
     let mock = Mock::start();
     let token_uri = format!("{}/google/token", mock.base);
-    let key_file = dir.path().join("service-account.json");
-    std::fs::write(
-        &key_file,
-        json!({
-            "type": "service_account",
-            "project_id": "test-project",
-            "private_key_id": "test-key-1",
-            "private_key": private_pem,
-            "client_email": SA_EMAIL,
-            "client_id": "100000000000000000003",
-            "token_uri": token_uri,
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let key_file = common::service_account_key(dir.path(), SA_EMAIL, &private_pem, &token_uri);
     mock.with(|s| {
         s.users = google_users();
         s.google_public_key = public_der;
         s.google_token_uri = token_uri.clone();
-        s.throttle = vec![("pageToken=next-2".into(), 1)];
+        s.faults = vec![Fault::throttle("pageToken=next-2", 1)];
     });
     let config = directory::GoogleDirectoryConfig {
         service_account_key_file: key_file,
@@ -1863,17 +1643,7 @@ fn large_entra_sync_of_50000_users() {
         s.page = 999;
     });
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, SECRET).unwrap();
-    let config = directory::EntraDirectoryConfig {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT_ID.into(),
-        client_secret_file: Some(secret_file),
-        graph_url: format!("{}/graph/v1.0", mock.base),
-        login_url: format!("{}/entra", mock.base),
-        kana: Some("onPremisesExtensionAttributes.extensionAttribute1".into()),
-        ..directory::EntraDirectoryConfig::default()
-    };
+    let config = entra_config(&mock, dir.path());
     let logs = Logs::default();
     let started = Instant::now();
     let snapshot = directory::sync_entra_with(&config, &options(&logs, &Arc::default())).unwrap();

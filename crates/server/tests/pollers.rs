@@ -18,25 +18,27 @@
 //! a stop flag) with a clock the test moves, so a test can start 25 days
 //! back and then "two hours later" resume from the saved cursor.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
+use axum::http::Method;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use mailtrail_server::metrics::Metrics;
-use mailtrail_server::poll::{self, Checkpoints, M365Config, M365Feed, PollerEnv, RetryPolicy};
+use mailtrail_server::poll::{self, Checkpoints, M365Config, M365Feed, PollerEnv};
 use mailtrail_server::{GmailConfig, StoreWriter};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{SqliteStore, Store};
 use serde_json::{json, Value};
+
+use common::{
+    bearer, decode, fast_retries, fault, invalid_token, params, reply, token_reply, Fault, Logs,
+    Reply, Request,
+};
 
 const TENANT: &str = "0e1dddce-0000-4000-8000-000000000001";
 const CLIENT_ID: &str = "5f0c9a4e-0000-4000-8000-000000000002";
@@ -56,17 +58,6 @@ fn z(t: DateTime<Utc>) -> String {
 
 // ---------------------------------------------------------------------------
 // The mock.
-
-#[derive(Clone)]
-struct Fault {
-    /// A substring of `path?query`.
-    matches: String,
-    status: u16,
-    /// `Retry-After`: seconds, or `date+N` for an HTTP date N s from now.
-    retry_after: Option<String>,
-    times: u32,
-    body: String,
-}
 
 struct Seen {
     method: String,
@@ -123,25 +114,11 @@ struct Mock {
 
 impl Mock {
     fn start(now: DateTime<Utc>) -> Mock {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(MockState {
             now: Some(now),
             ..MockState::default()
         }));
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state((state.clone(), base.clone()));
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (runtime, base) = common::serve(state.clone(), answer);
         Mock {
             state,
             base,
@@ -167,62 +144,17 @@ impl Mock {
     }
 }
 
-type Shared = (Arc<Mutex<MockState>>, String);
-
-async fn handle(
-    State((state, base)): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or("").to_string();
-    let mut st = state.lock().unwrap();
-    let (status, extra, text) = route(&mut st, &base, &method, &path, &query, &headers, &body);
+/// The stand-in's answer to a request, recorded.
+fn answer(st: &mut MockState, base: &str, r: &Request) -> Reply {
+    let reply = route(st, base, r);
     st.requests.push(Seen {
-        method: method.to_string(),
-        path: path.clone(),
-        query: query.clone(),
+        method: r.method.to_string(),
+        path: r.path.clone(),
+        query: r.query.clone(),
         at: Instant::now(),
-        status,
+        status: reply.0,
     });
-    let mut response = (
-        StatusCode::from_u16(status).unwrap(),
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        text,
-    )
-        .into_response();
-    for (k, v) in extra {
-        response.headers_mut().insert(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(&v).unwrap(),
-        );
-    }
-    response
-}
-
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8_lossy()
-        .to_string()
-}
-
-fn params(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-type Reply = (u16, Vec<(String, String)>, String);
-
-fn reply(status: u16, body: Value) -> Reply {
-    (status, Vec::new(), body.to_string())
+    reply
 }
 
 fn issue(st: &mut MockState, audience: &str) -> Reply {
@@ -241,40 +173,15 @@ fn issue(st: &mut MockState, audience: &str) -> Reply {
         ),
     );
     st.issued.push(token.clone());
-    reply(
-        200,
-        json!({"token_type": "Bearer", "expires_in": TOKEN_LIFE_SECS, "access_token": token}),
-    )
+    token_reply(&token, TOKEN_LIFE_SECS)
 }
 
-fn route(
-    st: &mut MockState,
-    base: &str,
-    method: &Method,
-    path: &str,
-    query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
+fn route(st: &mut MockState, base: &str, r: &Request) -> Reply {
+    let (method, path, query) = (&r.method, r.path.as_str(), r.query.as_str());
+    let (headers, body) = (&r.headers, &r.body[..]);
     let now = st.now.unwrap();
-    let full = format!("{path}?{query}");
-    if let Some(f) = st
-        .faults
-        .iter_mut()
-        .find(|f| f.times > 0 && full.contains(&f.matches))
-    {
-        f.times -= 1;
-        let mut extra = Vec::new();
-        if let Some(ra) = &f.retry_after {
-            let value = match ra.strip_prefix("date+") {
-                Some(n) => (Utc::now() + chrono::Duration::seconds(n.parse().unwrap()))
-                    .format("%a, %d %b %Y %H:%M:%S GMT")
-                    .to_string(),
-                None => ra.clone(),
-            };
-            extra.push(("Retry-After".to_string(), value));
-        }
-        return (f.status, extra, f.body.clone());
+    if let Some(answer) = fault(&mut st.faults, &format!("{path}?{query}")) {
+        return answer;
     }
 
     // Token endpoints.
@@ -343,43 +250,26 @@ fn route(
             .push(format!("request to an unknown path {path}"));
         return reply(404, json!({"error": "not found"}));
     };
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
+    let token = bearer(headers);
     match st.tokens.get(&token) {
         None => {
             st.problems
                 .push(format!("request to {path} without a token we issued"));
-            return reply(
-                401,
-                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}}),
-            );
+            return invalid_token("Access token is empty.");
         }
         Some((_, aud)) if *aud != audience => {
             st.problems.push(format!("token for {aud} used on {path}"));
-            return reply(
-                401,
-                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Wrong audience."}}),
-            );
+            return invalid_token("Wrong audience.");
         }
         Some((expiry, _)) if Instant::now() > *expiry => {
-            return reply(
-                401,
-                json!({"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed, the token is expired."}}),
-            );
+            return invalid_token("Lifetime validation failed, the token is expired.");
         }
         Some(_) => {}
     }
     if st.revoke_once {
         st.revoke_once = false;
         st.tokens.remove(&token);
-        return reply(
-            401,
-            json!({"error": {"code": "InvalidAuthenticationToken", "message": "The token was revoked."}}),
-        );
+        return invalid_token("The token was revoked.");
     }
 
     let q = params(query);
@@ -687,16 +577,7 @@ fn reports_list(st: &mut MockState, now: DateTime<Utc>, q: &HashMap<String, Stri
 
 fn verify_jwt(st: &MockState, assertion: &str) -> Result<(), String> {
     let check = st.gmail.as_ref().ok_or("no key registered")?;
-    let parts: Vec<&str> = assertion.split('.').collect();
-    if parts.len() != 3 {
-        return Err("not three parts".into());
-    }
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let signature = b64.decode(parts[2]).map_err(|e| e.to_string())?;
+    let (header, claims) = common::verified_jwt(assertion, &check.public_key_der)?;
     if header["alg"] != "RS256" || header["typ"] != "JWT" || header["kid"] != "test-key-1" {
         return Err(format!("header {header}"));
     }
@@ -712,32 +593,15 @@ fn verify_jwt(st: &MockState, assertion: &str) -> Result<(), String> {
     if exp - iat != 3600 || (iat - Utc::now().timestamp()).abs() > 60 {
         return Err(format!("iat {iat} exp {exp}"));
     }
-    ring::signature::UnparsedPublicKey::new(
-        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-        &check.public_key_der,
-    )
-    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
-    .map_err(|_| "the RS256 signature does not verify with the test key".to_string())
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
 // Running pollers.
 
-fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        attempts: 3,
-        first_pause: Duration::from_millis(200),
-        max_wait: Duration::from_secs(5),
-        first_cycle_pause: Duration::from_millis(300),
-        max_cycle_pause: Duration::from_secs(2),
-    }
-}
-
 fn open_store(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, SqliteOptions::default()).unwrap()
 }
-
-type Logs = Arc<Mutex<Vec<String>>>;
 
 /// Run pollers over the store in `dir` from its saved cursors until
 /// `done` says so; then stop them and close the store.
@@ -801,18 +665,8 @@ fn shown(logs: &Logs, metrics: &Metrics) -> String {
 fn assert_no_secret(mock: &Mock, text: &str, extra: &[&str]) {
     let (issued, assertions) = mock.with(|s| (s.issued.clone(), s.assertions.clone()));
     assert!(!issued.is_empty());
-    for secret in issued
-        .iter()
-        .chain(assertions.iter())
-        .map(String::as_str)
-        .chain([SECRET])
-        .chain(extra.iter().copied())
-    {
-        assert!(
-            !text.contains(secret),
-            "a secret was shown: {secret}\n{text}"
-        );
-    }
+    let secrets = issued.iter().chain(assertions.iter()).map(String::as_str);
+    common::assert_not_shown(text, secrets.chain([SECRET]).chain(extra.iter().copied()));
 }
 
 fn m365_config(mock: &Mock, dir: &Path, feeds: Vec<M365Feed>) -> M365Config {
@@ -882,14 +736,7 @@ fn graph_message_traces_windows_pages_retries_and_restart() {
         s.traces = first.clone();
         s.revoke_once = true;
         s.faults = vec![
-            Fault {
-                matches: "$skiptoken=2".into(),
-                status: 429,
-                retry_after: Some("1".into()),
-                times: 1,
-                body: json!({"error": {"code": "TooManyRequests", "message": "Too many requests"}})
-                    .to_string(),
-            },
+            Fault::throttle("$skiptoken=2", 1),
             Fault {
                 matches: "getDetailsByRecipient".into(),
                 status: 503,
@@ -1321,46 +1168,6 @@ fn audit_feed_subscriptions_blobs_retries_and_restart() {
 // ---------------------------------------------------------------------------
 // Google Workspace Reports API.
 
-/// A test RSA key made by openssl (PKCS#8 PEM) and its public key
-/// (PKCS#1 DER); `None` without the openssl command.
-fn test_key(dir: &Path) -> Option<(String, Vec<u8>)> {
-    let key = dir.join("sa-key.pem");
-    let public = dir.join("sa-pub.der");
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()
-            .filter(|s| s.success())
-    };
-    let (k, p) = (key.to_str()?, public.to_str()?);
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        k,
-    ])?;
-    run(&[
-        "rsa",
-        "-in",
-        k,
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        p,
-    ])?;
-    Some((
-        std::fs::read_to_string(&key).ok()?,
-        std::fs::read(&public).ok()?,
-    ))
-}
-
 fn activity(n: u32, time: DateTime<Utc>) -> Value {
     json!({
         "kind": "admin#reports#activity",
@@ -1402,7 +1209,7 @@ fn activity(n: u32, time: DateTime<Utc>) -> Value {
 #[test]
 fn gmail_reports_jwt_windows_pages_retries_and_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((private_pem, public_der)) = test_key(dir.path()) else {
+    let Some((private_pem, public_der)) = common::test_key(dir.path()) else {
         eprintln!("skipped: the openssl command is needed to make the test key");
         return;
     };
@@ -1410,22 +1217,7 @@ fn gmail_reports_jwt_windows_pages_retries_and_restart() {
     let now1 = t("2026-11-20T12:00:00Z");
     let mock = Mock::start(now1);
     let token_uri = format!("{}/google/token", mock.base);
-    let key_file = dir.path().join("service-account.json");
-    std::fs::write(
-        &key_file,
-        json!({
-            "type": "service_account",
-            "project_id": "test-project",
-            "private_key_id": "test-key-1",
-            "private_key": private_pem,
-            "client_email": SA_EMAIL,
-            "client_id": "100000000000000000003",
-            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-            "token_uri": token_uri,
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let key_file = common::service_account_key(dir.path(), SA_EMAIL, &private_pem, &token_uri);
     mock.with(|s| {
         s.gmail = Some(GmailCheck {
             public_key_der: public_der,
@@ -1588,69 +1380,6 @@ fn bad_settings_fail_before_polling() {
 // ---------------------------------------------------------------------------
 // TLS: the system's roots plus `ca_file`, and verification never off.
 
-/// A private CA and a certificate it signed for 127.0.0.1 and localhost:
-/// (CA, certificate, key) PEM paths; `None` without the openssl command.
-fn make_certificate(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
-    let (cert, key, csr, ext) = (
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-        dir.join("cert.csr"),
-        dir.join("ext.cnf"),
-    );
-    std::fs::write(
-        &ext,
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .ok()?;
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .ok()
-            .filter(|s| s.success())
-    };
-    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    let (ca_s, ca_key_s) = (s(&ca), s(&ca_key));
-    args.extend(["-days", "2", "-subj", "/CN=mailtrail poller test CA"]);
-    args.extend(["-keyout", &ca_key_s, "-out", &ca_s]);
-    run(&args)?;
-    let (key_s, csr_s, cert_s, ext_s) = (s(&key), s(&csr), s(&cert), s(&ext));
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend(["-subj", "/CN=localhost", "-keyout", &key_s, "-out", &csr_s]);
-    run(&args)?;
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr_s,
-        "-CA",
-        &ca_s,
-        "-CAkey",
-        &ca_key_s,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &ext_s,
-        "-out",
-        &cert_s,
-    ])?;
-    Some((ca, cert, key))
-}
-
 /// Terminate TLS on a new port and forward to the mock.
 fn tls_front(mock: &Mock, cert: &Path, key: &Path) -> String {
     use rustls_pki_types::pem::PemObject;
@@ -1695,7 +1424,7 @@ fn tls_front(mock: &Mock, cert: &Path, key: &Path) -> String {
 #[test]
 fn https_needs_a_trusted_certificate_and_ca_file_adds_one() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((ca, cert, key)) = make_certificate(dir.path()) else {
+    let Some((ca, cert, key)) = common::make_certificate(dir.path()) else {
         eprintln!("skipped: the openssl command is needed to make the test certificate");
         return;
     };

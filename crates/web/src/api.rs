@@ -27,25 +27,34 @@
 //!   paths under `/api/` answer a JSON 404.
 //! - **One table of routes** ([`paths`]): the router is built from it, and
 //!   the tests hold the generated document to exactly those paths.
+//! - **Alerts are the command line's too**: `/api/v1/alerts` lists exactly
+//!   the objects `mailtrail alerts --format json` prints ([`AlertJson`]);
+//!   one alert comes with its history. Changing one (`POST`) is for
+//!   administrators, audited as `alert-update`; with the browser's session
+//!   (not a token) it also needs the session's CSRF token in
+//!   `X-CSRF-Token`, so no other site can make a signed-in browser change
+//!   an alert.
 //! - The OpenAPI document itself needs no session: it describes the API,
 //!   it holds no mail.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, MethodRouter};
 use axum::Router;
+use mailtrail_store::alerts::{AlertFilter, AlertState, AlertUpdate};
 use mailtrail_store::console::Role;
 use mailtrail_store::{Page, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::json::{MessageJson, TrailJson};
+use crate::json::{AlertDetailJson, AlertJson, AlertStateJson, MessageJson, TrailJson};
 use crate::{api_visitor, attachment_download, blocking, load_message, parse_query, raw_download};
 use crate::{record, App, Visitor, WebError};
 
@@ -65,6 +74,8 @@ fn table() -> Vec<(&'static str, MethodRouter<App>)> {
         ("/api/v1/messages/{id}/attachments/{index}", get(attachment)),
         ("/api/v1/messages/{id}/trail", get(trail)),
         ("/api/v1/stats", get(stats)),
+        ("/api/v1/alerts", get(alerts)),
+        ("/api/v1/alerts/{id}", get(alert).post(change_alert)),
     ]
 }
 
@@ -100,13 +111,16 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 sign-in session (the `mt_session` cookie set by POST /login). Roles and the audit log are \
 the console's: every search, message view, download and stats request is recorded before it \
 is answered. Viewers see metadata and delivery trails; only administrators see message \
-bodies and download raw messages and attachments."
+bodies and download raw messages and attachments. Viewers see alerts, but not the words a \
+rule matched in mail content; only administrators change alerts (a request with the session \
+cookie must also send the session's CSRF token as `X-CSRF-Token`)."
     ),
-    paths(search, message, raw, attachment, trail, stats),
+    paths(search, message, raw, attachment, trail, stats, alerts, alert, change_alert),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),
     tags((name = "messages", description = "Search and read captured mail"),
+         (name = "alerts", description = "What the monitoring rules raised, and working it"),
          (name = "store", description = "What the store holds"))
 )]
 struct ApiDoc;
@@ -640,6 +654,296 @@ async fn stats(
             rejects: s.rejects,
             blobs: s.blobs,
         })
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- alerts
+
+/// Which alerts: a state, `all`, or (absent) open and acknowledged ones.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+enum StateParam {
+    Open,
+    Acknowledged,
+    Resolved,
+    FalsePositive,
+    All,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AlertsParams {
+    /// Only alerts in this state; `all` for every state. Without it: open
+    /// and acknowledged ones (the inbox).
+    #[param(inline)]
+    state: Option<StateParam>,
+    /// Only alerts of this rule (its id).
+    rule: Option<String>,
+    /// Alerts per answer (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Alerts to skip (paging).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
+    offset: Option<u64>,
+}
+
+/// A page of alerts, newest first, and how many match in all.
+#[derive(Serialize, ToSchema)]
+struct AlertsAnswer {
+    count: u64,
+    limit: u32,
+    offset: u64,
+    alerts: Vec<AlertJson>,
+}
+
+/// An alert's number from the path; 400 otherwise.
+fn alert_number(id: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    number(&id, "id", "an alert number")
+}
+
+/// List alerts, newest first — the objects `mailtrail alerts --format
+/// json` prints.
+///
+/// Audited as `alerts` with the filter. Viewers get matches in mail content
+/// (the body, an attachment's content) without their text.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    operation_id = "alerts",
+    params(AlertsParams),
+    responses(
+        (status = 200, description = "The count and one page of alerts", body = AlertsAnswer),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+    )
+)]
+async fn alerts(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    params: Result<Query<AlertsParams>, QueryRejection>,
+) -> Response {
+    respond_json(shared, headers, peer, async move |shared, visitor| {
+        let admin = visitor.user()?.role == Role::Administrator;
+        let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit: must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        let offset = params.offset.unwrap_or(0);
+        if i64::try_from(offset).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "offset: must be at most {}",
+                i64::MAX
+            )));
+        }
+        let (state, unresolved, state_text) = match params.state {
+            None => (None, true, "open,acknowledged"),
+            Some(StateParam::All) => (None, false, "all"),
+            Some(StateParam::Open) => (Some(AlertState::Open), false, "open"),
+            Some(StateParam::Acknowledged) => {
+                (Some(AlertState::Acknowledged), false, "acknowledged")
+            }
+            Some(StateParam::Resolved) => (Some(AlertState::Resolved), false, "resolved"),
+            Some(StateParam::FalsePositive) => {
+                (Some(AlertState::FalsePositive), false, "false-positive")
+            }
+        };
+        let rule = params.rule.filter(|r| !r.trim().is_empty());
+        record(
+            shared,
+            visitor,
+            "alerts",
+            None,
+            Some(
+                format!("state={state_text} rule={}", rule.as_deref().unwrap_or(""))
+                    .trim()
+                    .to_string(),
+            ),
+        )
+        .await?;
+        let filter = AlertFilter {
+            rule,
+            state,
+            unresolved,
+            message: None,
+            page: Page { limit, offset },
+        };
+        let (count, found) = crate::alerts::list_alerts(shared, filter, None).await?;
+        Ok(AlertsAnswer {
+            count,
+            limit,
+            offset,
+            alerts: found
+                .iter()
+                .map(|(a, m)| {
+                    let json = AlertJson::new(a, m.as_ref().and_then(|m| m.message_id.as_deref()));
+                    if admin {
+                        json
+                    } else {
+                        json.for_viewer()
+                    }
+                })
+                .collect(),
+        })
+    })
+    .await
+}
+
+/// One alert with its history, oldest first — what `mailtrail alert ID
+/// --format json` prints.
+///
+/// Audited as `view-alert` with the alert's number.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{id}",
+    tag = "alerts",
+    operation_id = "alert",
+    params(("id" = i64, Path, description = "The alert's number (`id` in the list)")),
+    responses(
+        (status = 200, description = "The alert", body = AlertDetailJson),
+        (status = 400, description = "Not an alert number", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    )
+)]
+async fn alert(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    respond_json(shared, headers, peer, async move |shared, visitor| {
+        let admin = visitor.user()?.role == Role::Administrator;
+        let id = alert_number(id)?;
+        let (a, events, m) = crate::alerts::load_alert(shared, id).await?;
+        record(
+            shared,
+            visitor,
+            "view-alert",
+            Some(id.to_string()),
+            Some(a.rule.clone()),
+        )
+        .await?;
+        let mut detail = AlertDetailJson::new(
+            &a,
+            m.as_ref().and_then(|m| m.message_id.as_deref()),
+            &events,
+        );
+        if !admin {
+            detail.alert = detail.alert.for_viewer();
+        }
+        Ok(detail)
+    })
+    .await
+}
+
+/// A change to an alert: any of a new state, an assignee and a comment.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+struct AlertChange {
+    /// The new state.
+    state: Option<AlertStateJson>,
+    /// The console user who handles it; an empty string removes the
+    /// assignment.
+    assignee: Option<String>,
+    /// A comment for the alert's history.
+    #[schema(pattern = r"\S")]
+    comment: Option<String>,
+}
+
+/// The header carrying the session's CSRF token on a change made with the
+/// browser's session.
+const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Change an alert's state or assignee, or comment on it; administrators
+/// only. Answers the alert as changed, with its history.
+///
+/// Audited as `alert-update` with the change. With the session cookie
+/// (rather than a token) the request must carry the session's CSRF token
+/// in `X-CSRF-Token`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts/{id}",
+    tag = "alerts",
+    operation_id = "change_alert",
+    params(("id" = i64, Path, description = "The alert's number")),
+    request_body(content = AlertChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The alert as changed", body = AlertDetailJson),
+        (status = 400, description = "Not an alert number, not JSON, or nothing to change", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 403, description = "A viewer's session or token, or a session request without its CSRF token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    )
+)]
+async fn change_alert(
+    State(shared): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Response {
+    let csrf = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    respond_json(shared, headers, peer, async move |shared, visitor| {
+        visitor.user()?;
+        let id = alert_number(id)?;
+        crate::require_admin(shared, visitor, "alert-update", Some(id.to_string())).await?;
+        if let Some(session) = &visitor.session {
+            let sent = csrf.as_deref().unwrap_or("");
+            if sent.is_empty() || !crate::auth::same_token(&session.csrf, sent) {
+                return Err(WebError::Csrf.into());
+            }
+        }
+        if content_type.as_deref() != Some("application/json") {
+            return Err(ApiError::bad_request(
+                "the change is a JSON object (Content-Type: application/json)",
+            ));
+        }
+        let change: AlertChange = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the change: {e}")))?;
+        let update = AlertUpdate {
+            state: change.state.map(Into::into),
+            assignee: change
+                .assignee
+                .map(|a| Some(a.trim().to_string()).filter(|a| !a.is_empty())),
+            comment: change
+                .comment
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty()),
+        };
+        if update == AlertUpdate::default() {
+            return Err(ApiError::bad_request(
+                "nothing to change: give a state, an assignee or a comment",
+            ));
+        }
+        crate::alerts::load_alert(shared, id).await?;
+        crate::alerts::update_alert(shared, visitor, id, update).await?;
+        let (a, events, m) = crate::alerts::load_alert(shared, id).await?;
+        Ok(AlertDetailJson::new(
+            &a,
+            m.as_ref().and_then(|m| m.message_id.as_deref()),
+            &events,
+        ))
     })
     .await
 }

@@ -1,6 +1,6 @@
-//! The JSON shapes of a message and its trail, shared by the JSON API and
-//! the command line (`mailtrail search --format json`, `mailtrail trace
-//! --format json`).
+//! The JSON shapes of a message, its trail and an alert, shared by the JSON
+//! API and the command line (`mailtrail search --format json`, `mailtrail
+//! trace --format json`, `mailtrail alerts --format json`).
 //!
 //! Why it is shaped this way:
 //! - **One contract in one place**: scripts move between the CLI on the
@@ -10,11 +10,14 @@
 //!   the document cannot drift from what is served.
 //! - **Times are RFC 3339 in the configured zone, with their offset**:
 //!   readable by an administrator in Tokyo and unambiguous for a program.
+//!   Alert times are the exception: UTC (`…Z`), as `mailtrail alerts` has
+//!   printed them from the start.
 //! - **Absent means unknown**: optional fields are `null` when no source
 //!   told us, never an empty string that looks like a value.
 
 use chrono::{DateTime, Utc};
 use mailtrail_model::{Delivery, RecipientKind};
+use mailtrail_store::alerts::{AlertEvent, AlertState, StoredAlert};
 use mailtrail_store::StoredMessage;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -291,6 +294,224 @@ impl TrailJson {
                     client_host: d.client_host.clone(),
                     local_id: d.local_id.clone(),
                     detail: d.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Where an alert stands, as the JSON shapes name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertStateJson {
+    /// Raised, nobody has looked yet (未対応).
+    Open,
+    /// Someone is on it (対応中).
+    Acknowledged,
+    /// Dealt with (解決済み).
+    Resolved,
+    /// The rule matched, but it was nothing (誤検知).
+    FalsePositive,
+}
+
+impl From<AlertState> for AlertStateJson {
+    fn from(state: AlertState) -> Self {
+        match state {
+            AlertState::Open => AlertStateJson::Open,
+            AlertState::Acknowledged => AlertStateJson::Acknowledged,
+            AlertState::Resolved => AlertStateJson::Resolved,
+            AlertState::FalsePositive => AlertStateJson::FalsePositive,
+        }
+    }
+}
+
+impl From<AlertStateJson> for AlertState {
+    fn from(state: AlertStateJson) -> Self {
+        match state {
+            AlertStateJson::Open => AlertState::Open,
+            AlertStateJson::Acknowledged => AlertState::Acknowledged,
+            AlertStateJson::Resolved => AlertState::Resolved,
+            AlertStateJson::FalsePositive => AlertState::FalsePositive,
+        }
+    }
+}
+
+/// Where a match is (`location.at`) that is mail content rather than
+/// metadata: the body, or an attachment's content. Viewers see that a
+/// condition matched there, never the matched text.
+pub fn is_content_location(at: &str) -> bool {
+    matches!(at, "body" | "attachment")
+}
+
+/// The `location.at` of a hit (`subject`, `body`, `attachment_name`, …).
+pub fn hit_location(hit: &serde_json::Value) -> &str {
+    hit.get("location")
+        .and_then(|l| l.get("at"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+}
+
+/// A time of an alert: RFC 3339 in UTC, to the second.
+fn alert_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// One reason a rule matched (documentation of the `hits` items; the
+/// objects are the policy engine's own).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertHitJson {
+    /// Index of the condition in the rule.
+    pub condition: u32,
+    /// The condition's type: `keywords`, `pattern`, `recipient_domain`, ….
+    pub condition_type: String,
+    /// Where it matched: `{"at": "subject" | "body" | "attachment_name" |
+    /// "inner_name" | "attachment" | "sender" | "from_display_name" |
+    /// "reply_to" | "recipient" | "message", …}` (`attachment`: the
+    /// attachment's index in the message).
+    #[schema(value_type = Object)]
+    pub location: serde_json::Value,
+    /// The matched text as it appears in the message (or the fact matched).
+    /// Absent for viewers when the match is in mail content (the body or an
+    /// attachment's content).
+    pub text: Option<String>,
+    /// Where `text` is in the located field (`byte_start`, `byte_end`,
+    /// `char_start`, `char_end`), for highlighting.
+    #[schema(value_type = Option<Object>)]
+    pub span: Option<serde_json::Value>,
+    /// Further explanation (the keyword that matched, the domain imitated).
+    pub detail: Option<String>,
+    /// Another message this match depends on (PPAP: the archive's message).
+    pub related_message: Option<String>,
+}
+
+/// An alert as `mailtrail alerts --format json` prints it and
+/// `/api/v1/alerts` lists it: the rule, the message (mailtrail's number and
+/// its Message-ID), the first matched condition and text, every match,
+/// severity and state.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AlertJson {
+    /// The alert's number.
+    pub id: i64,
+    /// The rule's id.
+    pub rule: String,
+    pub rule_name: Option<String>,
+    /// mailtrail's number for the message (`id` of `/api/v1/messages/{id}`).
+    pub message: i64,
+    /// The message's Message-ID header, without angle brackets.
+    pub message_id: Option<String>,
+    /// `low`, `medium` or `high`.
+    pub severity: String,
+    pub state: AlertStateJson,
+    /// The console user handling it.
+    pub assignee: Option<String>,
+    /// The first match's condition type.
+    pub condition: Option<String>,
+    /// The first match's location.
+    #[schema(value_type = Option<Object>)]
+    pub location: Option<serde_json::Value>,
+    /// The first match's text (absent for viewers when it is mail content).
+    pub matched: Option<String>,
+    /// Every match.
+    #[schema(value_type = Vec<AlertHitJson>)]
+    pub hits: serde_json::Value,
+    /// When the rule first matched the message (UTC).
+    #[schema(format = DateTime)]
+    pub raised: String,
+    /// When the alert last changed (UTC).
+    #[schema(format = DateTime)]
+    pub updated: String,
+}
+
+impl AlertJson {
+    pub fn new(a: &StoredAlert, message_id: Option<&str>) -> Self {
+        let first = a.hits.as_array().and_then(|h| h.first());
+        let text = |key: &str| {
+            first
+                .and_then(|h| h.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        AlertJson {
+            id: a.id,
+            rule: a.rule.clone(),
+            rule_name: a.rule_name.clone(),
+            message: a.message,
+            message_id: message_id.map(str::to_string),
+            severity: a.severity.clone(),
+            state: a.state.into(),
+            assignee: a.assignee.clone(),
+            condition: text("condition_type"),
+            location: first.and_then(|h| h.get("location")).cloned(),
+            matched: text("text"),
+            hits: a.hits.clone(),
+            raised: alert_time(a.raised),
+            updated: alert_time(a.updated),
+        }
+    }
+
+    /// What a viewer may see: matches in mail content keep their condition
+    /// and location, not their text.
+    pub fn for_viewer(mut self) -> Self {
+        if let Some(hits) = self.hits.as_array_mut() {
+            for hit in hits.iter_mut() {
+                if is_content_location(hit_location(hit)) {
+                    if let Some(fields) = hit.as_object_mut() {
+                        for key in ["text", "span", "detail"] {
+                            fields.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+        let first_is_content = self
+            .location
+            .as_ref()
+            .and_then(|l| l.get("at"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(is_content_location);
+        if first_is_content {
+            self.matched = None;
+        }
+        self
+    }
+}
+
+/// One thing done to an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AlertEventJson {
+    /// RFC 3339 in UTC.
+    #[schema(format = DateTime)]
+    pub time: String,
+    /// Who did it (a console user, `token:NAME`, or the command line's user).
+    pub user: String,
+    /// The state it was set to, if the state changed.
+    pub state: Option<AlertStateJson>,
+    /// The assignee set, if the assignment changed.
+    pub assignee: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// An alert with its history, oldest first: what `mailtrail alert ID
+/// --format json` prints and `/api/v1/alerts/{id}` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AlertDetailJson {
+    #[serde(flatten)]
+    pub alert: AlertJson,
+    pub history: Vec<AlertEventJson>,
+}
+
+impl AlertDetailJson {
+    pub fn new(a: &StoredAlert, message_id: Option<&str>, events: &[AlertEvent]) -> Self {
+        AlertDetailJson {
+            alert: AlertJson::new(a, message_id),
+            history: events
+                .iter()
+                .map(|e| AlertEventJson {
+                    time: alert_time(e.time),
+                    user: e.user.clone(),
+                    state: e.state.map(Into::into),
+                    assignee: e.assignee.clone(),
+                    comment: e.comment.clone(),
                 })
                 .collect(),
         }

@@ -1,8 +1,10 @@
 //! The web console: search, the message and its trail, pivots to related
 //! mail, attachment downloads, exports, the dashboard ([`dashboard`]), the
-//! sources page (what the running service reports, via
-//! [`WebOptions::sources`]) and the audit log — in Japanese and English,
-//! served by `mailtrail serve`.
+//! alerts the monitoring rules raised (`alerts`), the people and devices
+//! behind addresses (the directory), the sources page (what the running
+//! service reports, via [`WebOptions::sources`], and the notifications
+//! that could not be delivered) and the audit log — in Japanese and
+//! English, served by `mailtrail serve`.
 //!
 //! Why it is shaped this way:
 //! - **Server-rendered HTML** from compile-time checked templates (askama):
@@ -46,11 +48,13 @@ use axum::Router;
 use chrono::Utc;
 use mailtrail_model::{OrgDomains, RecipientKind};
 use mailtrail_store::console::{AuditFilter, ConsoleStore, NewAuditEntry, Role, Session, User};
+use mailtrail_store::directory::DirectoryStore;
 use mailtrail_store::query::{self, QueryContext};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{Page, SqliteStore, Store, StoredMessage};
 use serde::Deserialize;
 
+mod alerts;
 pub mod api;
 pub mod attachment;
 pub mod auth;
@@ -266,6 +270,8 @@ struct Row {
     time: String,
     direction: String,
     from: String,
+    /// Who the sender is, per the directory.
+    from_who: Option<PersonLabel>,
     /// (css class, address)
     recipients: Vec<(&'static str, String)>,
     more: usize,
@@ -350,13 +356,46 @@ struct TrailView {
     detail: String,
 }
 
+/// Who an address belongs to, in words (`山田 太郎（本社/営業部）`), and
+/// whether the directory no longer lists them (or lists them as gone).
+#[derive(Clone)]
+struct PersonLabel {
+    text: String,
+    gone: bool,
+}
+
+/// An address on the message page, with who it is.
+struct AddressView {
+    text: String,
+    who: Option<PersonLabel>,
+}
+
+/// A line of the message's headers: its label, and its value as text or
+/// as addresses with the people behind them.
+struct HeaderView {
+    label: String,
+    value: String,
+    addresses: Vec<AddressView>,
+}
+
+/// An alert raised on the message.
+struct MessageAlertView {
+    id: i64,
+    rule: String,
+    severity: String,
+    severity_class: String,
+    state: String,
+    raised: String,
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
     chrome: Chrome<'a>,
     id: i64,
     subject: String,
-    headers: Vec<(String, String)>,
+    headers: Vec<HeaderView>,
+    alerts: Vec<MessageAlertView>,
     attachments: Vec<AttachmentView>,
     trail: Vec<TrailView>,
     has_raw: bool,
@@ -451,6 +490,8 @@ struct SourceSection {
 struct SourcesPage<'a> {
     chrome: Chrome<'a>,
     sections: Vec<SourceSection>,
+    /// Notifications given up on, to retry by hand.
+    dead: Vec<alerts::DeadLetterView>,
 }
 
 type App = Arc<Shared>;
@@ -494,6 +535,15 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         .route("/audit", get(audit))
         .route("/dashboard", get(dashboard_page))
         .route("/sources", get(sources_page))
+        .route("/alerts", get(alerts::inbox))
+        .route(
+            "/alerts/{id}",
+            get(alerts::alert_page).post(alerts::alert_change),
+        )
+        .route(
+            "/notifications/{id}/retry",
+            post(alerts::retry_notification),
+        )
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .merge(api::routes())
@@ -1239,6 +1289,7 @@ fn row(shared: &Shared, lang: Lang, m: &StoredMessage) -> Row {
             .map(|f| f.address.clone())
             .or_else(|| m.envelope_from.clone())
             .unwrap_or_default(),
+        from_who: None,
         recipients,
         more,
         subject: m.subject.clone().unwrap_or_default(),
@@ -1503,6 +1554,11 @@ async fn search(
             .catalog
             .text(lang, "search-count", &[("count", count.into())]);
         page.rows = found.iter().map(|m| row(shared, lang, m)).collect();
+        let senders = page.rows.iter().map(|r| r.from.clone()).collect();
+        let who = attributions(shared, lang, senders).await;
+        for r in &mut page.rows {
+            r.from_who = who.get(&r.from).cloned();
+        }
         page.previous = params.page.checked_sub(1);
         page.next = (offset.saturating_add(u64::from(PAGE_SIZE)) < count)
             .then(|| params.page.saturating_add(1));
@@ -1669,6 +1725,119 @@ async fn export(
     .await
 }
 
+// ---------------------------------------------------------------- directory
+
+/// An attribution in words: the name (else the person's id) with the
+/// department, and a mark for someone the directory no longer lists or
+/// lists as gone.
+fn person_label(
+    shared: &Shared,
+    lang: Lang,
+    a: &mailtrail_store::directory::Attribution,
+) -> PersonLabel {
+    use mailtrail_model::directory::EmploymentStatus as S;
+    let name = a.name.clone().unwrap_or_else(|| a.id.clone());
+    let mut text = match &a.department {
+        Some(department) => shared.catalog.text(
+            lang,
+            "person-department",
+            &[
+                ("name", name.into()),
+                ("department", department.clone().into()),
+            ],
+        ),
+        None => name,
+    };
+    let mut marks = Vec::new();
+    if !a.present {
+        marks.push("person-gone");
+    }
+    match a.status {
+        S::Active => {}
+        S::OnLeave => marks.push("person-on-leave"),
+        S::Resigned => marks.push("person-resigned"),
+        S::Disabled => marks.push("person-disabled"),
+    }
+    for mark in &marks {
+        let mark = shared.catalog.text(lang, mark, &[]);
+        text = shared.catalog.text(
+            lang,
+            "person-mark",
+            &[("text", text.into()), ("mark", mark.into())],
+        );
+    }
+    PersonLabel {
+        text,
+        gone: !marks.is_empty(),
+    }
+}
+
+/// Who these addresses belong to, in one question to the directory. A
+/// directory that cannot answer leaves the names out (logged): a label is
+/// not worth failing a page for.
+async fn attributions(
+    shared: &App,
+    lang: Lang,
+    addresses: Vec<String>,
+) -> std::collections::BTreeMap<String, PersonLabel> {
+    let mut addresses: Vec<String> = addresses
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .map(|a| a.to_lowercase())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    if addresses.is_empty() {
+        return Default::default();
+    }
+    let readers = shared.readers.clone();
+    let found = blocking(move || {
+        let wanted: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        Ok(readers.get()?.attribute_addresses(&wanted)?)
+    })
+    .await;
+    match found {
+        Ok(found) => found
+            .iter()
+            .map(|(address, a)| (address.clone(), person_label(shared, lang, a)))
+            .collect(),
+        Err(e) => {
+            eprintln!("mailtrail web: attributing addresses: {e}");
+            Default::default()
+        }
+    }
+}
+
+/// The device the message came from: its client address at the message's
+/// time, as the directory knows it (logged and left out on failure).
+async fn device_of(shared: &App, lang: Lang, m: &StoredMessage) -> Option<String> {
+    let ip = m
+        .client_ip
+        .clone()
+        .or_else(|| m.deliveries.iter().find_map(|d| d.client_ip.clone()))?;
+    let time = display_time(m)?;
+    let readers = shared.readers.clone();
+    let found = blocking(move || Ok(readers.get()?.attribute_device(&ip, time)?)).await;
+    match found {
+        Ok(Some(device)) => Some(match device.owner_name.or(device.owner) {
+            Some(owner) => shared.catalog.text(
+                lang,
+                "message-device-owner",
+                &[
+                    ("hostname", device.hostname.into()),
+                    ("owner", owner.into()),
+                ],
+            ),
+            None => device.hostname,
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("mailtrail web: attributing a device: {e}");
+            None
+        }
+    }
+}
+
 // ---------------------------------------------------------------- message
 
 async fn load_message(shared: &App, id: i64) -> Result<StoredMessage, WebError> {
@@ -1697,38 +1866,41 @@ async fn message(
         let lang = visitor.lang;
         let tz = shared.options.timezone;
         let t = |k: &str| shared.catalog.text(lang, k, &[]);
-        let mut headers_view = Vec::new();
-        let mut push = |k: &str, v: String| {
-            if !v.is_empty() {
-                headers_view.push((t(k), v));
+        // Everyone on the message, in one question to the directory.
+        let mut addresses: Vec<String> = m.recipients.iter().map(|r| r.address.clone()).collect();
+        addresses.extend(m.from.as_ref().map(|f| f.address.clone()));
+        addresses.extend(m.envelope_from.clone());
+        let who = attributions(shared, lang, addresses).await;
+        let address_view = |address: &str, name: Option<&str>| AddressView {
+            text: match name {
+                Some(n) => format!("{n} <{address}>"),
+                None => address.to_string(),
+            },
+            who: who.get(&address.to_lowercase()).cloned(),
+        };
+        let mut address_rows = Vec::new();
+        let mut push_addresses = |k: &str, list: Vec<AddressView>| {
+            if !list.is_empty() {
+                address_rows.push(HeaderView {
+                    label: t(k),
+                    value: String::new(),
+                    addresses: list,
+                });
             }
         };
-        push("message-id", m.message_id.clone().unwrap_or_default());
-        push(
-            "message-date",
-            m.date
-                .map(|d| i18n::datetime(lang, d, tz))
-                .unwrap_or_default(),
-        );
-        push(
-            "message-first-seen",
-            m.first_seen
-                .map(|d| i18n::datetime(lang, d, tz))
-                .unwrap_or_default(),
-        );
-        push(
+        push_addresses(
             "message-from",
             m.from
-                .as_ref()
-                .map(|f| match &f.display_name {
-                    Some(n) => format!("{n} <{}>", f.address),
-                    None => f.address.clone(),
-                })
-                .unwrap_or_default(),
+                .iter()
+                .map(|f| address_view(&f.address, f.display_name.as_deref()))
+                .collect(),
         );
-        push(
+        push_addresses(
             "message-envelope-from",
-            m.envelope_from.clone().unwrap_or_default(),
+            m.envelope_from
+                .iter()
+                .map(|a| address_view(a, None))
+                .collect(),
         );
         for (key, kind) in [
             ("message-to", RecipientKind::To),
@@ -1736,17 +1908,45 @@ async fn message(
             ("message-bcc", RecipientKind::Bcc),
             ("message-envelope-to", RecipientKind::Envelope),
         ] {
-            let list: Vec<String> = m
-                .recipients
-                .iter()
-                .filter(|r| r.kind == kind)
-                .map(|r| match &r.display_name {
-                    Some(n) => format!("{n} <{}>", r.address),
-                    None => r.address.clone(),
-                })
-                .collect();
-            push(key, list.join(", "));
+            push_addresses(
+                key,
+                m.recipients
+                    .iter()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| address_view(&r.address, r.display_name.as_deref()))
+                    .collect(),
+            );
         }
+        let mut headers_view = Vec::new();
+        let text_row = |k: &str, v: String| {
+            (!v.is_empty()).then(|| HeaderView {
+                label: t(k),
+                value: v,
+                addresses: Vec::new(),
+            })
+        };
+        headers_view.extend(text_row(
+            "message-id",
+            m.message_id.clone().unwrap_or_default(),
+        ));
+        headers_view.extend(text_row(
+            "message-date",
+            m.date
+                .map(|d| i18n::datetime(lang, d, tz))
+                .unwrap_or_default(),
+        ));
+        headers_view.extend(text_row(
+            "message-first-seen",
+            m.first_seen
+                .map(|d| i18n::datetime(lang, d, tz))
+                .unwrap_or_default(),
+        ));
+        headers_view.extend(address_rows);
+        headers_view.extend(text_row(
+            "message-device",
+            device_of(shared, lang, &m).await.unwrap_or_default(),
+        ));
+        let mut push = |k: &str, v: String| headers_view.extend(text_row(k, v));
         push("col-direction", t(&direction_key(&m)));
         push("message-size", m.size.map(i18n::size).unwrap_or_default());
         push("message-systems", m.systems.join(", "));
@@ -1780,6 +1980,30 @@ async fn message(
             })
             .collect();
         let (pivots, people, period) = pivot_views(shared, lang, &m);
+        let (_, raised) = alerts::list_alerts(
+            shared,
+            mailtrail_store::alerts::AlertFilter {
+                message: Some(m.id),
+                page: Page {
+                    limit: 100,
+                    offset: 0,
+                },
+                ..Default::default()
+            },
+            None,
+        )
+        .await?;
+        let alert_views = raised
+            .iter()
+            .map(|(a, _)| MessageAlertView {
+                id: a.id,
+                rule: alerts::rule_label(a),
+                severity: alerts::severity_label(shared, lang, &a.severity),
+                severity_class: format!("severity-{}", a.severity),
+                state: alerts::state_label(shared, lang, a.state),
+                raised: i18n::datetime(lang, a.raised, tz),
+            })
+            .collect();
         let mut events: Vec<_> = m.deliveries.iter().collect();
         events.sort_by_key(|d| d.time);
         let trail = events
@@ -1822,6 +2046,7 @@ async fn message(
                 id: m.id,
                 subject: m.subject.clone().unwrap_or_default(),
                 headers: headers_view,
+                alerts: alert_views,
                 attachments,
                 trail,
                 has_raw: m.content_hash.is_some(),
@@ -2511,11 +2736,13 @@ async fn sources_page(
         let provider = shared.options.sources.clone().ok_or(WebError::NotFound)?;
         record(shared, visitor, "sources", None, None).await?;
         let json = blocking(move || Ok((provider.0)())).await?;
+        let dead = alerts::dead_letters(shared, visitor.lang).await?;
         Ok(html_page(
             StatusCode::OK,
             SourcesPage {
                 chrome: chrome(shared, visitor),
                 sections: source_sections(shared, visitor.lang, &json),
+                dead,
             },
         ))
     })

@@ -1,7 +1,8 @@
 //! The console's JSON API (`/api/v1/…`) over real HTTP: JSON errors with
 //! their statuses (401 without a session, 400 for a bad query or id, 404),
 //! search with its count, the message with its trail and the body for
-//! administrators only, the stats, the audit entries each call writes, and
+//! administrators only, the stats, alerts as the command line prints them
+//! and worked by administrators, the audit entries each call writes, and
 //! the OpenAPI document held to exactly the routes the router serves.
 //!
 //! The router runs in-process on a loopback port over a seeded store, with the
@@ -59,7 +60,33 @@ fn seed(dir: &Path) {
     store
         .write_batch(vec![with_content, log_only], vec![])
         .unwrap();
+    drop(store);
+    assert_eq!(common::raise_alerts(dir, ALERT_RULES).len(), 2);
 }
+
+/// Two rules matching api-1: its subject (high) and its body (low).
+const ALERT_RULES: &str = r#"
+[[rule]]
+id = "shagaihi"
+name = "社外秘の送信"
+[[rule.condition]]
+type = "keywords"
+words = ["社外秘"]
+fields = ["subject"]
+[[rule.action]]
+type = "alert"
+severity = "high"
+
+[[rule]]
+id = "mitsumori-body"
+[[rule.condition]]
+type = "keywords"
+words = ["見積書をお送り"]
+fields = ["body"]
+[[rule.action]]
+type = "alert"
+severity = "low"
+"#;
 
 fn start() -> Console {
     common::serve(seed, None)
@@ -102,11 +129,20 @@ fn without_a_session_every_endpoint_answers_401_json() {
         "/api/v1/messages/1/attachments/0",
         "/api/v1/messages/1/trail",
         "/api/v1/stats",
+        "/api/v1/alerts",
+        "/api/v1/alerts/1",
     ] {
         let answer = get(&c, path, None);
         assert_eq!(error_of(&answer), (401, "unauthorized".into()), "{path}");
         assert_eq!(answer.header("location"), None, "{path}");
     }
+    let change = common::post_json(
+        c.addr,
+        "/api/v1/alerts/1",
+        &[("Content-Type", "application/json")],
+        r#"{"state": "resolved"}"#,
+    );
+    assert_eq!(error_of(&change), (401, "unauthorized".into()));
     // A cookie naming no live session is no session either.
     let answer = get(&c, "/api/v1/stats", Some("mt_session=forged"));
     assert_eq!(error_of(&answer), (401, "unauthorized".into()));
@@ -347,30 +383,63 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
     // Every documented operation is really served, with its documented
     // success answer and content type; every response it names is either
     // served in the test below or refers to a defined schema.
-    let session = common::sign_in(c.addr, "kanri", "kanri-password-1").0;
+    let (session, csrf) = common::sign_in(c.addr, "kanri", "kanri-password-1");
     let content = id_of(&c, &session, "api-1@example.co.jp");
+    let alert = json(&get(&c, "/api/v1/alerts", Some(&session)))["alerts"][0]["id"]
+        .as_i64()
+        .unwrap();
     let text = doc.to_string();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let methods: Vec<_> = item.as_object().unwrap().keys().collect();
-        assert_eq!(methods, vec!["get"], "{path}");
+        let methods: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let expected = if path == "/api/v1/alerts/{id}" {
+            vec!["get", "post"]
+        } else {
+            vec!["get"]
+        };
+        assert_eq!(methods, expected, "{path}");
+        let id = if path.starts_with("/api/v1/alerts") {
+            alert
+        } else {
+            content
+        };
         let concrete = path
-            .replace("{id}", &content.to_string())
+            .replace("{id}", &id.to_string())
             .replace("{index}", "0")
             + if path.ends_with("search") { "?q=x" } else { "" };
-        let answer = get(&c, &concrete, Some(&session));
-        assert_eq!(answer.status, 200, "{path}: {}", answer.text());
-        let ok = item["get"]["responses"]["200"]["content"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{path}: no documented 200 content"));
-        let served_type = answer.header("content-type").unwrap_or_default();
-        assert!(
-            ok.keys()
-                .any(|t| served_type.starts_with(t.as_str()) || t == "*/*"),
-            "{path}: served {served_type}, documented {:?}",
-            ok.keys().collect::<Vec<_>>()
-        );
-        if served_type == "application/json" {
-            json(&answer);
+        for method in methods {
+            let answer = if method == "post" {
+                common::post_json(
+                    c.addr,
+                    &concrete,
+                    &[
+                        ("Cookie", &session),
+                        ("X-CSRF-Token", &csrf),
+                        ("Content-Type", "application/json"),
+                    ],
+                    r#"{"comment": "documented"}"#,
+                )
+            } else {
+                get(&c, &concrete, Some(&session))
+            };
+            assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text());
+            let ok = item[method]["responses"]["200"]["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{path}: no documented 200 content"));
+            let served_type = answer.header("content-type").unwrap_or_default();
+            assert!(
+                ok.keys()
+                    .any(|t| served_type.starts_with(t.as_str()) || t == "*/*"),
+                "{path}: served {served_type}, documented {:?}",
+                ok.keys().collect::<Vec<_>>()
+            );
+            if served_type == "application/json" {
+                json(&answer);
+            }
         }
     }
     for reference in text.split("\"$ref\":\"").skip(1) {
@@ -580,4 +649,277 @@ fn api_tokens_authenticate_scripts_with_their_role_until_revoked() {
             "{expected:?} in {actions:?}"
         );
     }
+}
+
+#[test]
+fn alerts_are_listed_as_the_command_line_prints_them_and_worked_by_administrators() {
+    use mailtrail_store::alerts::{AlertFilter, AlertStore};
+    use mailtrail_store::console::Role;
+    let c = start();
+    let admin = mailtrail_web::create_api_token(c.dir.path(), "siem", Role::Administrator).unwrap();
+    let viewer = mailtrail_web::create_api_token(c.dir.path(), "wall", Role::Viewer).unwrap();
+    let bearer = |token: &str, path: &str| {
+        request(
+            c.addr,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            "",
+        )
+    };
+    let change = |token: &str, id: i64, body: &str| {
+        common::post_json(
+            c.addr,
+            &format!("/api/v1/alerts/{id}"),
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    };
+    // The list is the store's alerts, newest first, each exactly the object
+    // the command line prints (`mailtrail alerts --format json` serialises
+    // the same `AlertJson`).
+    let listed = json(&bearer(&admin, "/api/v1/alerts"));
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    let (total, stored) = store
+        .alerts(&AlertFilter {
+            unresolved: true,
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    assert_eq!(total, 2);
+    let expected: Vec<Value> = stored
+        .iter()
+        .map(|a| {
+            let m = store.message(a.message).unwrap().unwrap();
+            serde_json::to_value(mailtrail_web::json::AlertJson::new(
+                a,
+                m.message_id.as_deref(),
+            ))
+            .unwrap()
+        })
+        .collect();
+    drop(store);
+    assert_eq!(listed["count"], 2);
+    assert_eq!(listed["limit"], 50);
+    assert_eq!(listed["offset"], 0);
+    assert_eq!(listed["alerts"], Value::from(expected));
+    let body_alert = listed["alerts"][0].clone();
+    let subject_alert = listed["alerts"][1].clone();
+    let keys: Vec<&str> = body_alert
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted_keys = keys.clone();
+    sorted_keys.sort();
+    assert_eq!(
+        sorted_keys,
+        vec![
+            "assignee",
+            "condition",
+            "hits",
+            "id",
+            "location",
+            "matched",
+            "message",
+            "message_id",
+            "raised",
+            "rule",
+            "rule_name",
+            "severity",
+            "state",
+            "updated"
+        ]
+    );
+    assert_eq!(subject_alert["rule"], "shagaihi");
+    assert_eq!(subject_alert["rule_name"], "社外秘の送信");
+    assert_eq!(subject_alert["message_id"], "api-1@example.co.jp");
+    assert_eq!(subject_alert["severity"], "high");
+    assert_eq!(subject_alert["state"], "open");
+    assert_eq!(subject_alert["condition"], "keywords");
+    assert_eq!(
+        subject_alert["location"],
+        serde_json::json!({"at": "subject"})
+    );
+    assert_eq!(subject_alert["matched"], "社外秘");
+    assert_eq!(body_alert["matched"], "見積書をお送り");
+    assert_eq!(body_alert["hits"][0]["location"]["at"], "body");
+    // Filters and paging.
+    let page = json(&bearer(&admin, "/api/v1/alerts?limit=1&offset=1"));
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["alerts"], Value::from(vec![subject_alert.clone()]));
+    let by_rule = json(&bearer(&admin, "/api/v1/alerts?rule=shagaihi"));
+    assert_eq!(by_rule["alerts"], Value::from(vec![subject_alert.clone()]));
+    assert_eq!(
+        json(&bearer(&admin, "/api/v1/alerts?state=resolved"))["count"],
+        0
+    );
+    for bad in ["state=closed", "limit=0", "limit=x", "offset=-1"] {
+        let answer = bearer(&admin, &format!("/api/v1/alerts?{bad}"));
+        assert_eq!(error_of(&answer), (400, "bad_request".into()), "{bad}");
+    }
+
+    // A viewer sees where the body matched, not the words.
+    let seen = json(&bearer(&viewer, "/api/v1/alerts"));
+    assert_eq!(seen["alerts"][1], subject_alert, "the subject is metadata");
+    assert_eq!(seen["alerts"][0]["matched"], Value::Null);
+    assert_eq!(
+        seen["alerts"][0]["hits"],
+        serde_json::json!([{"condition": 0, "condition_type": "keywords", "location": {"at": "body"}}])
+    );
+    assert!(!seen.to_string().contains("見積書をお送り"));
+
+    // One alert, with its (empty) history.
+    let id = subject_alert["id"].as_i64().unwrap();
+    let one = json(&bearer(&admin, &format!("/api/v1/alerts/{id}")));
+    let mut with_history = subject_alert.clone();
+    with_history["history"] = Value::from(Vec::<Value>::new());
+    assert_eq!(one, with_history);
+    let body_id = body_alert["id"].as_i64().unwrap();
+    let hidden = json(&bearer(&viewer, &format!("/api/v1/alerts/{body_id}")));
+    assert_eq!(hidden["matched"], Value::Null);
+    assert!(!hidden.to_string().contains("見積書をお送り"));
+    assert_eq!(
+        error_of(&bearer(&admin, "/api/v1/alerts/424242")),
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_of(&bearer(&admin, "/api/v1/alerts/x")),
+        (400, "bad_request".into())
+    );
+
+    // Working it with the administrator's token.
+    let changed = change(
+        &admin,
+        id,
+        r#"{"state": "acknowledged", "assignee": "sato", "comment": "確認中"}"#,
+    );
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let changed = json(&changed);
+    assert_eq!(changed["state"], "acknowledged");
+    assert_eq!(changed["assignee"], "sato");
+    let history = changed["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["user"], "token:siem");
+    assert_eq!(history[0]["state"], "acknowledged");
+    assert_eq!(history[0]["assignee"], "sato");
+    assert_eq!(history[0]["comment"], "確認中");
+    assert_eq!(
+        json(&bearer(&admin, &format!("/api/v1/alerts/{id}"))),
+        changed
+    );
+    // An empty assignee takes the assignment away; state and comment stay.
+    let unassigned = json(&change(&admin, id, r#"{"assignee": ""}"#));
+    assert_eq!(unassigned["assignee"], Value::Null);
+    assert_eq!(unassigned["state"], "acknowledged");
+    assert_eq!(unassigned["history"].as_array().unwrap().len(), 2);
+
+    // Refused: a viewer (audited as denied), malformed changes, no alert.
+    assert_eq!(
+        error_of(&change(&viewer, id, r#"{"state": "resolved"}"#)),
+        (403, "forbidden".into())
+    );
+    for bad in [
+        "",
+        "not json",
+        "{}",
+        r#"{"comment": "  "}"#,
+        r#"{"state": "closed"}"#,
+        r#"{"state": 3}"#,
+        r#"{"owner": "sato"}"#,
+        "[]",
+    ] {
+        assert_eq!(
+            error_of(&change(&admin, id, bad)),
+            (400, "bad_request".into()),
+            "{bad}"
+        );
+    }
+    let form = common::post_json(
+        c.addr,
+        &format!("/api/v1/alerts/{id}"),
+        &[
+            ("Authorization", &format!("Bearer {admin}")),
+            ("Content-Type", "text/plain"),
+        ],
+        r#"{"state": "resolved"}"#,
+    );
+    assert_eq!(error_of(&form), (400, "bad_request".into()));
+    assert_eq!(
+        error_of(&change(&admin, 424242, r#"{"state": "resolved"}"#)),
+        (404, "not_found".into())
+    );
+
+    // With the browser's session, the session's CSRF token is needed too.
+    let (session, csrf) = common::sign_in(c.addr, "kanri", "kanri-password-1");
+    let by_session = |token: Option<&str>| {
+        let mut headers = vec![
+            ("Cookie", session.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(token) = token {
+            headers.push(("X-CSRF-Token", token));
+        }
+        common::post_json(
+            c.addr,
+            &format!("/api/v1/alerts/{id}"),
+            &headers,
+            r#"{"state": "false-positive"}"#,
+        )
+    };
+    assert_eq!(error_of(&by_session(None)), (403, "forbidden".into()));
+    assert_eq!(
+        error_of(&by_session(Some("forged"))),
+        (403, "forbidden".into())
+    );
+    let done = by_session(Some(&csrf));
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(json(&done)["state"], "false-positive");
+    assert_eq!(json(&done)["history"][2]["user"], "kanri");
+    assert_eq!(json(&bearer(&admin, "/api/v1/alerts"))["count"], 1);
+
+    // Audited: lists with their filter, views with the alert's number,
+    // changes with what changed, the viewer's attempt as denied.
+    let actions = audit_actions(c.dir.path());
+    let of = |action: &str| -> Vec<(String, Option<String>)> {
+        actions
+            .iter()
+            .filter(|(_, a, _)| a == action)
+            .map(|(user, _, detail)| (user.clone(), detail.clone()))
+            .collect()
+    };
+    assert_eq!(
+        of("alert-update"),
+        vec![
+            (
+                "token:siem".to_string(),
+                Some("state=acknowledged assignee=sato comment=確認中".to_string())
+            ),
+            ("token:siem".to_string(), Some("assignee=".to_string())),
+            (
+                "kanri".to_string(),
+                Some("state=false-positive".to_string())
+            ),
+        ]
+    );
+    assert!(of("alerts").contains(&(
+        "token:siem".to_string(),
+        Some("state=open,acknowledged rule=".to_string())
+    )));
+    assert!(of("alerts").contains(&(
+        "token:siem".to_string(),
+        Some("state=open,acknowledged rule=shagaihi".to_string())
+    )));
+    assert!(of("alerts").contains(&(
+        "token:siem".to_string(),
+        Some("state=resolved rule=".to_string())
+    )));
+    assert!(
+        of("view-alert").contains(&("token:wall".to_string(), Some("mitsumori-body".to_string())))
+    );
+    assert!(of("denied").contains(&("token:wall".to_string(), Some("alert-update".to_string()))));
 }

@@ -4,8 +4,8 @@
 //! One browser walks the console as an investigator would: signs in by
 //! typing into the form, searches by typing Japanese into the query box,
 //! clicks a result and reads its trail, opens a hostile HTML mail, switches
-//! language, looks at the pages at a desktop and a tablet width, and signs
-//! out. What only a browser can show is checked in the browser itself:
+//! language, looks at the pages at a desktop and a tablet width, works an
+//! alert from the inbox, and signs out. What only a browser can show is checked in the browser itself:
 //! scripts of the mail never ran, nothing was fetched from the mail's image
 //! host (a local listener stands in for it, and Chromium resolves its name
 //! to loopback), the content policy blocks what a sanitiser bug would let
@@ -178,8 +178,28 @@ fn seed(dir: &Path, tracker: &str) {
         .unwrap();
 }
 
+/// One rule, matching the HTML mail's subject.
+const ALERT_RULE: &str = r#"
+[[rule]]
+id = "shagaihi"
+name = "社外秘の送信"
+[[rule.condition]]
+type = "keywords"
+words = ["社外秘"]
+fields = ["subject"]
+[[rule.action]]
+type = "alert"
+severity = "high"
+"#;
+
 fn start_console(tracker: &str) -> Console {
-    common::serve(|dir| seed(dir, tracker), None)
+    common::serve(
+        |dir| {
+            seed(dir, tracker);
+            assert_eq!(common::raise_alerts(dir, ALERT_RULE).len(), 1);
+        },
+        None,
+    )
 }
 
 // ---------------------------------------------------------------- the "remote" host
@@ -610,6 +630,71 @@ fn the_console_works_in_a_real_browser() {
         );
     }
 
+    // -- An alert, from the inbox to its page, worked with the form (at the
+    // tablet width the layout loop left).
+    browser.click(&browser.link("アラート"));
+    browser.wait_path("the alert inbox", |p| p == "/alerts");
+    assert_eq!(browser.text(&browser.wait_for(".count strong")), "1 件");
+    let inbox = browser.text(&browser.wait_for("table.alerts tbody"));
+    for want in [
+        "高",
+        "未対応",
+        "社外秘の送信",
+        HTML_SUBJECT,
+        "taro@example.co.jp",
+    ] {
+        assert!(inbox.contains(want), "{want} not in the inbox: {inbox}");
+    }
+    assert_fits(
+        &browser,
+        "the alert inbox",
+        &["table.alerts", "form.alert-filters"],
+    );
+    browser.click(&browser.link("社外秘の送信"));
+    let alert_path = browser.wait_path("the alert", |p| p.starts_with("/alerts/"));
+    assert_eq!(browser.text(&browser.wait_for("td.hit mark")), "社外秘");
+    assert_eq!(browser.text(&browser.wait_for("td.hit")), HTML_SUBJECT);
+    assert_fits(
+        &browser,
+        "the alert",
+        &["h1", "table.hits", "form.alert-change"],
+    );
+    browser.click(&browser.wait_for("select[name=state] option[value=acknowledged]"));
+    let assignee = browser.wait_for("input[name=assignee]");
+    browser.type_text(&assignee, "sato");
+    browser.type_text(
+        &browser.wait_for("textarea[name=comment]"),
+        "取引先に確認します",
+    );
+    browser.click(&browser.wait_for("form.alert-change button[type=submit]"));
+    wait_until("the alert acknowledged", WAIT, || {
+        browser
+            .find(".alert-state")
+            .filter(|state| browser.text_if_present(state).as_deref() == Some("対応中"))
+            .map(|_| ())
+    });
+    assert_eq!(browser.path(), alert_path, "back on the alert");
+    assert_eq!(browser.text(&browser.wait_for(".alert-assignee")), "sato");
+    let history = browser.text(&browser.wait_for("table.history tbody"));
+    assert!(
+        history.contains("対応中")
+            && history.contains("取引先に確認します")
+            && history.contains(ADMIN.0),
+        "{history}"
+    );
+    // Out of the inbox's default view once resolved.
+    browser.click(&browser.wait_for("select[name=state] option[value=resolved]"));
+    browser.click(&browser.wait_for("form.alert-change button[type=submit]"));
+    wait_until("the alert resolved", WAIT, || {
+        browser
+            .find(".alert-state")
+            .filter(|state| browser.text_if_present(state).as_deref() == Some("解決済み"))
+            .map(|_| ())
+    });
+    browser.click(&browser.link("アラート"));
+    browser.wait_path("the alert inbox", |p| p == "/alerts");
+    assert_eq!(browser.text(&browser.wait_for(".count strong")), "0 件");
+
     // -- Sign-out: back to the sign-in page, and the session is gone.
     browser.sign_out();
     browser.goto(&format!("{base}/search?q={}", form_encode("見積書")));
@@ -640,7 +725,16 @@ fn the_console_works_in_a_real_browser() {
 
     // -- The browser's work is in the audit log, the typed query intact.
     let actions = audit_actions(console.dir.path());
-    for want in ["sign-in-failed", "sign-in", "search", "view", "sign-out"] {
+    for want in [
+        "sign-in-failed",
+        "sign-in",
+        "search",
+        "view",
+        "alerts",
+        "view-alert",
+        "alert-update",
+        "sign-out",
+    ] {
         assert!(
             actions.iter().any(|(_, action, _)| action == want),
             "{want} not audited: {actions:?}"

@@ -99,6 +99,8 @@ fn everything_but_the_sign_in_page_needs_a_session() {
         "/search/export?q=x&format=json",
         "/dashboard",
         "/sources",
+        "/alerts",
+        "/alerts/1",
     ] {
         let answer = request(c.addr, "GET", path, &[], "");
         assert_eq!(answer.status, 303, "{path}");
@@ -113,6 +115,8 @@ fn everything_but_the_sign_in_page_needs_a_session() {
         "/api/v1/messages/1/attachments/0",
         "/api/v1/messages/1/trail",
         "/api/v1/stats",
+        "/api/v1/alerts",
+        "/api/v1/alerts/1",
     ] {
         let answer = request(c.addr, "GET", path, &[], "");
         assert_eq!(answer.status, 401, "{path}");
@@ -1503,5 +1507,717 @@ Subject: zzevil {EVIL}\r\nMessage-ID: <evil-1@attacker.example>"
         request(c.addr, "GET", "/search?q=zzevil", &cookie, "").status,
         200,
         "still signed in"
+    );
+}
+
+// ---------------------------------------------------------------- alerts
+
+/// Rules over the common seed: the subject of web-1 (社外秘：見積書, high),
+/// its body (見積書をお送りします, low, notifying a channel), and the
+/// subject of the log-only web-2 (weekly report, medium).
+const ALERT_RULES: &str = r#"
+[[rule]]
+id = "shagaihi"
+name = "社外秘の送信"
+[[rule.condition]]
+type = "keywords"
+words = ["社外秘"]
+fields = ["subject"]
+[[rule.action]]
+type = "alert"
+severity = "high"
+
+[[rule]]
+id = "mitsumori-body"
+name = "見積書の本文"
+[[rule.condition]]
+type = "keywords"
+words = ["見積書をお送り"]
+fields = ["body"]
+[[rule.action]]
+type = "alert"
+severity = "low"
+[[rule.action]]
+type = "notify"
+channels = ["security-team"]
+
+[[rule]]
+id = "weekly"
+name = "週報"
+[[rule.condition]]
+type = "keywords"
+words = ["weekly"]
+fields = ["subject"]
+[[rule.action]]
+type = "alert"
+severity = "medium"
+"#;
+
+/// A console over the common seed with [`ALERT_RULES`] evaluated.
+fn start_with_alerts() -> Console {
+    start_with(|dir| {
+        assert_eq!(common::raise_alerts(dir, ALERT_RULES).len(), 3);
+    })
+}
+
+fn message_number(c: &Console, message_id: &str) -> i64 {
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    store.message_by_message_id(message_id).unwrap().unwrap().id
+}
+
+/// The alert of `rule`, from the store.
+fn alert_of(c: &Console, rule: &str) -> mailtrail_store::alerts::StoredAlert {
+    use mailtrail_store::alerts::{AlertFilter, AlertStore};
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    let (_, alerts) = store
+        .alerts(&AlertFilter {
+            rule: Some(rule.into()),
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{rule}: {alerts:?}");
+    alerts.into_iter().next().unwrap()
+}
+
+/// The alert ids in the inbox's rows, top to bottom.
+fn inbox_ids(html: &str) -> Vec<i64> {
+    html.split("<tr data-alert=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+const JA: (&str, &str) = ("Accept-Language", "ja");
+
+#[test]
+fn the_alert_inbox_lists_newest_first_and_filters_by_state_rule_and_severity() {
+    let c = start_with_alerts();
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let get = |path: &str| {
+        let answer = request(c.addr, "GET", path, &[("Cookie", &session), JA], "");
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+        answer.text()
+    };
+    let (high, low, medium) = (
+        alert_of(&c, "shagaihi"),
+        alert_of(&c, "mitsumori-body"),
+        alert_of(&c, "weekly"),
+    );
+    // The header links to the inbox.
+    let html = get("/alerts");
+    assert!(html.contains("<a href=\"/alerts\">アラート</a>"), "{html}");
+    // Newest first: all three were raised in one evaluation, so by number.
+    assert_eq!(inbox_ids(&html), vec![medium.id, low.id, high.id]);
+    assert!(html.contains("3 件"), "{html}");
+    // Columns: raised time in the console's zone, severity, state, rule,
+    // the message's subject and sender linking to it, the match.
+    let web1 = message_number(&c, "web-1@example.co.jp");
+    let row = &html[html.find(&format!("data-alert=\"{}\"", high.id)).unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    let raised = high
+        .raised
+        .with_timezone(&chrono_tz::Asia::Tokyo)
+        .format("%Y/%m/%d %H:%M")
+        .to_string();
+    assert!(row.contains(&raised), "{row}");
+    assert!(row.contains("severity-high\">高</span>"), "{row}");
+    assert!(row.contains("<td class=\"nowrap\">未対応</td>"), "{row}");
+    assert!(row.contains("社外秘の送信"), "{row}");
+    assert!(
+        row.contains(&format!("<a href=\"/message/{web1}\">社外秘：見積書</a>")),
+        "{row}"
+    );
+    assert!(row.contains("taro@example.co.jp"), "{row}");
+    assert!(
+        row.contains("keywords — 件名<br><mark>社外秘</mark>"),
+        "{row}"
+    );
+
+    // Filters: severity, rule, and state (default open + acknowledged).
+    assert_eq!(inbox_ids(&get("/alerts?severity=low")), vec![low.id]);
+    assert_eq!(inbox_ids(&get("/alerts?rule=weekly")), vec![medium.id]);
+    assert_eq!(
+        inbox_ids(&get("/alerts?rule=shagaihi&severity=low")),
+        Vec::<i64>::new()
+    );
+    assert_eq!(inbox_ids(&get("/alerts?state=resolved")), Vec::<i64>::new());
+    let filtered = get("/alerts?severity=high");
+    assert!(
+        filtered.contains("<option value=\"high\" selected>高</option>"),
+        "{filtered}"
+    );
+    // Closing an alert takes it out of the default inbox, not out of `all`.
+    let mut store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    use mailtrail_store::alerts::{AlertState, AlertStore, AlertUpdate};
+    store
+        .update_alert(
+            medium.id,
+            "kanri",
+            &AlertUpdate {
+                state: Some(AlertState::Resolved),
+                ..AlertUpdate::default()
+            },
+        )
+        .unwrap();
+    drop(store);
+    assert_eq!(inbox_ids(&get("/alerts")), vec![low.id, high.id]);
+    assert_eq!(inbox_ids(&get("/alerts?state=resolved")), vec![medium.id]);
+    assert_eq!(
+        inbox_ids(&get("/alerts?state=all")),
+        vec![medium.id, low.id, high.id]
+    );
+    assert_eq!(
+        request(
+            c.addr,
+            "GET",
+            "/alerts?state=closed",
+            &[("Cookie", &session)],
+            ""
+        )
+        .status,
+        400
+    );
+    // Each look at the inbox is audited with its filter.
+    let actions = audit_actions(c.dir.path());
+    let inbox: Vec<_> = actions
+        .iter()
+        .filter(|(_, action, _)| action == "alerts")
+        .map(|(_, _, detail)| detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(inbox[0], "state=open,acknowledged rule= severity=");
+    assert!(inbox.contains(&"state=resolved rule= severity=".to_string()));
+}
+
+#[test]
+fn the_inbox_pages_like_the_search() {
+    let c = start_with(|dir| {
+        let mut store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0).unwrap();
+        let many = (0..52)
+            .map(|n| {
+                let mut m = common::log_only_message(&format!("weekly-{n}@example.co.jp"), t);
+                m.keys = vec![format!("postfix@mx1:Q{n}")];
+                m
+            })
+            .collect();
+        store.write_batch(many, vec![]).unwrap();
+        drop(store);
+        common::raise_alerts(dir, ALERT_RULES);
+    });
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let first = request(
+        c.addr,
+        "GET",
+        "/alerts?rule=weekly",
+        &[("Cookie", &session)],
+        "",
+    )
+    .text();
+    assert!(first.contains("53 alerts"), "{first}");
+    assert_eq!(inbox_ids(&first).len(), 50);
+    assert!(
+        first.contains("href=\"/alerts?state=&amp;rule=weekly&amp;severity=&amp;page=1\""),
+        "{first}"
+    );
+    let second = request(
+        c.addr,
+        "GET",
+        "/alerts?state=&rule=weekly&severity=&page=1",
+        &[("Cookie", &session)],
+        "",
+    )
+    .text();
+    assert_eq!(inbox_ids(&second).len(), 3);
+    assert!(second.contains("page=0\""), "{second}");
+    let mut all = inbox_ids(&first);
+    all.extend(inbox_ids(&second));
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(all, sorted, "newest first, no alert on two pages");
+}
+
+#[test]
+fn an_alert_shows_its_matches_highlighted_its_message_and_is_worked_with_history() {
+    let c = start_with_alerts();
+    let (session, csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let get = |path: &str| {
+        let answer = request(c.addr, "GET", path, &[("Cookie", &session), JA], "");
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+        answer.text()
+    };
+    let (subject, body) = (alert_of(&c, "shagaihi"), alert_of(&c, "mitsumori-body"));
+    let web1 = message_number(&c, "web-1@example.co.jp");
+
+    let html = get(&format!("/alerts/{}", subject.id));
+    // The words highlighted where the subject has them (from the span).
+    assert!(
+        html.contains("<td class=\"hit\"><mark>社外秘</mark>：見積書</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("社外秘の送信 <code>shagaihi</code>"),
+        "{html}"
+    );
+    assert!(html.contains("severity-high\">高</span>"), "{html}");
+    assert!(
+        html.contains("<td class=\"alert-state\">未対応</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"alert-assignee\">未割り当て</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<a href=\"/message/{web1}\">社外秘：見積書</a>")),
+        "{html}"
+    );
+    assert!(html.contains("まだ対応の記録はありません。"), "{html}");
+    // The body's match, in its sentence.
+    let html = get(&format!("/alerts/{}", body.id));
+    assert!(html.contains("<mark>見積書をお送り</mark>します"), "{html}");
+    assert!(html.contains("本文"), "{html}");
+
+    // The message page lists its alerts.
+    let page = get(&format!("/message/{web1}"));
+    assert!(page.contains("このメールのアラート"), "{page}");
+    for a in [&subject, &body] {
+        assert!(
+            page.contains(&format!("<a href=\"/alerts/{}\">", a.id)),
+            "{page}"
+        );
+    }
+    assert!(!page.contains("週報"), "only this message's alerts: {page}");
+
+    // Acknowledge, assign and comment.
+    let change = request(
+        c.addr,
+        "POST",
+        &format!("/alerts/{}", subject.id),
+        &[("Cookie", &session)],
+        &format!(
+            "csrf={csrf}&state=acknowledged&assignee=sato&comment={}",
+            url("取引先に確認中 <b>")
+        ),
+    );
+    assert_eq!(change.status, 303, "{}", change.text());
+    let location = format!("/alerts/{}", subject.id);
+    assert_eq!(change.header("location"), Some(location.as_str()));
+    let stored = alert_of(&c, "shagaihi");
+    assert_eq!(
+        stored.state,
+        mailtrail_store::alerts::AlertState::Acknowledged
+    );
+    assert_eq!(stored.assignee.as_deref(), Some("sato"));
+    let html = get(&location);
+    assert!(
+        html.contains("<td class=\"alert-state\">対応中</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"alert-assignee\">sato</td>"),
+        "{html}"
+    );
+    let history = &html[html.find("class=\"results history\"").unwrap()..];
+    assert!(history.contains("<td>kanri</td>"), "{history}");
+    assert!(
+        history.contains("対応状況を「対応中」に変更<br>担当者を sato に設定<br>"),
+        "{history}"
+    );
+    assert!(
+        history.contains("<td class=\"comment\">取引先に確認中 &#60;b&#62;</td>"),
+        "{history}"
+    );
+    // Resolving it: only the state changed (the assignee was left as it
+    // was), and it leaves the inbox.
+    let resolve = request(
+        c.addr,
+        "POST",
+        &location,
+        &[("Cookie", &session)],
+        &format!("csrf={csrf}&state=resolved&assignee=sato&comment="),
+    );
+    assert_eq!(resolve.status, 303);
+    let html = get(&location);
+    assert!(
+        html.contains("<td class=\"alert-state\">解決済み</td>"),
+        "{html}"
+    );
+    assert_eq!(html.matches("<td>kanri</td>").count(), 2, "{html}");
+    assert!(!inbox_ids(&get("/alerts")).contains(&subject.id));
+
+    // Audited: each view with the alert's number, each change with what changed.
+    let actions: Vec<_> = audit_actions(c.dir.path())
+        .into_iter()
+        .filter(|(_, action, _)| action == "view-alert" || action == "alert-update")
+        .collect();
+    let update = |detail: &str| {
+        (
+            "kanri".to_string(),
+            "alert-update".to_string(),
+            Some(detail.to_string()),
+        )
+    };
+    let view = |rule: &str| {
+        (
+            "kanri".to_string(),
+            "view-alert".to_string(),
+            Some(rule.to_string()),
+        )
+    };
+    assert_eq!(
+        actions,
+        vec![
+            view("shagaihi"),
+            view("mitsumori-body"),
+            update("state=acknowledged assignee=sato comment=取引先に確認中 <b>"),
+            view("shagaihi"),
+            update("state=resolved"),
+            view("shagaihi"),
+        ]
+    );
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    let targets: Vec<_> = store
+        .audit_log(
+            &AuditFilter {
+                action: Some("view-alert".into()),
+                ..AuditFilter::default()
+            },
+            Page {
+                limit: 10,
+                offset: 0,
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.target.unwrap_or_default())
+        .collect();
+    assert!(targets.contains(&subject.id.to_string()), "{targets:?}");
+    // No such alert.
+    assert_eq!(
+        request(c.addr, "GET", "/alerts/99999", &[("Cookie", &session)], "").status,
+        404
+    );
+}
+
+#[test]
+fn viewers_see_alerts_without_mail_content_and_cannot_change_them() {
+    let c = start_with_alerts();
+    let (session, csrf) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let (subject, body) = (alert_of(&c, "shagaihi"), alert_of(&c, "mitsumori-body"));
+    let inbox = request(c.addr, "GET", "/alerts", &[("Cookie", &session), JA], "").text();
+    assert_eq!(inbox_ids(&inbox).len(), 3);
+    // The subject's words are metadata; the body's are content.
+    assert!(inbox.contains("<mark>社外秘</mark>"), "{inbox}");
+    assert!(!inbox.contains("見積書をお送り"), "{inbox}");
+    assert!(
+        inbox.contains("メールの内容のため、管理者のみ閲覧できます。"),
+        "{inbox}"
+    );
+    let html = request(
+        c.addr,
+        "GET",
+        &format!("/alerts/{}", body.id),
+        &[("Cookie", &session), JA],
+        "",
+    );
+    assert_eq!(html.status, 200);
+    let html = html.text();
+    assert!(!html.contains("見積書をお送り"), "{html}");
+    assert!(!html.contains("<mark>"), "{html}");
+    assert!(html.contains("メールの内容のため"), "{html}");
+    // No form to change it.
+    assert!(!html.contains("class=\"alert-change\""), "{html}");
+    let html = request(
+        c.addr,
+        "GET",
+        &format!("/alerts/{}", subject.id),
+        &[("Cookie", &session)],
+        "",
+    )
+    .text();
+    assert!(html.contains("<mark>社外秘</mark>"), "{html}");
+    // A change is refused and recorded as denied, even with the form token.
+    let refused = request(
+        c.addr,
+        "POST",
+        &format!("/alerts/{}", subject.id),
+        &[("Cookie", &session)],
+        &format!("csrf={csrf}&state=false-positive&assignee=&comment=x"),
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        alert_of(&c, "shagaihi").state,
+        mailtrail_store::alerts::AlertState::Open
+    );
+    let actions = audit_actions(c.dir.path());
+    assert!(
+        actions.contains(&(
+            "etsuran".into(),
+            "denied".into(),
+            Some("alert-update".into())
+        )),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&(
+            "etsuran".into(),
+            "view-alert".into(),
+            Some("mitsumori-body".into())
+        )),
+        "{actions:?}"
+    );
+    assert!(!actions.iter().any(|(_, a, _)| a == "alert-update"));
+}
+
+#[test]
+fn an_alert_change_without_the_sessions_form_token_is_refused() {
+    let c = start_with_alerts();
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let (other, other_csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    assert_ne!(session, other);
+    let subject = alert_of(&c, "shagaihi");
+    for body in [
+        "state=resolved&assignee=&comment=".to_string(),
+        "csrf=forged&state=resolved&assignee=&comment=".to_string(),
+        // Another session's token.
+        format!("csrf={other_csrf}&state=resolved&assignee=&comment="),
+    ] {
+        let answer = request(
+            c.addr,
+            "POST",
+            &format!("/alerts/{}", subject.id),
+            &[("Cookie", &session)],
+            &body,
+        );
+        assert_eq!(answer.status, 403, "{body}");
+    }
+    // Without a session: to the sign-in page.
+    let anonymous = request(
+        c.addr,
+        "POST",
+        &format!("/alerts/{}", subject.id),
+        &[],
+        "csrf=x&state=resolved",
+    );
+    assert_eq!(anonymous.header("location"), Some("/login"));
+    assert_eq!(
+        alert_of(&c, "shagaihi").state,
+        mailtrail_store::alerts::AlertState::Open
+    );
+    assert!(!audit_actions(c.dir.path())
+        .iter()
+        .any(|(_, a, _)| a == "alert-update"));
+}
+
+#[test]
+fn undelivered_notifications_are_listed_on_the_sources_page_and_retried_by_administrators() {
+    use mailtrail_store::alerts::{AlertStore, NotificationState};
+    let c = start_with_sources(
+        |dir| {
+            common::raise_alerts(dir, ALERT_RULES);
+            let mut store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+            let pending = store
+                .notifications(Some(NotificationState::Pending), Page::default())
+                .unwrap();
+            assert_eq!(pending.len(), 1);
+            store
+                .notification_failed(pending[0].id, "550 5.7.1 relay <denied>", None)
+                .unwrap();
+        },
+        Some(mailtrail_web::SourcesProvider(std::sync::Arc::new(
+            || serde_json::json!({"status": "ok"}),
+        ))),
+    );
+    let body = alert_of(&c, "mitsumori-body");
+    let dead = {
+        let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+        store
+            .notifications(Some(NotificationState::Dead), Page::default())
+            .unwrap()
+    };
+    assert_eq!(dead.len(), 1);
+    let id = dead[0].id;
+    let (session, csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let html = request(c.addr, "GET", "/sources", &[("Cookie", &session), JA], "").text();
+    assert!(html.contains("配信できなかった通知"), "{html}");
+    assert!(html.contains("<td>security-team</td>"), "{html}");
+    assert!(
+        html.contains(&format!("<a href=\"/alerts/{0}\">{0}</a>", body.id)),
+        "{html}"
+    );
+    assert!(html.contains("550 5.7.1 relay &#60;denied&#62;"), "{html}");
+    assert!(
+        html.contains(&format!("action=\"/notifications/{id}/retry\"")),
+        "{html}"
+    );
+    // A viewer cannot; a forged token cannot.
+    let (viewer, viewer_csrf) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let retry = |cookie: &str, token: &str| {
+        request(
+            c.addr,
+            "POST",
+            &format!("/notifications/{id}/retry"),
+            &[("Cookie", cookie)],
+            &format!("csrf={token}"),
+        )
+    };
+    assert_eq!(retry(&viewer, &viewer_csrf).status, 403);
+    assert_eq!(retry(&session, "forged").status, 403);
+    // The administrator's retry queues it again, due now.
+    let answer = retry(&session, &csrf);
+    assert_eq!(answer.status, 303);
+    assert_eq!(answer.header("location"), Some("/sources"));
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    let pending = store
+        .notifications(Some(NotificationState::Pending), Page::default())
+        .unwrap();
+    assert_eq!(pending.iter().map(|n| n.id).collect::<Vec<_>>(), vec![id]);
+    drop(store);
+    let html = request(c.addr, "GET", "/sources", &[("Cookie", &session), JA], "").text();
+    assert!(
+        html.contains("配信できなかった通知はありません。"),
+        "{html}"
+    );
+    // It is no dead letter any more.
+    assert_eq!(retry(&session, &csrf).status, 404);
+    let actions = audit_actions(c.dir.path());
+    let retries: Vec<_> = actions
+        .iter()
+        .filter(|(_, a, _)| a == "notification-retry")
+        .collect();
+    assert_eq!(retries.len(), 2, "{actions:?}");
+    assert!(actions.contains(&(
+        "etsuran".into(),
+        "denied".into(),
+        Some("notification-retry".into())
+    )));
+}
+
+#[test]
+fn people_and_devices_are_named_from_the_directory_and_follow_its_changes() {
+    use mailtrail_model::directory::{
+        Device, DeviceAssignment, DirectorySnapshot, EmploymentStatus, Person,
+    };
+    use mailtrail_store::directory::DirectoryStore;
+    let t = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
+    let c = start_with(|dir| {
+        let mut store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+        let mut from_pc = common::log_only_message("pc-1@example.co.jp", t);
+        from_pc.keys = vec!["postfix@mx1:PC0001".into()];
+        from_pc.envelope_from = Some("taro@example.co.jp".into());
+        from_pc.client_ip = Some("10.1.2.3".into());
+        from_pc.subject = Some("from the desk".into());
+        store.write_batch(vec![from_pc], vec![]).unwrap();
+    });
+    let person = |id: &str, name: &str, address: &str, department: &str| Person {
+        id: id.into(),
+        name: Some(name.into()),
+        addresses: vec![address.into()],
+        department: Some(department.into()),
+        ..Person::default()
+    };
+    let directory = |department: &str, with_jiro: bool| {
+        let mut people = vec![person(
+            "1001",
+            "山田 太郎",
+            "taro@example.co.jp",
+            department,
+        )];
+        if with_jiro {
+            people.push(Person {
+                status: EmploymentStatus::Resigned,
+                ..person("1002", "佐藤 次郎", "jiro@example.co.jp", "本社/総務部")
+            });
+        }
+        let mut snapshot = DirectorySnapshot {
+            people,
+            devices: vec![Device {
+                hostname: "PC-0123".into(),
+                owner: Some("1001".into()),
+                assignments: vec![DeviceAssignment {
+                    ip: Some("10.1.2.3".parse().unwrap()),
+                    mac: None,
+                    from: Some(t - chrono::Duration::days(30)),
+                    until: None,
+                }],
+            }],
+        };
+        snapshot.normalize();
+        snapshot
+    };
+    let apply = |snapshot: &DirectorySnapshot| {
+        let mut store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+        store.apply_directory("hr", snapshot, false).unwrap();
+    };
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let page = |path: &str| {
+        let answer = request(c.addr, "GET", path, &[("Cookie", &session), JA], "");
+        assert_eq!(answer.status, 200, "{path}");
+        answer.text()
+    };
+    let web1 = message_number(&c, "web-1@example.co.jp");
+    let web2 = message_number(&c, "web-2@example.co.jp");
+    let pc = message_number(&c, "pc-1@example.co.jp");
+    // Before any directory: addresses only.
+    assert!(!page(&format!("/message/{web1}")).contains("class=\"person"));
+
+    apply(&directory("本社/営業部", true));
+    let html = page(&format!("/message/{web1}"));
+    assert!(
+        html.contains(
+            "Taro &#60;taro@example.co.jp&#62; <span class=\"person\">山田 太郎（本社/営業部）</span>"
+        ),
+        "{html}"
+    );
+    // Outsiders have no name; nobody else does.
+    assert_eq!(html.matches("class=\"person").count(), 1, "{html}");
+    // A leaver is marked.
+    let html = page(&format!("/message/{web2}"));
+    assert!(
+        html.contains("jiro@example.co.jp <span class=\"person gone\">佐藤 次郎（本社/総務部）［退職者］</span>"),
+        "{html}"
+    );
+    // The device the message came from, at its time (host names are kept
+    // in lower case).
+    let html = page(&format!("/message/{pc}"));
+    assert!(
+        html.contains("<th>端末（PC）</th><td>pc-0123（使用者：山田 太郎）</td>"),
+        "{html}"
+    );
+    // Search results name the sender.
+    let results = page(&format!("/search?q={}", url("from:taro@example.co.jp")));
+    assert!(
+        results.contains(
+            "taro@example.co.jp<br><span class=\"person\">山田 太郎（本社/営業部）</span>"
+        ),
+        "{results}"
+    );
+
+    // The directory changes: a department renamed, a leaver dropped. The
+    // same mail is named anew.
+    apply(&directory("本社/企画部", false));
+    let html = page(&format!("/message/{web1}"));
+    assert!(html.contains("山田 太郎（本社/企画部）"), "{html}");
+    assert!(!html.contains("営業部"), "{html}");
+    let html = page(&format!("/message/{web2}"));
+    assert!(
+        html.contains("佐藤 次郎（本社/総務部）［ディレクトリに登録なし］［退職者］"),
+        "{html}"
+    );
+    let results = page(&format!("/search?q={}", url("from:taro@example.co.jp")));
+    assert!(results.contains("山田 太郎（本社/企画部）"), "{results}");
+    // English.
+    let english = request(
+        c.addr,
+        "GET",
+        &format!("/message/{pc}"),
+        &[("Cookie", &session), ("Accept-Language", "en")],
+        "",
+    )
+    .text();
+    assert!(
+        english.contains("<th>Device (PC)</th><td>pc-0123 (used by 山田 太郎)</td>"),
+        "{english}"
     );
 }

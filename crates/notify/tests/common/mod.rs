@@ -1,20 +1,22 @@
 //! What the channel tests share: a Japanese alert notice, a private CA and
 //! server certificate made by Debian's `openssl` (as an administrator
-//! would make them), and a rustls server configuration for the local
-//! peers (SMTP sink, syslog over TLS).
+//! would make them), a rustls server configuration for the local peers
+//! (SMTP sink, syslog over TLS), a port nobody listens on, `[notify]`
+//! parsed from TOML, and received mail parsed.
 
 #![allow(dead_code)]
 
 pub mod http;
 pub mod smtp;
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use mailtrail_model::Direction;
-use mailtrail_notify::{AlertNotice, MessageSummary, Severity};
+use mailtrail_notify::{AlertNotice, MessageSummary, NotifyConfig, Severity};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls;
@@ -105,6 +107,53 @@ pub fn make_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         &cert_s,
     ]);
     (ca, cert, key)
+}
+
+/// A private CA and a server certificate it signed, in a temporary folder
+/// that lives as long as this.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Pki {
+    /// A rustls server configuration with the certificate.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        server_config(&self.cert, &self.key)
+    }
+}
+
+/// A new private CA and server certificate (see [`make_certificate`]).
+pub fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certificate(dir.path());
+    Pki { dir, ca, cert, key }
+}
+
+/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `[notify]` from a mailtrail.toml text.
+pub fn parse(text: &str) -> Result<NotifyConfig, String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        notify: NotifyConfig,
+    }
+    toml::from_str::<File>(text)
+        .map(|f| f.notify)
+        .map_err(|e| e.to_string())
+}
+
+/// A received message, parsed.
+pub fn parse_mail(data: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(data)
+        .expect("the mail parses")
 }
 
 /// A rustls server configuration with the ring provider.

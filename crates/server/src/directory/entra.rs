@@ -30,7 +30,7 @@ use mailtrail_model::directory::{DirectorySnapshot, EmploymentStatus, Person};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{json_path, json_text, parse_date, DirectorySyncError, SyncOptions};
+use super::{non_blank, parse_date, path_text, text, DirectorySyncError, SyncOptions};
 use crate::poll::entra::{check_app, EntraToken};
 use crate::poll::http::{self, HttpClient, HttpOptions, PollError, TokenCache};
 use crate::poll::Secret;
@@ -176,15 +176,9 @@ pub fn sync_entra_with(
         proxy: config.proxy.clone(),
         https: graph.starts_with("https://") || login.starts_with("https://"),
     };
-    let client = HttpClient::standalone(
-        "directory-entra",
-        SECTION,
-        &options_http,
-        options.retry.clone(),
-        options.stop.clone(),
-        options.log.clone(),
-    )
-    .map_err(api)?;
+    let client = options
+        .http_client("directory-entra", SECTION, &options_http)
+        .map_err(api)?;
     client.redactor.add(secret.expose());
     let scope = format!("{origin}/.default");
     let mut tokens = TokenCache::new(Box::new(EntraToken::new(
@@ -230,12 +224,7 @@ pub fn sync_entra_with(
     if config.manager {
         url.push_str(&format!("&$expand={}", http::encode("manager($select=id)")));
     }
-    if let Some(f) = config
-        .filter
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-    {
+    if let Some(f) = non_blank(&config.filter) {
         url.push_str(&format!("&$filter={}", http::encode(f)));
     }
 
@@ -276,12 +265,7 @@ pub fn sync_entra_with(
             "{graph}/groups?$select={}&$top=999",
             http::encode("id,displayName")
         );
-        if let Some(f) = config
-            .group_filter
-            .as_deref()
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-        {
+        if let Some(f) = non_blank(&config.group_filter) {
             url.push_str(&format!("&$filter={}", http::encode(f)));
         }
         let mut groups: Vec<(String, String)> = Vec::new();
@@ -403,15 +387,6 @@ fn groups_hint(status: u16, _text: &str) -> &'static str {
     }
 }
 
-/// A text property, trimmed, `None` when empty.
-fn text(user: &Value, name: &str) -> Option<String> {
-    user.get(name)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 fn strings(user: &Value, name: &str) -> Vec<String> {
     match user.get(name) {
         Some(Value::Array(items)) => items
@@ -446,11 +421,6 @@ fn person(user: &Value, config: &EntraDirectoryConfig) -> Option<(String, Person
     if addresses.is_empty() {
         addresses.extend(text(user, "userPrincipalName").filter(|u| !u.contains('#')));
     }
-    let path_text = |path: &Option<String>| {
-        path.as_deref()
-            .and_then(|p| json_path(user, p))
-            .and_then(json_text)
-    };
     let status = if user.get("accountEnabled").and_then(Value::as_bool) == Some(false) {
         EmploymentStatus::Disabled
     } else {
@@ -465,8 +435,8 @@ fn person(user: &Value, config: &EntraDirectoryConfig) -> Option<(String, Person
     let person = Person {
         id,
         name: text(user, "displayName"),
-        kana: path_text(&config.kana),
-        romaji: path_text(&config.romaji),
+        kana: path_text(user, &config.kana),
+        romaji: path_text(user, &config.romaji),
         addresses,
         department: text(user, "department"),
         manager: None,

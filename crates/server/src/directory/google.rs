@@ -29,9 +29,9 @@ use mailtrail_model::directory::{DirectorySnapshot, EmploymentStatus, Person};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{json_path, json_text, parse_date, DirectorySyncError, SyncOptions};
+use super::{non_blank, parse_date, path_text, text, DirectorySyncError, SyncOptions};
 use crate::poll::gmail::{JwtToken, ServiceAccount};
-use crate::poll::http::{self, HttpClient, HttpOptions, PollError, TokenCache};
+use crate::poll::http::{self, HttpOptions, PollError, TokenCache};
 
 /// The only scope asked for: reading users.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
@@ -175,19 +175,14 @@ pub fn sync_google_with(
             "customer is empty (my_customer reads the administrator's account)",
         ));
     }
-    let client = HttpClient::standalone(
-        "directory-google",
-        SECTION,
-        &HttpOptions {
-            ca_file: config.ca_file.clone(),
-            proxy: config.proxy.clone(),
-            https: base.starts_with("https://") || account.token_uri.starts_with("https://"),
-        },
-        options.retry.clone(),
-        options.stop.clone(),
-        options.log.clone(),
-    )
-    .map_err(api)?;
+    let http_options = HttpOptions {
+        ca_file: config.ca_file.clone(),
+        proxy: config.proxy.clone(),
+        https: base.starts_with("https://") || account.token_uri.starts_with("https://"),
+    };
+    let client = options
+        .http_client("directory-google", SECTION, &http_options)
+        .map_err(api)?;
     let mut tokens = TokenCache::new(Box::new(JwtToken {
         account,
         subject: admin,
@@ -200,21 +195,11 @@ pub fn sync_google_with(
         "{base}/admin/directory/v1/users?maxResults={}&projection=full",
         config.page_size
     );
-    match config
-        .domain
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
+    match non_blank(&config.domain) {
         Some(domain) => first.push_str(&format!("&domain={}", http::encode(domain))),
         None => first.push_str(&format!("&customer={}", http::encode(customer))),
     }
-    if let Some(q) = config
-        .query
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-    {
+    if let Some(q) = non_blank(&config.query) {
         first.push_str(&format!("&query={}", http::encode(q)));
     }
 
@@ -308,14 +293,6 @@ fn hint(status: u16, text: &str) -> &'static str {
     }
 }
 
-fn text(v: &Value, name: &str) -> Option<String> {
-    v.get(name)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 /// The elements of a list property.
 fn list<'a>(v: &'a Value, name: &str) -> &'a [Value] {
     v.get(name)
@@ -385,22 +362,17 @@ fn person(user: &Value, config: &GoogleDirectoryConfig) -> Option<(Person, Optio
     } else {
         EmploymentStatus::Active
     };
-    let path_text = |path: &Option<String>| {
-        path.as_deref()
-            .and_then(|p| json_path(user, p))
-            .and_then(json_text)
-    };
     let person = Person {
         id,
         name: full,
-        kana: path_text(&config.kana),
-        romaji: path_text(&config.romaji),
+        kana: path_text(user, &config.kana),
+        romaji: path_text(user, &config.romaji),
         addresses,
         department,
         manager: None,
         status,
-        hire_date: path_text(&config.hire_date).and_then(|d| parse_date(&d)),
-        leave_date: path_text(&config.leave_date).and_then(|d| parse_date(&d)),
+        hire_date: path_text(user, &config.hire_date).and_then(|d| parse_date(&d)),
+        leave_date: path_text(user, &config.leave_date).and_then(|d| parse_date(&d)),
         private_addresses: private,
         groups: Vec::new(),
     };

@@ -32,6 +32,7 @@ use chrono::NaiveDate;
 use mailtrail_model::directory::DirectorySnapshot;
 use serde::Deserialize;
 
+use crate::poll::http::{HttpClient, HttpOptions};
 use crate::poll::{Log, PollError, RetryPolicy};
 
 pub mod entra;
@@ -206,6 +207,24 @@ impl SyncOptions {
     fn stopped(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// The pollers' HTTP client for an HTTP source, retrying, stopping and
+    /// logging as these options say.
+    fn http_client(
+        &self,
+        name: &'static str,
+        section: &'static str,
+        http: &HttpOptions,
+    ) -> Result<HttpClient, PollError> {
+        HttpClient::standalone(
+            name,
+            section,
+            http,
+            self.retry.clone(),
+            self.stop.clone(),
+            self.log.clone(),
+        )
+    }
 }
 
 /// Finish a snapshot: normalised, people in id order (sources list them in
@@ -243,6 +262,30 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(day, "%Y/%m/%d"))
         .ok()
+}
+
+/// A configured text, trimmed; `None` when it is unset or blank.
+fn non_blank(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// A text property of a JSON object, trimmed; `None` when missing, not a
+/// string, or blank.
+fn text(value: &serde_json::Value, name: &str) -> Option<String> {
+    value
+        .get(name)
+        .and_then(serde_json::Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The text at a configured dotted path (see [`json_path`]), if one is
+/// configured.
+fn path_text(value: &serde_json::Value, path: &Option<String>) -> Option<String> {
+    path.as_deref()
+        .and_then(|p| json_path(value, p))
+        .and_then(json_text)
 }
 
 /// A value inside a JSON document by a dotted path

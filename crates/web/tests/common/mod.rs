@@ -159,6 +159,82 @@ pub fn request(
     }
 }
 
+/// A POST with a JSON body (`request` sends forms).
+pub fn post_json(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_answer(&raw)
+}
+
+fn parse_answer(raw: &[u8]) -> Answer {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
+    {
+        body = dechunk(&body);
+    }
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Evaluate the stored messages waiting for the rules with one rule file
+/// (TOML), as `mailtrail serve` does; the ids of the alerts raised, in the
+/// order raised.
+pub fn raise_alerts(dir: &Path, rules: &str) -> Vec<i64> {
+    let mut store = SqliteStore::open(
+        dir,
+        SqliteOptions {
+            org_domains: mailtrail_model::OrgDomains::new(["example.co.jp"]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let policy = mailtrail_policy::Policy::compile(&[("test.toml", rules)]).unwrap();
+    let directory =
+        mailtrail_policy::store::StoreDirectory::load(&store, &["example.co.jp".to_string()])
+            .unwrap();
+    mailtrail_policy::store::evaluate_pending(
+        &mut store,
+        &policy,
+        &directory,
+        &mailtrail_ingest::DecodeOptions::default(),
+        1000,
+    )
+    .unwrap()
+    .raised
+}
+
 pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {

@@ -386,6 +386,15 @@ impl Browser {
             .to_string()
     }
 
+    /// An element's text, or `None` when the element is gone (the page was
+    /// replaced between finding it and reading it): for waits across a
+    /// navigation.
+    pub fn text_if_present(&self, element: &str) -> Option<String> {
+        self.call(&format!("/element/{element}/text"), Method::Get)
+            .ok()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+    }
+
     pub fn property(&self, element: &str, name: &str) -> Value {
         self.must(
             "property",
