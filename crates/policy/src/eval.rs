@@ -10,7 +10,9 @@
 //! sniffing attachments — is done at most once per message, and only when a
 //! rule in scope needs it.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use chrono::{Datelike, Duration};
 use mailtrail_model::domain_of;
@@ -21,7 +23,7 @@ use crate::facts::{Directory, Employee, EmployeeStatus, History, MessageFacts};
 use crate::policy::{Compiled, CompiledRule, Policy, WatchRef};
 use crate::rules::{Action, AuthCheck, Combine, Condition, Party, TextField};
 use crate::sniff::{executable_name, sniff, Sniffed};
-use crate::text::{NormText, Span};
+use crate::text::{KeywordIndex, KeywordScan, NormText, Span};
 
 /// Where in the message a condition matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,12 +94,18 @@ struct Prepared<'m> {
     inner: OnceCell<Vec<(Location, NormText<'m>)>>,
     sniffed: OnceCell<Vec<Sniffed>>,
     sender: OnceCell<Option<Employee>>,
+    /// The policy's keyword automaton, and its scans of this message's
+    /// texts (keyed by the text's address: each text is scanned once).
+    keywords: &'m KeywordIndex,
+    scans: RefCell<HashMap<usize, Rc<KeywordScan>>>,
 }
 
 impl<'m> Prepared<'m> {
-    fn new(facts: &'m MessageFacts) -> Self {
+    fn new(facts: &'m MessageFacts, keywords: &'m KeywordIndex) -> Self {
         Prepared {
             facts,
+            keywords,
+            scans: RefCell::new(HashMap::new()),
             subject: OnceCell::new(),
             body: OnceCell::new(),
             names: OnceCell::new(),
@@ -105,6 +113,20 @@ impl<'m> Prepared<'m> {
             sniffed: OnceCell::new(),
             sender: OnceCell::new(),
         }
+    }
+
+    /// Every indexed keyword's occurrences in `t` (scanned on first use).
+    fn scan(&self, t: &NormText) -> Rc<KeywordScan> {
+        if !self.keywords.is_built() {
+            return Rc::new(KeywordScan::new());
+        }
+        let key = t.normalized().as_ptr() as usize;
+        if let Some(found) = self.scans.borrow().get(&key) {
+            return found.clone();
+        }
+        let found = Rc::new(self.keywords.scan(t.normalized()));
+        self.scans.borrow_mut().insert(key, found.clone());
+        found
     }
 
     /// The texts of the given fields with their locations.
@@ -362,7 +384,7 @@ impl Policy {
         dir: &dyn Directory,
         history: &dyn History,
     ) -> Vec<RuleMatch> {
-        let prepared = Prepared::new(facts);
+        let prepared = Prepared::new(facts, &self.keyword_index);
         self.rules
             .iter()
             .filter(|r| r.rule.enabled)
@@ -380,7 +402,12 @@ impl Policy {
         history: &dyn History,
     ) -> Option<RuleMatch> {
         let rule = self.rule(id)?;
-        self.evaluate_compiled(rule, &Prepared::new(facts), dir, history)
+        self.evaluate_compiled(
+            rule,
+            &Prepared::new(facts, &self.keyword_index),
+            dir,
+            history,
+        )
     }
 
     fn in_scope(&self, r: &CompiledRule, p: &Prepared, dir: &dyn Directory) -> bool {
@@ -509,8 +536,9 @@ impl Policy {
                 Compiled::Keywords(kws),
             ) => {
                 for (loc, t) in p.texts(fields) {
+                    let scan = p.scan(t);
                     for kw in kws {
-                        for (s, e) in kw.find_in(t.normalized()) {
+                        for (s, e) in kw.find_with(t.normalized(), &scan) {
                             out.push(text_hit(loc.clone(), t, s, e, Some(kw.written.clone())));
                         }
                     }
@@ -931,8 +959,9 @@ impl Policy {
         }
         let mut out = Vec::new();
         for (loc, t) in p.texts(&[TextField::Subject, TextField::Body]) {
+            let scan = p.scan(t);
             for kw in &self.password_words {
-                if let Some(&(s, e)) = kw.find_in(t.normalized()).first() {
+                if let Some(&(s, e)) = kw.find_with(t.normalized(), &scan).first() {
                     let span = t.original_span(s, e);
                     out.push(Hit {
                         location: loc.clone(),

@@ -13,7 +13,7 @@ use chrono::{NaiveDate, NaiveTime, Weekday};
 use regex::Regex;
 
 use crate::rules::{CalendarConfig, Condition, Rule, RuleFile};
-use crate::text::Keyword;
+use crate::text::{Keyword, KeywordIndex};
 
 /// The shipped lists, editable by defining a list of the same name.
 pub const STARTER_CONFIDENTIAL: &str = include_str!("../data/keywords_confidential.txt");
@@ -303,6 +303,8 @@ pub struct Policy {
     pub leaver_days: u32,
     pub(crate) password_words: Vec<Keyword>,
     pub(crate) our_lists: BTreeMap<String, Vec<String>>,
+    /// Every keyword of every rule (and the password words), in one automaton.
+    pub(crate) keyword_index: KeywordIndex,
 }
 
 impl Policy {
@@ -399,7 +401,7 @@ impl Policy {
                 leaver_days = l.within_days;
             }
         }
-        let password_words = lists
+        let password_words: Vec<Keyword> = lists
             .get("password")
             .into_iter()
             .flatten()
@@ -576,12 +578,25 @@ impl Policy {
                 });
             }
         }
+        let mut password_words = password_words;
+        let keyword_index = KeywordIndex::build(
+            rules
+                .iter_mut()
+                .flat_map(|r: &mut CompiledRule| r.conditions.iter_mut())
+                .filter_map(|c| match c {
+                    Compiled::Keywords(k) => Some(k.iter_mut()),
+                    _ => None,
+                })
+                .flatten()
+                .chain(password_words.iter_mut()),
+        );
         Ok(Policy {
             rules,
             calendar: calendar.map(|(c, _)| c).unwrap_or_default(),
             leaver_days,
             password_words,
             our_lists: lists,
+            keyword_index,
         })
     }
 

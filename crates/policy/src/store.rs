@@ -106,20 +106,40 @@ impl Directory for StoreDirectory {
     }
 }
 
-/// The sending history, asked of the store.
+/// The sending history, asked of the store. Answers about domains are
+/// remembered: every first-contact rule asks the same of one message.
 pub struct StoreHistory<'s> {
-    pub store: &'s dyn AlertStore,
+    store: &'s dyn AlertStore,
+    first_contacts: std::cell::RefCell<HashMap<String, Option<DateTime<Utc>>>>,
+}
+
+impl<'s> StoreHistory<'s> {
+    pub fn new(store: &'s dyn AlertStore) -> Self {
+        StoreHistory {
+            store,
+            first_contacts: std::cell::RefCell::new(HashMap::new()),
+        }
+    }
 }
 
 impl History for StoreHistory<'_> {
     fn has_mailed_domain(&self, domain: &str, before: DateTime<Utc>) -> bool {
-        // A store error must not raise "first contact" for every message:
-        // when in doubt, the domain counts as known.
-        match self.store.first_contact(domain) {
-            Ok(Some(first)) => first < before,
-            Ok(None) => false,
-            Err(_) => true,
-        }
+        let known = self.first_contacts.borrow().get(domain).copied();
+        let first = match known {
+            Some(first) => first,
+            None => match self.store.first_contact(domain) {
+                Ok(first) => {
+                    self.first_contacts
+                        .borrow_mut()
+                        .insert(domain.to_string(), first);
+                    first
+                }
+                // A store error must not raise "first contact" for every
+                // message: when in doubt, the domain counts as known.
+                Err(_) => return true,
+            },
+        };
+        first.is_some_and(|first| first < before)
     }
 
     fn messages_from(
@@ -230,7 +250,7 @@ pub fn evaluate_pending(
     }
     let mut alerts = Vec::new();
     {
-        let history = StoreHistory { store: &*store };
+        let history = StoreHistory::new(&*store);
         for &id in &ids {
             let Some(message) = store.message(id)? else {
                 continue;
@@ -406,7 +426,7 @@ pub fn retro_hunt(
     };
     let ids = store.matching_ids(&query)?;
     let with_body = needs_body(rule);
-    let history = StoreHistory { store };
+    let history = StoreHistory::new(store);
     let mut stats = HuntStats {
         candidates: ids.len() as u64,
         matched: 0,

@@ -189,6 +189,8 @@ pub struct Keyword {
     normalized: String,
     word_start: bool,
     word_end: bool,
+    /// Its pattern in the policy's [`KeywordIndex`], once indexed.
+    pub(crate) id: Option<usize>,
 }
 
 impl Keyword {
@@ -202,7 +204,40 @@ impl Keyword {
             word_start: is_word_char(first),
             word_end: is_word_char(last),
             normalized,
+            id: None,
         })
+    }
+
+    /// Whether a match at `start..end` of `text` stands where the keyword
+    /// may match: a Latin word only as a whole word.
+    fn at_boundaries(&self, text: &str, start: usize, end: usize) -> bool {
+        let joined_before =
+            self.word_start && text[..start].chars().next_back().is_some_and(is_word_char);
+        let joined_after = self.word_end && text[end..].chars().next().is_some_and(is_word_char);
+        !joined_before && !joined_after
+    }
+
+    /// The matches of [`Keyword::find_in`], from a [`KeywordIndex`] scan of
+    /// `text` when the keyword is indexed (one pass over the text for every
+    /// keyword of the policy), else by searching for it.
+    pub(crate) fn find_with(&self, text: &str, scan: &KeywordScan) -> Vec<(usize, usize)> {
+        let Some(id) = self.id else {
+            return self.find_in(text);
+        };
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        // Like `match_indices`: the occurrences that do not overlap an
+        // earlier one (kept or not), then the word boundaries.
+        let mut next_from = 0;
+        for &(start, end) in scan.get(&id).into_iter().flatten() {
+            if start < next_from {
+                continue;
+            }
+            next_from = end;
+            if self.at_boundaries(text, start, end) {
+                out.push((start, end));
+            }
+        }
+        out
     }
 
     /// Normalised byte ranges of every match in `text`.
@@ -210,13 +245,65 @@ impl Keyword {
         let mut out = Vec::new();
         for (i, m) in text.match_indices(self.normalized.as_str()) {
             let end = i + m.len();
-            if self.word_start && text[..i].chars().next_back().is_some_and(is_word_char) {
-                continue;
+            if self.at_boundaries(text, i, end) {
+                out.push((i, end));
             }
-            if self.word_end && text[end..].chars().next().is_some_and(is_word_char) {
-                continue;
+        }
+        out
+    }
+}
+
+/// Raw occurrences of every indexed keyword in one text, by pattern id, in
+/// text order (word boundaries not yet applied).
+pub(crate) type KeywordScan = std::collections::HashMap<usize, Vec<(usize, usize)>>;
+
+/// Every keyword of a policy in one Aho-Corasick automaton, so that a text
+/// is scanned once however many keyword rules there are (a thousand rules
+/// with three words each would otherwise scan each body thousands of times).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeywordIndex {
+    automaton: Option<aho_corasick::AhoCorasick>,
+}
+
+impl KeywordIndex {
+    /// Index `keywords`, giving each its pattern id (equal keywords share one).
+    pub(crate) fn build<'k>(keywords: impl Iterator<Item = &'k mut Keyword>) -> KeywordIndex {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for k in keywords {
+            let id = *ids.entry(k.normalized.clone()).or_insert_with(|| {
+                patterns.push(k.normalized.clone());
+                patterns.len() - 1
+            });
+            k.id = Some(id);
+        }
+        // Building cannot fail for plain patterns of this size; were it to,
+        // every keyword falls back to searching on its own.
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            aho_corasick::AhoCorasick::new(&patterns).ok()
+        };
+        KeywordIndex { automaton }
+    }
+
+    /// Whether keywords carry ids this index answers for.
+    pub(crate) fn is_built(&self) -> bool {
+        self.automaton.is_some()
+    }
+
+    /// All occurrences of every keyword in `text`, overlapping ones too.
+    pub(crate) fn scan(&self, text: &str) -> KeywordScan {
+        let mut out = KeywordScan::new();
+        if let Some(ac) = &self.automaton {
+            for m in ac.find_overlapping_iter(text) {
+                out.entry(m.pattern().as_usize())
+                    .or_default()
+                    .push((m.start(), m.end()));
             }
-            out.push((i, end));
+        }
+        for list in out.values_mut() {
+            list.sort_unstable();
         }
         out
     }
@@ -225,6 +312,49 @@ impl Keyword {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The automaton finds exactly what searching for each keyword finds:
+    /// same ranges, overlapping keywords (`社外`, `社外秘`), repeated ones
+    /// (`aa` in `aaaa`) and whole-word rules included.
+    #[test]
+    fn indexed_matching_equals_searching_each_keyword() {
+        use proptest::prelude::*;
+        let words = [
+            "社外",
+            "社外秘",
+            "秘",
+            "aa",
+            "a",
+            "conf",
+            "confidential",
+            "a b",
+            "外秘資",
+            "a.a",
+        ];
+        proptest!(|(parts in proptest::collection::vec(
+            prop_oneof![
+                Just("社外秘"), Just("社"), Just("外"), Just("秘資料"), Just("a"),
+                Just("aa"), Just(" "), Just("confidential"), Just("conf."), Just("b"),
+                Just("x"), Just("."),
+            ],
+            0..40,
+        ))| {
+            let text: String = parts.concat();
+            let mut keywords: Vec<Keyword> =
+                words.iter().filter_map(|w| Keyword::new(w)).collect();
+            let plain = keywords.clone();
+            let index = KeywordIndex::build(keywords.iter_mut());
+            let scan = index.scan(&text);
+            for (indexed, searched) in keywords.iter().zip(&plain) {
+                prop_assert!(indexed.id.is_some());
+                prop_assert_eq!(
+                    indexed.find_with(&text, &scan),
+                    searched.find_in(&text),
+                    "{} in {}", &searched.written, &text
+                );
+            }
+        });
+    }
 
     #[test]
     fn chunkwise_normalisation_equals_whole_normalisation() {

@@ -388,7 +388,7 @@ fn a_retro_hunt_finds_what_evaluating_every_message_finds() {
             Ok(())
         })
         .unwrap();
-        let history = StoreHistory { store: &store };
+        let history = StoreHistory::new(&store);
         let mut every: Vec<i64> = Vec::new();
         for &mid in &all_ids {
             let m = store.message(mid).unwrap().unwrap();
