@@ -46,7 +46,7 @@ need_tools() {
     for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "${BENCH_NO_INSTALL:-0}" = 1 ] && die "missing: ${missing[*]} (BENCH_NO_INSTALL=1)"
-    local pkgs=(pflogsumm maildir-utils notmuch hyperfine time python3)
+    local pkgs=(pflogsumm maildir-utils notmuch hyperfine time python3 sqlite3)
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo=sudo
     say "installing ${pkgs[*]} (missing: ${missing[*]})"

@@ -51,46 +51,15 @@ impl Drop for Alerting {
     }
 }
 
-/// Rule files as given: files, or folders of `*.toml` files in name order.
-pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("cannot read the folder {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
-}
-
-/// Compile the rule files (an error names file, line and reason).
+/// Compile the rule files (an error names file, line and reason); the
+/// loader is the policy crate's, shared with the console's rules page.
 pub fn load_policy(paths: &[PathBuf]) -> Result<Policy> {
-    let files = rule_files(paths)?;
-    let texts: Vec<(String, String)> = files
-        .iter()
-        .map(|f| {
-            std::fs::read_to_string(f)
-                .map(|t| (f.display().to_string(), t))
-                .with_context(|| format!("cannot read {}", f.display()))
-        })
-        .collect::<Result<_>>()?;
-    let refs: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    Policy::compile(&refs).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(mailtrail_policy::load_rule_paths(paths)?)
 }
 
 /// What identifies the rule files' current contents: names, sizes, times.
 fn rules_fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    rule_files(paths)
+    mailtrail_policy::rule_files(paths)
         .unwrap_or_default()
         .into_iter()
         .map(|f| {

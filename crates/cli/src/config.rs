@@ -72,6 +72,44 @@ pub struct FileConfig {
     /// Directory sources `mailtrail directory sync` reads (LDAP / Active
     /// Directory, Entra ID, Google Workspace).
     pub directory: Option<mailtrail_server::directory::DirectorySyncConfig>,
+    /// The risk view (`mailtrail risk`): off unless `enabled = true`.
+    pub risk: Option<RiskSection>,
+}
+
+/// `[risk]`: the risk view (リスクビュー) — per employee and day, signals such
+/// as after-hours sending against the person's own habit, mail to private
+/// addresses, outside domains mailed for the first time, attachment volume,
+/// leavers and unresolved alerts, each explained in words; and per
+/// department, days of unusual after-hours mail (a hint of unrecorded
+/// overtime).
+///
+/// It is a view *about people*, so it is **off by default**: an
+/// organisation turns it on when its rules (就業規則, works agreements,
+/// privacy notices) allow it. Without `enabled = true`, `mailtrail risk`
+/// refuses to run.
+///
+/// ```toml
+/// [risk]
+/// enabled = true
+/// days = 30            # the period shown, ending today
+/// baseline_days = 28   # each day is compared with the person's previous 28 days
+/// ```
+///
+/// Working hours, working days and holidays are the `[calendar]` of the
+/// rule files of `[policy]` (Asia/Tokyo, 9:00–18:00, Monday to Friday and
+/// the Japanese holidays when none sets one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskSection {
+    /// Whether the risk view may be computed at all (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Days in the period, ending today (default 30; `--days` overrides).
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// Days before each day that make a person's baseline (default 28).
+    #[serde(default)]
+    pub baseline_days: Option<u32>,
 }
 
 /// `[policy]`: the monitoring rules (監視ルール) `mailtrail serve` evaluates
@@ -139,6 +177,8 @@ pub struct Config {
     pub notify: mailtrail_notify::NotifyConfig,
     /// `[directory]`, paths resolved.
     pub directory: mailtrail_server::directory::DirectorySyncConfig,
+    /// `[risk]` (disabled when absent).
+    pub risk: RiskSection,
 }
 
 /// The sections of mailtrail.toml that configure `mailtrail serve`, with
@@ -308,6 +348,7 @@ impl Config {
             policy,
             notify,
             directory,
+            risk: file.risk.unwrap_or_default(),
         })
     }
 }

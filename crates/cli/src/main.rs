@@ -22,6 +22,7 @@ mod directory;
 mod generate;
 mod import;
 mod output;
+mod risk;
 mod rules;
 mod trace;
 
@@ -143,6 +144,11 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     /// Gaps in collection: employees and PCs of the directory with no
     /// captured mail in the last N days, overall and per source
     Coverage(directory::CoverageArgs),
+    /// Risk view (off unless [risk] enabled = true): employees ranked by day
+    /// signals — after-hours sending against their own habit, private
+    /// addresses, new outside domains, attachment volume, leavers, alerts —
+    /// each explained; --departments: unusual after-hours mail per department
+    Risk(risk::RiskArgs),
     /// Generate a small company's mail, import it, show example searches, then
     /// start the web console on it with a demo administrator (--no-serve: stop after the import)
     Demo(DemoArgs),
@@ -499,6 +505,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(cmd) => cmd_token(&config, cmd),
         Command::Directory(cmd) => directory::run(&config, cmd),
         Command::Coverage(args) => directory::coverage(&config, args),
+        Command::Risk(args) => risk::run(&config, args),
         Command::Alerts(args) => alerts::list(&config, args),
         Command::Alert(args) => alerts::one(&config, args),
         Command::Rules(RulesCommand::Run { rules }) => alerting::run_pending(&config, &rules),
@@ -973,6 +980,7 @@ pub fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
                 sources: Some(mailtrail_web::SourcesProvider(std::sync::Arc::new(
                     move || health.health_json(),
                 ))),
+                rules: config.policy.rules.clone(),
             })
             .map_err(|e| anyhow::anyhow!("cannot start the web console: {e}"))?,
         ),

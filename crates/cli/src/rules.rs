@@ -36,36 +36,13 @@ fn load(paths: &[PathBuf]) -> Result<Policy> {
     if paths.is_empty() {
         return Policy::compile(EXAMPLE_RULES).map_err(|e| anyhow::anyhow!("{e}"));
     }
-    let mut files: Vec<PathBuf> = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("cannot read the folder {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    if files.is_empty() {
+    if mailtrail_policy::rule_files(paths)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_empty()
+    {
         bail!("no rule files (*.toml) in {paths:?}");
     }
-    let texts: Vec<(String, String)> = files
-        .iter()
-        .map(|f| {
-            std::fs::read_to_string(f)
-                .map(|t| (f.display().to_string(), t))
-                .with_context(|| format!("cannot read {}", f.display()))
-        })
-        .collect::<Result<_>>()?;
-    let named: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    Policy::compile(&named).map_err(|e| anyhow::anyhow!("{e}"))
+    mailtrail_policy::load_rule_paths(paths).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Rule files are valid: list each rule, on or off, and where it comes from.

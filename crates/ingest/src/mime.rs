@@ -117,19 +117,7 @@ pub(crate) fn check_size(raw: &[u8], opts: &DecodeOptions) -> Result<(), MimeErr
 /// Decode one message. Never panics; bad input gives what could be read or a [`MimeError`].
 pub fn parse_message(raw: Vec<u8>, opts: &DecodeOptions) -> Result<MessageRecord, MimeError> {
     check_size(&raw, opts)?;
-    let result = catch_unwind(AssertUnwindSafe(|| decode_root(&raw)));
-    let mut record = match result {
-        Ok(Ok(record)) => record,
-        Ok(Err(e)) => return Err(e),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            return Err(MimeError::Panic { message });
-        }
-    };
+    let mut record = decode_guarded(&raw, false)?;
     record.size = Some(raw.len() as u64);
     if record.message_id.is_none() {
         record.keys = vec![format!("content:{}", blake3::hash(&raw).to_hex())];
@@ -137,6 +125,30 @@ pub fn parse_message(raw: Vec<u8>, opts: &DecodeOptions) -> Result<MessageRecord
     record.systems = vec!["mailbox".to_string()];
     record.raw = Some(raw);
     Ok(record)
+}
+
+/// [`decode_root`], a panic in the parser turned into [`MimeError::Panic`].
+fn decode_guarded(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeError> {
+    match catch_unwind(AssertUnwindSafe(|| decode_root(raw, text_only))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(MimeError::Panic { message })
+        }
+    }
+}
+
+/// The body text of a message as [`parse_message`] reads it, without the
+/// work on attachments (decoding, hashing, opening archives): what the
+/// monitoring rules need of a stored message whose attachments the store
+/// already describes.
+pub fn body_text(raw: &[u8], opts: &DecodeOptions) -> Result<Option<String>, MimeError> {
+    check_size(raw, opts)?;
+    Ok(decode_guarded(raw, true)?.body_text)
 }
 
 /// Import one message file (`.eml`). A file that cannot be opened is an error;
@@ -248,6 +260,9 @@ pub(crate) fn deliver(
 struct Collected {
     attachments: Vec<Attachment>,
     body: String,
+    /// Only the body text is wanted ([`body_text`]): attachments are not
+    /// decoded, hashed or opened.
+    text_only: bool,
 }
 
 impl Collected {
@@ -268,7 +283,7 @@ impl Collected {
     }
 }
 
-fn decode_root(raw: &[u8]) -> Result<MessageRecord, MimeError> {
+fn decode_root(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeError> {
     let patched = neutralise_nesting(raw);
     let data: &[u8] = patched.as_deref().unwrap_or(raw);
     let message = MessageParser::default()
@@ -326,7 +341,10 @@ fn decode_root(raw: &[u8]) -> Result<MessageRecord, MimeError> {
     }
     record.first_seen = earliest.or(record.date);
 
-    let mut collected = Collected::default();
+    let mut collected = Collected {
+        text_only,
+        ..Collected::default()
+    };
     walk_parts(raw, &message, Some(0), 0, &mut collected);
     record.attachments = collected.attachments;
     if !collected.body.is_empty() {
@@ -403,6 +421,9 @@ fn walk_parts(
             if in_html[index] {
                 continue;
             }
+        }
+        if out.text_only && !nested {
+            continue;
         }
         let bytes = part_bytes(raw, part);
         let content_type = part_content_type(part);

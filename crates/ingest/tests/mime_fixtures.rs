@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use mailtrail_ingest::maildir::{import_maildir, is_maildir};
 use mailtrail_ingest::mbox::import_mbox;
-use mailtrail_ingest::mime::{base64_decode_lenient, import_eml, parse_message, qp_decode_lenient};
+use mailtrail_ingest::mime::{
+    base64_decode_lenient, body_text, import_eml, parse_message, qp_decode_lenient,
+};
 use mailtrail_ingest::{DecodeOptions, Sink, SinkError};
 use mailtrail_model::{MessageRecord, RecipientKind, Reject};
 use serde_json::Value;
@@ -224,8 +226,12 @@ fn golden_mime_fixtures() {
         .unwrap();
         let raw = std::fs::read(&path).unwrap();
         let len = raw.len() as u64;
+        // The text-only decode (what the rules use) reads the same body.
+        let text =
+            body_text(&raw, &DecodeOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let record =
             parse_message(raw, &DecodeOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(text, record.body_text, "{name}: body_text");
         assert_eq!(record.size, Some(len), "{name}: size");
         assert_eq!(
             record.systems,

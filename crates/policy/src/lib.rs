@@ -32,7 +32,9 @@
 pub mod checks;
 mod eval;
 mod facts;
+mod files;
 mod policy;
+pub mod risk;
 pub mod rules;
 pub mod sniff;
 pub mod store;
@@ -43,6 +45,7 @@ pub use facts::{
     AttachmentFacts, Directory, Employee, EmployeeStatus, History, MessageFacts, NoHistory,
     PriorMessage,
 };
+pub use files::{load_rule_paths, rule_files, LoadError};
 pub use policy::{
     list_entries, parse_rule_file, Calendar, CompiledRule, Policy, PolicyError, EXAMPLE_RULES,
     JAPANESE_HOLIDAYS, LEAVERS, STARTER_CARRIER, STARTER_CONFIDENTIAL, STARTER_FREEMAIL,

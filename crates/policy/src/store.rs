@@ -172,9 +172,9 @@ pub fn stored_facts(
 ) -> Result<MessageFacts, StoreError> {
     let body = match &message.content_hash {
         Some(hash) => store.raw_message(hash)?.and_then(|raw| {
-            mailtrail_ingest::mime::parse_message(raw, decode)
+            mailtrail_ingest::mime::body_text(&raw, decode)
                 .ok()
-                .and_then(|r| r.body_text)
+                .flatten()
         }),
         None => None,
     };

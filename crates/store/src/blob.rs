@@ -135,7 +135,7 @@ impl BlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StoreError::Blob { path, source }),
         };
-        let bytes = zstd::stream::decode_all(&compressed[..]).map_err(|e| StoreError::Corrupt {
+        let bytes = decompress(&compressed).map_err(|e| StoreError::Corrupt {
             hash: hash.to_string(),
             reason: format!("cannot decompress: {e}"),
         })?;
@@ -202,8 +202,8 @@ impl BlobStore {
             hash: hash.to_string(),
             reason,
         };
-        let skeleton = zstd::stream::decode_all(&compressed[..])
-            .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
+        let skeleton =
+            decompress(&compressed).map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
         let body = skeleton
             .strip_prefix(SKELETON_MAGIC)
             .ok_or_else(|| corrupt("not a message skeleton".into()))?;
@@ -341,6 +341,39 @@ pub fn is_hash(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Largest blob decompressed in one piece by the reused context; larger
+/// (or of unknown size) ones are streamed.
+const MAX_BULK_BYTES: u64 = 256 * 1024 * 1024;
+
+thread_local! {
+    /// One decompression context per thread, reused: creating a context for
+    /// every blob cost more than decompressing a typical message.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompress a blob: with the thread's reused context when the frame
+/// states its size (as every frame this store writes does), else streamed.
+fn decompress(compressed: &[u8]) -> io::Result<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(compressed)
+        .ok()
+        .flatten()
+        .filter(|&n| n <= MAX_BULK_BYTES);
+    let Some(size) = size else {
+        return zstd::stream::decode_all(compressed);
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(compressed, size as usize),
+            None => zstd::stream::decode_all(compressed),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod blob;
 pub mod console;
 pub mod directory;
 pub mod query;
+pub mod risk;
 pub mod sqlite;
 pub mod tokenize;
 

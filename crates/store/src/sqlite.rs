@@ -38,6 +38,7 @@ use crate::query::{Expr, Term, TextField};
 
 mod alerts;
 mod directory;
+mod risk;
 use crate::{
     add_count, query, tokenize, BatchOutcome, Dashboard, LargeAttachment, Page, QuarantineEntry,
     Stats, Store, StoreError, StoredMessage, FAILURE_STATUSES, FINAL_FAILURES,

@@ -68,7 +68,7 @@ pub(crate) fn state_label(shared: &Shared, lang: Lang, state: AlertState) -> Str
         .text(lang, &format!("alert-state-{}", state.as_str()), &[])
 }
 
-fn location_label(shared: &Shared, lang: Lang, at: &str) -> String {
+pub(crate) fn location_label(shared: &Shared, lang: Lang, at: &str) -> String {
     let id = format!("location-{}", at.replace('_', "-"));
     let text = shared.catalog.text(lang, &id, &[]);
     if text == id {

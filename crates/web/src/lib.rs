@@ -3,7 +3,9 @@
 //! alerts the monitoring rules raised (`alerts`), the people and devices
 //! behind addresses (the directory), the sources page (what the running
 //! service reports, via [`WebOptions::sources`], and the notifications
-//! that could not be delivered) and the audit log — in Japanese and
+//! that could not be delivered), collection coverage (`coverage`: who and
+//! which PCs no source captured mail for), the monitoring rules in force
+//! and their dry run (`rules`), and the audit log — in Japanese and
 //! English, served by `mailtrail serve`.
 //!
 //! Why it is shaped this way:
@@ -58,12 +60,14 @@ mod alerts;
 pub mod api;
 pub mod attachment;
 pub mod auth;
+mod coverage;
 pub mod dashboard;
 pub mod filters;
 pub mod html;
 pub mod i18n;
 pub mod json;
 pub mod pivots;
+mod rules;
 
 use auth::{Brake, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE};
 use i18n::{Catalog, Lang};
@@ -106,6 +110,9 @@ pub struct WebOptions {
     /// The sources page's data; without it (a console not run by
     /// `mailtrail serve`) the page is not offered.
     pub sources: Option<SourcesProvider>,
+    /// The rule files in force (`[policy] rules`: files, or folders of
+    /// `*.toml`), shown on the rules page and used by its dry run.
+    pub rules: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -535,6 +542,9 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         .route("/audit", get(audit))
         .route("/dashboard", get(dashboard_page))
         .route("/sources", get(sources_page))
+        .route("/coverage", get(coverage::coverage_page))
+        .route("/rules", get(rules::rules_page))
+        .route("/rules/dry-run", get(rules::dry_run))
         .route("/alerts", get(alerts::inbox))
         .route(
             "/alerts/{id}",

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use common::{audit_actions, request, url, Answer, Console};
-use mailtrail_model::{OrgDomains, Recipient, RecipientKind};
+use mailtrail_model::{Recipient, RecipientKind};
 use mailtrail_store::sqlite::SqliteOptions;
 use mailtrail_store::{SqliteStore, Store};
 use serde_json::Value;
@@ -37,14 +37,7 @@ UEsDBBQAAAAIAHNoZWV0LWJ5dGVz\r\n\
 const SHEET: &[u8] = b"PK\x03\x04\x14\x00\x00\x00\x08\x00sheet-bytes";
 
 fn seed(dir: &Path) {
-    let mut store = SqliteStore::open(
-        dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(["example.co.jp"]),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut store = common::open_store(dir);
     let t = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
     let mut with_content = mailtrail_ingest::mime::parse_message(
         TEXT_MAIL.as_bytes().to_vec(),

@@ -32,11 +32,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use common::{audit_actions, Console, ADMIN};
-use mailtrail_model::{
-    Delivery, DeliveryStatus, Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind,
-};
-use mailtrail_store::sqlite::SqliteOptions;
-use mailtrail_store::{SqliteStore, Store};
+use mailtrail_model::{Delivery, DeliveryStatus, Mailbox, MessageRecord, Recipient, RecipientKind};
+use mailtrail_store::Store;
 use serde_json::{json, Value};
 use webdriver::{
     browser_programs, decode_png, form_encode, wait_until, Browser, Driver, ENTER, WAIT,
@@ -75,14 +72,7 @@ MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-
 }
 
 fn seed(dir: &Path, tracker: &str) {
-    let mut store = SqliteStore::open(
-        dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(["example.co.jp"]),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut store = common::open_store(dir);
     let t = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
     let delivery =
         |time, recipient: &str, status, detail: &str, system: &str, relay: &str| Delivery {
@@ -192,14 +182,19 @@ type = "alert"
 severity = "high"
 "#;
 
-fn start_console(tracker: &str) -> Console {
-    common::serve(
+/// The console, and the folder of its rule files (the alert's rule).
+fn start_console(tracker: &str) -> (Console, tempfile::TempDir) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("shagaihi.toml"), ALERT_RULE).unwrap();
+    let console = common::serve_with_rules(
         |dir| {
             seed(dir, tracker);
             assert_eq!(common::raise_alerts(dir, ALERT_RULE).len(), 1);
         },
         None,
-    )
+        vec![rules.path().to_path_buf()],
+    );
+    (console, rules)
 }
 
 // ---------------------------------------------------------------- the "remote" host
@@ -334,7 +329,7 @@ fn the_console_works_in_a_real_browser() {
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let tracker = Tracker::start();
-    let console = start_console(&tracker.authority());
+    let (console, _rules) = start_console(&tracker.authority());
     let base = format!("http://{}", console.addr);
     let driver = Driver::start(&chromedriver, work.path());
     let browser = Browser::start(
@@ -695,6 +690,34 @@ fn the_console_works_in_a_real_browser() {
     browser.wait_path("the alert inbox", |p| p == "/alerts");
     assert_eq!(browser.text(&browser.wait_for(".count strong")), "0 件");
 
+    // -- The rules in force, a dry run of the alert's rule from the page,
+    // and the coverage page (still at the tablet width).
+    browser.click(&browser.link("監視ルール"));
+    browser.wait_path("the rules", |p| p == "/rules");
+    let rule = browser.text(&browser.wait_for("tr[data-rule=shagaihi]"));
+    assert!(
+        rule.contains("社外秘の送信") && rule.contains("有効") && rule.contains("社外秘"),
+        "{rule}"
+    );
+    assert_fits(
+        &browser,
+        "the rules",
+        &["table.rules", "form.alert-filters", "td.rule-origin"],
+    );
+    browser.click(&browser.wait_for("select[name=period] option[value='90d']"));
+    browser.click(&browser.wait_for("form.alert-filters button[type=submit]"));
+    browser.wait_path("the dry run", |p| p.starts_with("/rules/dry-run?"));
+    let count = browser.text(&browser.wait_for(".dry-run-count"));
+    assert!(count.starts_with("直近 90 日で "), "{count}");
+    assert_fits(&browser, "the dry run", &["h1", ".dry-run-count"]);
+    browser.click(&browser.link("収集カバレッジ"));
+    browser.wait_path("the coverage", |p| p == "/coverage");
+    assert_fits(
+        &browser,
+        "the coverage",
+        &["h1", "form.alert-filters", ".count"],
+    );
+
     // -- Sign-out: back to the sign-in page, and the session is gone.
     browser.sign_out();
     browser.goto(&format!("{base}/search?q={}", form_encode("見積書")));
@@ -733,6 +756,9 @@ fn the_console_works_in_a_real_browser() {
         "alerts",
         "view-alert",
         "alert-update",
+        "rules",
+        "rule-dry-run",
+        "coverage",
         "sign-out",
     ] {
         assert!(

@@ -30,14 +30,7 @@ MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
 <a href=\"https://partner.example/portal\">ポータル</a></p>\r\n";
 
 fn seed(dir: &Path) {
-    let mut store = SqliteStore::open(
-        dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(["example.co.jp"]),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut store = common::open_store(dir);
     let t = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
     let with_content = MessageRecord {
         message_id: Some("web-1@example.co.jp".into()),
@@ -101,6 +94,9 @@ fn everything_but_the_sign_in_page_needs_a_session() {
         "/sources",
         "/alerts",
         "/alerts/1",
+        "/coverage",
+        "/rules",
+        "/rules/dry-run?rule=x&period=7d",
     ] {
         let answer = request(c.addr, "GET", path, &[], "");
         assert_eq!(answer.status, 303, "{path}");
@@ -571,14 +567,7 @@ Message-ID: <greeting@example.co.jp>\r\nDate: Tue, 15 Dec 2026 10:00:00 +0900",
         "journal",
         vec![],
     );
-    let mut store = SqliteStore::open(
-        dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(["example.co.jp"]),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut store = common::open_store(dir);
     store
         .write_batch(vec![offer, reply, forward, bounced, greeting], vec![])
         .unwrap();
@@ -2220,4 +2209,522 @@ fn people_and_devices_are_named_from_the_directory_and_follow_its_changes() {
         english.contains("<th>Device (PC)</th><td>pc-0123 (used by 山田 太郎)</td>"),
         "{english}"
     );
+}
+
+// ------------------------------------------------------------ coverage
+
+/// Mail of half a day ago (relative to now: coverage looks back from the
+/// present): taro's through the journal, jiro's through the relay's log.
+fn seed_recent_mail(dir: &Path) {
+    let day_ago = Utc::now() - chrono::Duration::hours(12);
+    let mut store = common::open_store(dir);
+    let journaled = MessageRecord {
+        message_id: Some("recent-1@example.co.jp".into()),
+        date: Some(day_ago),
+        first_seen: Some(day_ago),
+        from: Mailbox::new("taro@example.co.jp", Some("Taro")),
+        recipients: vec![
+            Recipient::new("hanako@partner.example", None, RecipientKind::To).unwrap(),
+        ],
+        subject: Some("weekly".into()),
+        systems: vec!["journal".into()],
+        ..Default::default()
+    };
+    let mut relayed = common::log_only_message("recent-2@example.co.jp", day_ago);
+    relayed.keys = vec!["postfix@mx1:RECENT0001".into()];
+    store.write_batch(vec![journaled, relayed], vec![]).unwrap();
+}
+
+/// The directory: taro, jiro, and hanako of 総務部 who has no mail; two
+/// PCs, one of which never sent any.
+fn apply_directory(dir: &Path) {
+    use mailtrail_model::directory::{Device, DirectorySnapshot, Person};
+    use mailtrail_store::directory::DirectoryStore;
+    let person = |id: &str, name: &str, address: &str, department: &str| Person {
+        id: id.into(),
+        name: Some(name.into()),
+        addresses: vec![address.into()],
+        department: Some(department.into()),
+        ..Person::default()
+    };
+    let mut snapshot = DirectorySnapshot {
+        people: vec![
+            person("1001", "山田 太郎", "taro@example.co.jp", "本社/営業部"),
+            person("1002", "佐藤 次郎", "jiro@example.co.jp", "本社/営業部"),
+            person("1003", "鈴木 花子", "suzuki@example.co.jp", "本社/総務部"),
+        ],
+        devices: vec![Device {
+            hostname: "PC-SILENT".into(),
+            owner: Some("1003".into()),
+            assignments: Vec::new(),
+        }],
+    };
+    snapshot.normalize();
+    let mut store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    store.apply_directory("hr", &snapshot, false).unwrap();
+}
+
+#[test]
+fn coverage_shows_per_source_what_the_store_reports_and_who_nobody_captured() {
+    use mailtrail_store::directory::DirectoryStore;
+    let c = start_with(|dir| {
+        seed_recent_mail(dir);
+        apply_directory(dir);
+    });
+    // What the store says for the same period (the page looks back 7 days
+    // by default; the mail is half a day old, so a second's difference in
+    // "now" changes nothing).
+    let report = {
+        let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+        store
+            .coverage(Utc::now() - chrono::Duration::days(7))
+            .unwrap()
+    };
+    assert_eq!(report.people.len(), 3);
+    assert_eq!(report.systems, ["journal", "postfix@mx1"]);
+    let seen_by = |id: &str| {
+        report
+            .people
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.seen_by.clone())
+            .unwrap()
+    };
+    // Each source saw one of the two who mailed: each has a gap of one.
+    assert_eq!(seen_by("1001"), ["journal"]);
+    assert_eq!(seen_by("1002"), ["postfix@mx1"]);
+
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    // Without a directory there is nothing to compare: the page says what to do.
+    let bare = start();
+    let (bare_session, _) = sign_in(bare.addr, "kanri", "kanri-password-1");
+    let empty = request(
+        bare.addr,
+        "GET",
+        "/coverage",
+        &[("Cookie", &bare_session), JA],
+        "",
+    );
+    assert_eq!(empty.status, 200);
+    assert!(
+        empty.text().contains("ディレクトリ（社員情報）が空です"),
+        "{}",
+        empty.text()
+    );
+    let page = request(c.addr, "GET", "/coverage", &[("Cookie", &session), JA], "");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    // Per source: the store's count of people each source saw, and its share.
+    for system in &report.systems {
+        let n = report
+            .people
+            .iter()
+            .filter(|p| p.seen_by.contains(system))
+            .count();
+        let share = format!("{:.0}%", 100.0 * n as f64 / 3.0);
+        assert!(
+            html.contains(&format!(
+                "<tr data-source=\"{system}\"><td>{system}</td><td class=\"num\">{n}</td><td class=\"num\">{share}</td></tr>"
+            )),
+            "{system}: {html}"
+        );
+    }
+    assert_eq!(
+        html.matches("<tr data-source=").count(),
+        report.systems.len()
+    );
+    // Nobody captured mail for 鈴木 花子: listed with number, name,
+    // department and address, and counted.
+    let uncaptured: Vec<&str> = report
+        .people
+        .iter()
+        .filter(|p| p.seen_by.is_empty())
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(uncaptured, ["1003"]);
+    assert!(
+        html.contains(
+            "<tr data-person=\"1003\"><td>1003</td><td>鈴木 花子</td><td>本社/総務部</td><td>suzuki@example.co.jp</td></tr>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("メールを取得できなかった社員（1 名）"),
+        "{html}"
+    );
+    // Each source's gap: the people another source saw and it did not.
+    for system in &report.systems {
+        let gap: Vec<&str> = report
+            .people
+            .iter()
+            .filter(|p| !p.seen_by.is_empty() && !p.seen_by.contains(system))
+            .map(|p| p.id.as_str())
+            .collect();
+        let title = format!("{system} では取得できなかった社員（{} 名）", gap.len());
+        assert_eq!(html.contains(&title), !gap.is_empty(), "{title}: {html}");
+    }
+    // The PC that sent nothing.
+    assert!(
+        html.contains(
+            "<tr data-device=\"pc-silent\"><td>pc-silent</td><td>鈴木 花子（1003）</td></tr>"
+        ),
+        "{html}"
+    );
+    // The period selector: 7 days chosen; 1 and 30 offered; others refused.
+    assert!(
+        html.contains("<option value=\"7\" selected>直近 7 日</option>"),
+        "{html}"
+    );
+    assert_eq!(
+        request(
+            c.addr,
+            "GET",
+            "/coverage?days=30",
+            &[("Cookie", &session)],
+            ""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        request(
+            c.addr,
+            "GET",
+            "/coverage?days=5",
+            &[("Cookie", &session)],
+            ""
+        )
+        .status,
+        400
+    );
+
+    // A viewer sees it too (no mail content on it), in English here.
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let page = request(
+        c.addr,
+        "GET",
+        "/coverage?days=1",
+        &[("Cookie", &viewer), ("Accept-Language", "en")],
+        "",
+    );
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("Employees with no captured mail (1)"),
+        "{}",
+        page.text()
+    );
+    let actions = audit_actions(c.dir.path());
+    assert!(actions.contains(&("kanri".into(), "coverage".into(), Some("7d".into()))));
+    assert!(actions.contains(&("kanri".into(), "coverage".into(), Some("30d".into()))));
+    assert!(actions.contains(&("etsuran".into(), "coverage".into(), Some("1d".into()))));
+}
+
+// ------------------------------------------------------------ rules
+
+const CONFIDENTIAL_RULE: &str = r#"
+[[rule]]
+id = "confidential"
+name = "社外秘の送信"
+[rule.scope]
+directions = ["outbound", "internal"]
+[[rule.condition]]
+type = "keywords"
+words = ["社外秘"]
+[[rule.action]]
+type = "alert"
+severity = "high"
+"#;
+
+const BCC_RULE: &str = r#"
+[[rule]]
+id = "many-bcc"
+enabled = false
+[[rule.condition]]
+type = "bcc"
+min = 2
+[[rule.action]]
+type = "alert"
+severity = "low"
+"#;
+
+/// Mail of two days ago with and without the keyword: in the subject, in
+/// the body only (decoded from the raw message), in an attachment's name,
+/// and not at all.
+fn seed_keyword_mail(dir: &Path) {
+    let opts = mailtrail_ingest::DecodeOptions::default();
+    let date = (Utc::now() - chrono::Duration::days(2)).to_rfc2822();
+    let message = |id: &str, subject: &str, body: &str, attachments: &[(&str, &str, &[u8])]| {
+        let head = format!(
+            "From: taro@example.co.jp\r\nTo: hanako@partner.example\r\nSubject: {subject}\r\n\
+Message-ID: <{id}>\r\nDate: {date}"
+        );
+        let mut r =
+            mailtrail_ingest::mime::parse_message(mime(&head, body, attachments, 76), &opts)
+                .unwrap();
+        r.systems = vec!["journal".into()];
+        r
+    };
+    let subject = |s: &str| format!("=?UTF-8?B?{}?=", base64(s.as_bytes(), 1000));
+    let records = vec![
+        message(
+            "kw-subject@example.co.jp",
+            &subject("【社外秘】計画"),
+            "よろしく",
+            &[],
+        ),
+        message(
+            "kw-body@example.co.jp",
+            &subject("ご連絡"),
+            "この資料は社外秘です。",
+            &[],
+        ),
+        message(
+            "kw-file@example.co.jp",
+            &subject("資料"),
+            "添付します。",
+            &[("社外秘_一覧.txt", "text/plain", b"list")],
+        ),
+        message(
+            "kw-none@example.co.jp",
+            &subject("見積"),
+            "通常の連絡です。",
+            &[],
+        ),
+    ];
+    let mut store = common::open_store(dir);
+    store.write_batch(records, vec![]).unwrap();
+}
+
+/// A console with a rules folder (two files) and the keyword mail.
+fn start_with_rules() -> (Console, tempfile::TempDir) {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("10-confidential.toml"), CONFIDENTIAL_RULE).unwrap();
+    std::fs::write(rules.path().join("20-bcc.toml"), BCC_RULE).unwrap();
+    let c = common::serve_with_rules(
+        |dir| {
+            seed(dir);
+            seed_keyword_mail(dir);
+        },
+        None,
+        vec![rules.path().to_path_buf()],
+    );
+    (c, rules)
+}
+
+#[test]
+fn the_rules_page_lists_the_rules_in_force_and_a_broken_file_plainly() {
+    let (c, rules) = start_with_rules();
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let get = |path: &str| request(c.addr, "GET", path, &[("Cookie", &session), JA], "");
+    let page = get("/rules");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("ルール 2 件（有効 1 件）"), "{html}");
+    // Each rule with its name, state, severity, scope, conditions and origin
+    // (where the service's own loader says it is defined).
+    let policy = mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()]).unwrap();
+    let origin = |id: &str| policy.rule(id).unwrap().origin.clone();
+    assert!(origin("confidential").contains("10-confidential.toml:"));
+    let row = |id: &str| {
+        let start = html
+            .find(&format!("<tr data-rule=\"{id}\""))
+            .unwrap_or_else(|| panic!("no rule {id}: {html}"));
+        html[start..start + html[start..].find("</tr>").unwrap()].to_string()
+    };
+    let confidential = row("confidential");
+    for expected in [
+        "<strong>社外秘の送信</strong>",
+        "<code>confidential</code>",
+        "<td class=\"nowrap rule-state\">有効</td>",
+        "<span class=\"severity severity-high\">高</span>",
+        "<span class=\"muted\">方向</span> 社外宛, 社内",
+        "<strong>キーワード</strong>",
+        "<span class=\"muted\">キーワード</span> 社外秘",
+        "/rules/dry-run?rule=confidential",
+    ] {
+        assert!(
+            confidential.contains(expected),
+            "{expected}: {confidential}"
+        );
+    }
+    assert!(
+        confidential.contains(&format!(
+            "<td class=\"rule-origin\">{}</td>",
+            origin("confidential")
+        )),
+        "{confidential}"
+    );
+    let bcc = row("many-bcc");
+    assert!(
+        bcc.starts_with("<tr data-rule=\"many-bcc\" class=\"rule-off\">"),
+        "{bcc}"
+    );
+    assert!(bcc.contains("rule-state\">無効</td>"), "{bcc}");
+    assert!(
+        bcc.contains("<span class=\"severity severity-low\">低</span>"),
+        "{bcc}"
+    );
+    assert!(bcc.contains("すべてのメール"), "{bcc}");
+    assert!(bcc.contains("<strong>BCC</strong>"), "{bcc}");
+    assert!(bcc.contains(&origin("many-bcc")), "{bcc}");
+
+    // A broken file: the page says which file, which line and why, and
+    // lists no half-read rules.
+    let broken = rules.path().join("30-broken.toml");
+    std::fs::write(&broken, "[[rule]]\nid = \"broken\"\nseverity = \"high\"\n").unwrap();
+    let error = mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()]).unwrap_err();
+    let mailtrail_policy::LoadError::Policy(mailtrail_policy::PolicyError::Syntax {
+        line,
+        message,
+        ..
+    }) = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*line, 3, "{error}");
+    let html = get("/rules").text();
+    assert!(
+        html.contains(&format!(
+            "<td class=\"rule-error-file\">{}</td>",
+            broken.display()
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"rule-error-line\">3</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"rule-error-rule\">broken</td>"),
+        "{html}"
+    );
+    let reason_start = html.find("<td class=\"rule-error-reason\">").unwrap();
+    let reason = &html[reason_start..];
+    assert!(
+        reason.contains("severity")
+            && reason.contains(
+                message
+                    .split('\n')
+                    .next()
+                    .unwrap()
+                    .split('`')
+                    .next()
+                    .unwrap()
+            ),
+        "{message}: {html}"
+    );
+    assert!(!html.contains("<tr data-rule="), "{html}");
+    // A dry run needs rules that load: back to the page that says why.
+    let back = get("/rules/dry-run?rule=confidential&period=7d");
+    assert_eq!(back.status, 303);
+    assert_eq!(back.header("location"), Some("/rules"));
+    // English too.
+    let english = request(
+        c.addr,
+        "GET",
+        "/rules",
+        &[("Cookie", &session), ("Accept-Language", "en")],
+        "",
+    )
+    .text();
+    assert!(english.contains("The rule files do not load"), "{english}");
+
+    // Viewers may not look: refused and recorded.
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    assert_eq!(
+        request(c.addr, "GET", "/rules", &[("Cookie", &viewer)], "").status,
+        403
+    );
+    let actions = audit_actions(c.dir.path());
+    assert!(actions.contains(&("kanri".into(), "rules".into(), None)));
+    assert!(actions.contains(&("etsuran".into(), "denied".into(), Some("rules".into()))));
+}
+
+#[test]
+fn a_dry_run_finds_exactly_what_a_search_for_the_keyword_finds() {
+    use mailtrail_store::alerts::{AlertFilter, AlertStore};
+    let (c, _rules) = start_with_rules();
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let get = |path: &str| request(c.addr, "GET", path, &[("Cookie", &session), JA], "");
+    let page = get("/rules/dry-run?rule=confidential&period=30d");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let found = listed(&html);
+    // The same keyword searched in the same period, in the rule's
+    // directions (outbound and internal).
+    let search = get(&format!(
+        "/search?q={}",
+        url("社外秘 newer_than:30d (direction:outbound OR direction:internal)")
+    ));
+    assert_eq!(search.status, 200);
+    let searched = listed(&search.text());
+    assert_eq!(found, searched, "{html}");
+    let n = |id: &str| message_number(&c, id);
+    for hit in [
+        "kw-subject@example.co.jp",
+        "kw-body@example.co.jp",
+        "kw-file@example.co.jp",
+    ] {
+        assert!(found.contains(&n(hit)), "{hit}: {html}");
+    }
+    assert!(!found.contains(&n("kw-none@example.co.jp")), "{html}");
+    assert!(
+        html.contains(&format!("直近 30 日で {} 件のメールが一致", found.len())),
+        "{html}"
+    );
+    // Each match says which condition matched where, with the words.
+    assert!(
+        html.contains("キーワード — 本文<br><mark>社外秘</mark>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("キーワード — 件名<br><mark>社外秘</mark>"),
+        "{html}"
+    );
+    // The other periods run; an unknown period or rule is refused.
+    assert_eq!(
+        get("/rules/dry-run?rule=confidential&period=7d").status,
+        200
+    );
+    assert_eq!(get("/rules/dry-run?rule=many-bcc&period=90d").status, 200);
+    assert_eq!(
+        get("/rules/dry-run?rule=confidential&period=1y").status,
+        400
+    );
+    assert_eq!(get("/rules/dry-run?rule=nothing&period=7d").status, 404);
+    // Nothing was raised.
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(store.alerts(&AlertFilter::default()).unwrap().0, 0);
+
+    // A viewer may not run it: refused and recorded.
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let refused = request(
+        c.addr,
+        "GET",
+        "/rules/dry-run?rule=confidential&period=30d",
+        &[("Cookie", &viewer)],
+        "",
+    );
+    assert_eq!(refused.status, 403);
+    let entries = store
+        .audit_log(
+            &AuditFilter::default(),
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
+        .unwrap();
+    let run = entries
+        .iter()
+        .find(|e| e.action == "rule-dry-run" && e.detail.as_deref() == Some("30d"))
+        .expect("the dry run is audited");
+    assert_eq!(run.user, "kanri");
+    assert_eq!(run.target.as_deref(), Some("confidential"));
+    let denied = entries
+        .iter()
+        .find(|e| e.action == "denied" && e.user == "etsuran")
+        .expect("the viewer's attempt is audited");
+    assert_eq!(denied.target.as_deref(), Some("confidential"));
+    assert_eq!(denied.detail.as_deref(), Some("rule-dry-run"));
 }

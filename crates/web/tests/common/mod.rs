@@ -32,6 +32,15 @@ pub struct Console {
 /// accounts `kanri` (administrator) and `etsuran` (viewer), and a sources
 /// page fed by `sources` if given.
 pub fn serve(seed: impl FnOnce(&Path), sources: Option<mailtrail_web::SourcesProvider>) -> Console {
+    serve_with_rules(seed, sources, Vec::new())
+}
+
+/// The same, with the rule files (or folders) of `[policy] rules`.
+pub fn serve_with_rules(
+    seed: impl FnOnce(&Path),
+    sources: Option<mailtrail_web::SourcesProvider>,
+    rules: Vec<std::path::PathBuf>,
+) -> Console {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path());
     mailtrail_web::add_user(dir.path(), ADMIN.0, ADMIN.1, Role::Administrator).unwrap();
@@ -43,6 +52,7 @@ pub fn serve(seed: impl FnOnce(&Path), sources: Option<mailtrail_web::SourcesPro
         secure_cookies: false,
         session_length: Duration::from_secs(3600),
         sources,
+        rules,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -211,15 +221,20 @@ fn parse_answer(raw: &[u8]) -> Answer {
 /// Evaluate the stored messages waiting for the rules with one rule file
 /// (TOML), as `mailtrail serve` does; the ids of the alerts raised, in the
 /// order raised.
-pub fn raise_alerts(dir: &Path, rules: &str) -> Vec<i64> {
-    let mut store = SqliteStore::open(
+/// The test store in `dir`, writable, with the tests' organisation domain.
+pub fn open_store(dir: &Path) -> SqliteStore {
+    SqliteStore::open(
         dir,
         SqliteOptions {
             org_domains: mailtrail_model::OrgDomains::new(["example.co.jp"]),
             ..Default::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+pub fn raise_alerts(dir: &Path, rules: &str) -> Vec<i64> {
+    let mut store = open_store(dir);
     let policy = mailtrail_policy::Policy::compile(&[("test.toml", rules)]).unwrap();
     let directory =
         mailtrail_policy::store::StoreDirectory::load(&store, &["example.co.jp".to_string()])
