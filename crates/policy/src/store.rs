@@ -250,6 +250,7 @@ pub fn evaluate_pending(
     }
     let mut alerts = Vec::new();
     {
+        let _snapshot = store.read_snapshot()?;
         let history = StoreHistory::new(&*store);
         for &id in &ids {
             let Some(message) = store.message(id)? else {
@@ -424,6 +425,7 @@ pub fn retro_hunt(
         }
         None => period.clone(),
     };
+    let _snapshot = store.read_snapshot()?;
     let ids = store.matching_ids(&query)?;
     let with_body = needs_body(rule);
     let history = StoreHistory::new(store);

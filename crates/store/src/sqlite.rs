@@ -339,7 +339,30 @@ fn from_micros(v: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(v).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
+/// A read transaction held open: every query made while it lives reads one
+/// snapshot, and the database file is locked and checked once instead of
+/// once per query (which, over a million small queries, cost more than the
+/// queries). Ends when dropped.
+pub struct ReadSnapshot<'s> {
+    conn: &'s Connection,
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        // A read transaction has nothing to commit; ending it cannot lose data.
+        let _ = self.conn.execute_batch("COMMIT");
+    }
+}
+
 impl SqliteStore {
+    /// Hold one read transaction for a long series of reads (a retro-hunt,
+    /// an evaluation round). No write may be made on this store while it
+    /// lives.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>, StoreError> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadSnapshot { conn: &self.conn })
+    }
+
     /// [`Store::search`], planned by the match count when it is known.
     fn search_planned(
         &self,
