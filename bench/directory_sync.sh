@@ -66,3 +66,45 @@ echo "service's answer time come on top (\`manager = false\` needs a tenth of th
 echo
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo);"
 echo "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)."
+
+# ---------------------------------------------------------------- applying
+# What a sync or import then does in the store: `mailtrail directory import`
+# of a CSV of the same size (the store half of `directory sync`, which
+# applies its snapshot the same way): the first time (everyone added), the
+# same list again (nothing changes), and next month's (1% changed).
+find_mailtrail
+W=$BENCH_WORK/directory-$PEOPLE
+rm -rf "$W"
+mkdir -p "$W"
+python3 - "$PEOPLE" "$W" <<'PY'
+import random, sys
+n, w = int(sys.argv[1]), sys.argv[2]
+random.seed(1)
+family = "佐藤 鈴木 高橋 田中 伊藤 渡辺 山本 中村 小林 加藤 吉田 山田 佐々木 山口 松本".split()
+given = "太郎 花子 一郎 次郎 三郎 美咲 翔太 陽菜 大輔 直美".split()
+depts = [f"本社/{d}/{k}" for d in "営業部 開発部 総務部 人事部 経理部 製造部".split() for k in "第一課 第二課 第三課".split()]
+def rows(changed):
+    out = ["社員番号,氏名,メールアドレス,別名,部署,上長,在籍区分,入社日"]
+    for i in range(n):
+        dept = depts[i % len(depts)]
+        status = "在籍"
+        if i in changed:
+            dept = depts[(i + 1) % len(depts)]
+            status = "退職" if i % 2 else "在籍"
+        out.append(f"{100000 + i},{family[i % 15]} {given[i % 10]},user{i}@example.co.jp,u{i}@example.co.jp,{dept},{100000 + i // 10},{status},2020/04/01")
+    return "\r\n".join(out) + "\r\n"
+open(f"{w}/month1.csv", "wb").write(rows(set()).encode("cp932"))
+open(f"{w}/month2.csv", "wb").write(rows(set(random.sample(range(n), n // 100))).encode("cp932"))
+PY
+say "directory import: $PEOPLE people, three times"
+timed "$W/first.time" "$MAILTRAIL" --data-dir "$W/data" directory import "$W/month1.csv"
+timed "$W/again.time" "$MAILTRAIL" --data-dir "$W/data" directory import "$W/month1.csv"
+timed "$W/next.time" "$MAILTRAIL" --data-dir "$W/data" directory import "$W/month2.csv"
+echo
+echo "Applying a list of $PEOPLE people in the store (\`mailtrail directory import\`, CP932 CSV):"
+echo
+echo "| import | report | time | peak RSS MiB |"
+echo "|---|---|---:|---:|"
+for k in first again next; do
+    echo "| $k | $(head -1 "$W/$k.time.out") | $(t_secs "$W/$k.time") s | $(t_rss_mib "$W/$k.time") |"
+done

@@ -129,6 +129,11 @@ fn sleep_unless_stopped(stop: &AtomicBool, wait: Duration) {
     }
 }
 
+/// Messages evaluated per round (one write transaction): the smallest, for
+/// a quiet service, and the largest, for a backlog.
+const MIN_ROUND: u32 = 200;
+const MAX_ROUND: u32 = 3200;
+
 fn evaluator(mut store: SqliteStore, mut policy: Policy, config: &Config, stop: &AtomicBool) {
     let decode = mailtrail_ingest::DecodeOptions {
         timezone: config.timezone,
@@ -140,6 +145,7 @@ fn evaluator(mut store: SqliteStore, mut policy: Policy, config: &Config, stop: 
     let mut directory_seen = directory_fingerprint(&store);
     let mut directory = load_directory(&store, config);
     let mut directory_checked = Instant::now();
+    let mut batch = MIN_ROUND;
     while !stop.load(Ordering::SeqCst) {
         if !config.policy.rules.is_empty() && rules_checked.elapsed() >= reload_every {
             rules_checked = Instant::now();
@@ -169,8 +175,15 @@ fn evaluator(mut store: SqliteStore, mut policy: Policy, config: &Config, stop: 
                 directory = load_directory(&store, config);
             }
         }
-        match evaluate_pending(&mut store, &policy, &directory, &decode, 200) {
+        // Under a sustained load the writer holds the database most of the
+        // time; a larger round takes the write lock less often per message.
+        match evaluate_pending(&mut store, &policy, &directory, &decode, batch) {
             Ok(round) if round.evaluated > 0 => {
+                batch = if round.evaluated as u32 == batch {
+                    (batch * 2).min(MAX_ROUND)
+                } else {
+                    MIN_ROUND
+                };
                 for id in &round.raised {
                     if let Ok(Some((alert, _))) = store.alert(*id) {
                         eprintln!(
