@@ -113,10 +113,19 @@ pub fn start(config: &Config) -> Result<Alerting> {
         let stop = stop.clone();
         let notify = config.notify.clone();
         let console_url = config.policy.console_url.clone();
+        let timezone = config.timezone;
         threads.push(
             thread::Builder::new()
                 .name("notify".into())
-                .spawn(move || notifier(notifier_store, &notify, console_url.as_deref(), &stop))?,
+                .spawn(move || {
+                    notifier(
+                        notifier_store,
+                        &notify,
+                        console_url.as_deref(),
+                        timezone,
+                        &stop,
+                    )
+                })?,
         );
     }
     Ok(Alerting { stop, threads })
@@ -307,10 +316,21 @@ fn notifier(
     mut store: SqliteStore,
     notify: &NotifyConfig,
     console_url: Option<&str>,
+    timezone: chrono_tz::Tz,
     stop: &AtomicBool,
 ) {
     let channels = notify.channels();
+    // Digests are looked at once a minute; a failed one is tried again
+    // after ten.
+    let mut digest_due = Instant::now();
     while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= digest_due {
+            digest_due = Instant::now() + Duration::from_secs(60);
+            if let Err(e) = send_due_digests(&mut store, notify, timezone, console_url) {
+                eprintln!("{e:#}; trying again in 10 minutes");
+                digest_due = Instant::now() + Duration::from_secs(600);
+            }
+        }
         let due = match store.due_notifications(Utc::now(), 50) {
             Ok(d) => d,
             Err(e) => {
@@ -418,5 +438,152 @@ pub fn run_pending(config: &Config, rules: &[PathBuf]) -> Result<std::process::E
         refreshed += round.refreshed;
     }
     println!("{evaluated} message(s) evaluated: {raised} alert(s) raised, {refreshed} refreshed");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The notices of the alerts raised on `day` (a day in `tz`), oldest first.
+fn notices_of_day(
+    store: &SqliteStore,
+    day: chrono::NaiveDate,
+    tz: chrono_tz::Tz,
+    console_url: Option<&str>,
+) -> Result<Vec<AlertNotice>> {
+    use chrono::TimeZone;
+    let start = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(from), Some(until)) = (start(day), day.succ_opt().and_then(start)) else {
+        anyhow::bail!("{day} has no start in {tz}");
+    };
+    let mut notices = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (_, page) = store.alerts(&mailtrail_store::alerts::AlertFilter {
+            page: mailtrail_store::Page {
+                limit: 1000,
+                offset,
+            },
+            ..Default::default()
+        })?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len() as u64;
+        // Newest first: once past the day's start, nothing older is wanted.
+        let past = page.last().is_some_and(|a| a.raised < from);
+        for alert in page {
+            if alert.raised >= from && alert.raised < until {
+                let message = store.message(alert.message)?;
+                notices.push(notice(&alert, message.as_ref(), console_url));
+            }
+        }
+        if past {
+            break;
+        }
+    }
+    notices.reverse();
+    Ok(notices)
+}
+
+/// A mail channel's zone for its digest day: its own `timezone`, else the
+/// service's.
+fn digest_zone(channel: &mailtrail_notify::MailChannel, fallback: chrono_tz::Tz) -> chrono_tz::Tz {
+    channel
+        .timezone
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(fallback)
+}
+
+/// The settings key remembering the last day whose digest a channel got.
+fn digest_key(channel: &str) -> String {
+    format!("notify:digest:{channel}")
+}
+
+/// Send each daily-digest mail channel the digest of the day before, once:
+/// what the notifier does after midnight (in the channel's zone).
+fn send_due_digests(
+    store: &mut SqliteStore,
+    notify: &NotifyConfig,
+    tz: chrono_tz::Tz,
+    console_url: Option<&str>,
+) -> Result<()> {
+    for channel in notify.mail.iter().filter(|c| c.daily_digest) {
+        let zone = digest_zone(channel, tz);
+        let Some(yesterday) = Utc::now().with_timezone(&zone).date_naive().pred_opt() else {
+            continue;
+        };
+        let key = digest_key(&channel.name);
+        let done = store
+            .setting(&key)?
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+        if done.is_some_and(|d| d >= yesterday) {
+            continue;
+        }
+        let notices = notices_of_day(store, yesterday, zone, console_url)?;
+        mailtrail_notify::deliver_digest(channel, &notices, yesterday)
+            .with_context(|| format!("daily digest of {yesterday} to {}", channel.name))?;
+        store.set_setting(&key, &yesterday.to_string())?;
+        eprintln!(
+            "daily digest of {yesterday} sent to {} ({} alert(s))",
+            channel.name,
+            notices.len()
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct DigestArgs {
+    /// The day (YYYY-MM-DD, in the channel's time zone); default yesterday
+    #[arg(long)]
+    day: Option<chrono::NaiveDate>,
+    /// Only this mail channel; default every mail channel with daily_digest = true
+    #[arg(long)]
+    channel: Option<String>,
+}
+
+/// `mailtrail digest`: send the daily digest of a day's alerts now, to the
+/// mail channels that take it (or one named), whatever was sent before.
+pub fn digest(config: &Config, args: DigestArgs) -> Result<std::process::ExitCode> {
+    let channels: Vec<&mailtrail_notify::MailChannel> = config
+        .notify
+        .mail
+        .iter()
+        .filter(|c| match &args.channel {
+            Some(name) => &c.name == name,
+            None => c.daily_digest,
+        })
+        .collect();
+    if channels.is_empty() {
+        anyhow::bail!(match &args.channel {
+            Some(name) => format!("no [[notify.mail]] channel named {name:?}"),
+            None =>
+                "no [[notify.mail]] channel has daily_digest = true (or name one with --channel)"
+                    .to_string(),
+        });
+    }
+    let store = crate::open_store(config)?;
+    for channel in channels {
+        let zone = digest_zone(channel, config.timezone);
+        let day = match args.day {
+            Some(d) => d,
+            None => Utc::now()
+                .with_timezone(&zone)
+                .date_naive()
+                .pred_opt()
+                .context("no day before today")?,
+        };
+        let notices = notices_of_day(&store, day, zone, config.policy.console_url.as_deref())?;
+        mailtrail_notify::deliver_digest(channel, &notices, day)
+            .with_context(|| format!("daily digest of {day} to {}", channel.name))?;
+        println!(
+            "digest of {day} sent to {} ({} alert(s))",
+            channel.name,
+            notices.len()
+        );
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -137,6 +137,9 @@ Example: printf '%s' \"$PASSWORD\" | mailtrail hash-password"
     Alerts(alerts::AlertsArgs),
     /// One alert: what matched, its history; --state, --assign, --comment change it
     Alert(alerts::AlertArgs),
+    /// Send the daily digest of a day's alerts now (serve sends yesterday's
+    /// after midnight to [[notify.mail]] channels with daily_digest = true)
+    Digest(alerting::DigestArgs),
     /// The directory: import people and PCs from CSV, list them. Mail is
     /// attributed to them by address and client IP (search employee:, dept:, device:)
     #[command(subcommand)]
@@ -508,6 +511,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Risk(args) => risk::run(&config, args),
         Command::Alerts(args) => alerts::list(&config, args),
         Command::Alert(args) => alerts::one(&config, args),
+        Command::Digest(args) => alerting::digest(&config, args),
         Command::Rules(RulesCommand::Run { rules }) => alerting::run_pending(&config, &rules),
         Command::Rules(RulesCommand::Check { rules }) => rules::check(&rules),
         Command::Rules(RulesCommand::Test {

@@ -276,3 +276,133 @@ fn serve_evaluates_mail_as_it_arrives_and_keeps_its_rules_when_a_changed_file_is
             .any(|l| l.contains("rules reloaded: 1 rule(s), 1 enabled"))
     });
 }
+
+/// `mailtrail digest` mails a day's alerts, in one message, to the mail
+/// channel: here Postfix's `smtp-sink`, which keeps what it receives.
+#[test]
+fn the_daily_digest_lists_the_days_alerts_in_one_mail() {
+    let Some(sink) = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+    else {
+        println!("skipped: smtp-sink is not installed (apt-get install postfix)");
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let rules = rules_dir(root.path());
+    mailtrail(
+        &data,
+        &["import", "--quiet", fixtures("search").to_str().unwrap()],
+    );
+    let run = mailtrail(&data, &["rules", "run", "--rules", rules.to_str().unwrap()]);
+    let raised: usize = run
+        .split(": ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(raised > 0, "{run}");
+
+    let dumps = root.path().join("mail");
+    std::fs::create_dir_all(&dumps).unwrap();
+    // smtp-sink drops to this user when started as root.
+    let user = if running_as_root() { "nobody" } else { "" };
+    if !user.is_empty() {
+        std::process::Command::new("chmod")
+            .args(["777", dumps.to_str().unwrap()])
+            .status()
+            .unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(sink);
+    if !user.is_empty() {
+        command.args(["-u", user]);
+    }
+    let child = command
+        .arg("-d")
+        .arg(format!("{}/%M.", dumps.display()))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("5")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sink = support::Server(child);
+    wait_until("smtp-sink to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let config = root.path().join("mailtrail.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[notify.mail]]\nname = \"security\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             starttls = \"none\"\nfrom = \"mailtrail@example.co.jp\"\nto = [\"security@example.co.jp\"]\n\
+             timezone = \"Asia/Tokyo\"\ndaily_digest = true\n"
+        ),
+    )
+    .unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Tokyo)
+        .date_naive()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["digest", "--day", &today])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.contains(&format!("sent to security ({raised} alert(s))")),
+        "{said}"
+    );
+    let mut files = Vec::new();
+    wait_until("the digest mail", || {
+        files = std::fs::read_dir(&dumps)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+            .collect();
+        !files.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(files.len(), 1, "one mail for the day");
+    let raw = std::fs::read(&files[0]).unwrap();
+    let mail =
+        mailtrail_ingest::mime::parse_message(raw, &mailtrail_ingest::DecodeOptions::default())
+            .unwrap();
+    let subject = mail.subject.unwrap_or_default();
+    assert!(
+        subject.contains(&format!("アラート {raised} 件")),
+        "{subject}"
+    );
+    let body = mail.body_text.unwrap_or_default();
+    assert!(body.contains("社外秘の社外送信"), "{body}");
+
+    // Without a channel that takes the digest, the command says so.
+    let none = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("digest")
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("daily_digest = true"));
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -236,7 +236,7 @@ pub struct Round {
 
 /// Evaluate up to `batch` queued messages with `policy` and record the
 /// result. A message that has disappeared (merged into another) is just
-/// taken off the queue.
+/// taken off the queue, and so is everything when no rule is enabled.
 pub fn evaluate_pending(
     store: &mut SqliteStore,
     policy: &Policy,
@@ -249,14 +249,23 @@ pub fn evaluate_pending(
         return Ok(Round::default());
     }
     let mut alerts = Vec::new();
-    {
+    let enabled: Vec<&crate::CompiledRule> =
+        policy.rules.iter().filter(|r| r.rule.enabled).collect();
+    // Bodies are decoded (the raw message read and parsed again) only when
+    // an enabled rule reads them; with no rules the queue is just emptied.
+    let with_body = enabled.iter().any(|r| needs_body(r));
+    if !enabled.is_empty() {
         let _snapshot = store.read_snapshot()?;
         let history = StoreHistory::new(&*store);
         for &id in &ids {
             let Some(message) = store.message(id)? else {
                 continue;
             };
-            let facts = stored_facts(&*store, &message, decode)?;
+            let facts = if with_body {
+                stored_facts(&*store, &message, decode)?
+            } else {
+                MessageFacts::from_stored(&message, None)
+            };
             for m in policy.evaluate(&facts, directory, &history) {
                 alerts.push(new_alert(id, &m));
             }
