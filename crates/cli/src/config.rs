@@ -125,7 +125,10 @@ pub struct RiskSection {
 pub struct PolicySection {
     /// Rule files, or folders whose `*.toml` files are read in name order
     /// (relative to this file). Without any, no rules run and no alerts
-    /// are raised.
+    /// are raised. Rules created in the console are written to
+    /// `console.toml` in the first folder listed here; rules edited there
+    /// are written back to their own file (the previous version kept as
+    /// `FILE.bak`; comments in a hand-written file are not kept).
     #[serde(default)]
     pub rules: Vec<PathBuf>,
     /// How often, in seconds, the rule files are checked for changes

@@ -985,6 +985,17 @@ pub fn cmd_serve(config: &Config, args: ServeArgs) -> Result<ExitCode> {
                     move || health.health_json(),
                 ))),
                 rules: config.policy.rules.clone(),
+                rules_reload_secs: config.policy.reload_secs.max(1),
+                risk: config.risk.enabled.then(|| mailtrail_web::RiskPageOptions {
+                    days: config
+                        .risk
+                        .days
+                        .unwrap_or(mailtrail_web::RiskPageOptions::default().days),
+                    baseline_days: config
+                        .risk
+                        .baseline_days
+                        .unwrap_or(mailtrail_web::RiskPageOptions::default().baseline_days),
+                }),
             })
             .map_err(|e| anyhow::anyhow!("cannot start the web console: {e}"))?,
         ),

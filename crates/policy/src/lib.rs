@@ -30,6 +30,7 @@
 //!   file.
 
 pub mod checks;
+pub mod edit;
 mod eval;
 mod facts;
 mod files;

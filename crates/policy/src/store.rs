@@ -257,10 +257,8 @@ pub fn evaluate_pending(
     if !enabled.is_empty() {
         let _snapshot = store.read_snapshot()?;
         let history = StoreHistory::new(&*store);
-        for &id in &ids {
-            let Some(message) = store.message(id)? else {
-                continue;
-            };
+        for message in store.messages(&ids)? {
+            let id = message.id;
             let facts = if with_body {
                 stored_facts(&*store, &message, decode)?
             } else {
@@ -442,18 +440,17 @@ pub fn retro_hunt(
         candidates: ids.len() as u64,
         matched: 0,
     };
-    for id in ids {
-        let Some(message) = store.message(id)? else {
-            continue;
-        };
-        let facts = if with_body {
-            stored_facts(store, &message, decode)?
-        } else {
-            MessageFacts::from_stored(&message, None)
-        };
-        if let Some(m) = policy.evaluate_rule(rule_id, &facts, directory, &history) {
-            stats.matched += 1;
-            on_match(&message, m)?;
+    for chunk in ids.chunks(512) {
+        for message in store.messages(chunk)? {
+            let facts = if with_body {
+                stored_facts(store, &message, decode)?
+            } else {
+                MessageFacts::from_stored(&message, None)
+            };
+            if let Some(m) = policy.evaluate_rule(rule_id, &facts, directory, &history) {
+                stats.matched += 1;
+                on_match(&message, m)?;
+            }
         }
     }
     Ok(stats)

@@ -372,6 +372,18 @@ fn a_retro_hunt_finds_what_evaluating_every_message_finds() {
     let everything = Expr::And(Vec::new());
     let all_ids = store.matching_ids(&everything).unwrap();
     assert_eq!(all_ids.len(), 23);
+    // Loading many at once gives exactly what loading each gives.
+    let one_by_one: Vec<_> = all_ids
+        .iter()
+        .map(|&id| store.message(id).unwrap().unwrap())
+        .collect();
+    assert_eq!(store.messages(&all_ids).unwrap(), one_by_one);
+    let mut backwards = all_ids.clone();
+    backwards.reverse();
+    backwards.push(999_999);
+    let mut expected = one_by_one.clone();
+    expected.reverse();
+    assert_eq!(store.messages(&backwards).unwrap(), expected);
     let mut narrowed_some = false;
     let mut found = std::collections::BTreeMap::new();
     for rule in &policy.rules {

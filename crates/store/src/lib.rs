@@ -266,6 +266,18 @@ pub trait Store {
 
     fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError>;
 
+    /// Several messages by number, in the order asked, missing ones left
+    /// out (a backend loads them together: a retro-hunt reads millions).
+    fn messages(&self, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(m) = self.message(id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     /// One message by its (normalised) Message-ID.
     fn message_by_message_id(&self, message_id: &str) -> Result<Option<StoredMessage>, StoreError>;
 

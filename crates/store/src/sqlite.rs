@@ -522,43 +522,10 @@ impl SqliteStore {
     fn load_message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
         let row = self
             .conn
-            .prepare_cached(
-                "SELECT id, message_id, date, first_seen, direction, envelope_from, from_addr,
-                    from_name, reply_to_addr, reply_to_name, subject, size, auth, client_ip,
-                    systems, content_hash, preview
-                 FROM messages WHERE id = ?1",
-            )?
-            .query_row([id], |r| {
-                Ok(StoredMessage {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    date: r.get::<_, Option<i64>>(2)?.map(from_micros),
-                    first_seen: r.get::<_, Option<i64>>(3)?.map(from_micros),
-                    direction: r.get::<_, String>(4)?.parse().unwrap_or(Direction::Relayed),
-                    envelope_from: r.get(5)?,
-                    from: mailbox(r.get(6)?, r.get(7)?),
-                    reply_to: mailbox(r.get(8)?, r.get(9)?),
-                    recipients: Vec::new(),
-                    subject: r.get(10)?,
-                    size: r
-                        .get::<_, Option<i64>>(11)?
-                        .and_then(|s| u64::try_from(s).ok()),
-                    attachments: Vec::new(),
-                    auth: r
-                        .get::<_, Option<String>>(12)?
-                        .and_then(|a| serde_json::from_str(&a).ok())
-                        .unwrap_or_default(),
-                    client_ip: r.get(13)?,
-                    systems: r
-                        .get::<_, String>(14)?
-                        .split_whitespace()
-                        .map(str::to_string)
-                        .collect(),
-                    deliveries: Vec::new(),
-                    content_hash: r.get(15)?,
-                    preview: r.get(16)?,
-                })
-            })
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+            ))?
+            .query_row([id], message_row)
             .optional()?;
         let Some(mut m) = row else {
             return Ok(None);
@@ -1223,75 +1190,188 @@ fn delete_message(tx: &Transaction<'_>, id: i64, keys: &[String]) -> Result<(), 
     Ok(())
 }
 
+/// The columns [`message_row`] reads, in its order.
+const MESSAGE_COLUMNS: &str =
+    "id, message_id, date, first_seen, direction, envelope_from, from_addr,
+    from_name, reply_to_addr, reply_to_name, subject, size, auth, client_ip, systems,
+    content_hash, preview";
+
+/// A message row without its recipients, deliveries and attachments.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        date: r.get::<_, Option<i64>>(2)?.map(from_micros),
+        first_seen: r.get::<_, Option<i64>>(3)?.map(from_micros),
+        direction: r.get::<_, String>(4)?.parse().unwrap_or(Direction::Relayed),
+        envelope_from: r.get(5)?,
+        from: mailbox(r.get(6)?, r.get(7)?),
+        reply_to: mailbox(r.get(8)?, r.get(9)?),
+        recipients: Vec::new(),
+        subject: r.get(10)?,
+        size: r
+            .get::<_, Option<i64>>(11)?
+            .and_then(|s| u64::try_from(s).ok()),
+        attachments: Vec::new(),
+        auth: r
+            .get::<_, Option<String>>(12)?
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default(),
+        client_ip: r.get(13)?,
+        systems: r
+            .get::<_, String>(14)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        deliveries: Vec::new(),
+        content_hash: r.get(15)?,
+        preview: r.get(16)?,
+    })
+}
+
+fn recipient_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Recipient> {
+    Ok(Recipient {
+        address: r.get(at)?,
+        kind: r
+            .get::<_, String>(at + 1)?
+            .parse()
+            .unwrap_or(RecipientKind::Envelope),
+        display_name: r.get(at + 2)?,
+    })
+}
+
+fn sort_recipients(list: &mut [Recipient]) {
+    list.sort_by(|a, b| (a.kind, &a.address).cmp(&(b.kind, &b.address)));
+}
+
+const DELIVERY_COLUMNS: &str = "time, recipient, status, detail, system, relay, client_ip,
+    client_host, local_id, original_recipient";
+
+fn delivery_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        time: from_micros(r.get(at)?),
+        recipient: r.get(at + 1)?,
+        status: r
+            .get::<_, String>(at + 2)?
+            .parse()
+            .unwrap_or(DeliveryStatus::Failed),
+        detail: r.get(at + 3)?,
+        system: r.get(at + 4)?,
+        relay: r.get(at + 5)?,
+        client_ip: r.get(at + 6)?,
+        client_host: r.get(at + 7)?,
+        local_id: r.get(at + 8)?,
+        original_recipient: r.get(at + 9)?,
+    })
+}
+
+const ATTACHMENT_COLUMNS: &str = "filename, content_type, size, blake3, encrypted, inner_names";
+
+fn attachment_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Attachment> {
+    Ok(Attachment {
+        filename: r.get(at)?,
+        content_type: r.get(at + 1)?,
+        size: u64::try_from(r.get::<_, i64>(at + 2)?).unwrap_or(0),
+        blake3: r.get(at + 3)?,
+        encrypted: r.get::<_, i64>(at + 4)? != 0,
+        inner_names: r
+            .get::<_, Option<String>>(at + 5)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+        raw_range: None,
+    })
+}
+
+/// Messages by number, complete, in the order asked (missing ones left
+/// out): one query per table for the whole list instead of four per
+/// message.
+fn load_messages(conn: &Connection, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
+    let list = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut by_id: std::collections::HashMap<i64, StoredMessage> =
+        std::collections::HashMap::with_capacity(ids.len());
+    {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT value FROM json_each(?1))"
+        ))?;
+        for m in stmt.query_map([&list], message_row)? {
+            let m = m?;
+            by_id.insert(m.id, m);
+        }
+    }
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT message, address, kind, display_name FROM recipients
+             WHERE message IN (SELECT value FROM json_each(?1))",
+        )?;
+        let mut rows = stmt.query([&list])?;
+        while let Some(r) = rows.next()? {
+            if let Some(m) = by_id.get_mut(&r.get::<_, i64>(0)?) {
+                m.recipients.push(recipient_row(r, 1)?);
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT message, {DELIVERY_COLUMNS} FROM deliveries
+             WHERE message IN (SELECT value FROM json_each(?1)) ORDER BY message, time, seq"
+        ))?;
+        let mut rows = stmt.query([&list])?;
+        while let Some(r) = rows.next()? {
+            if let Some(m) = by_id.get_mut(&r.get::<_, i64>(0)?) {
+                m.deliveries.push(delivery_row(r, 1)?);
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT message, {ATTACHMENT_COLUMNS} FROM attachments
+             WHERE message IN (SELECT value FROM json_each(?1)) ORDER BY message, position"
+        ))?;
+        let mut rows = stmt.query([&list])?;
+        while let Some(r) = rows.next()? {
+            if let Some(m) = by_id.get_mut(&r.get::<_, i64>(0)?) {
+                m.attachments.push(attachment_row(r, 1)?);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(mut m) = by_id.remove(id) {
+            sort_recipients(&mut m.recipients);
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
 fn load_recipients(conn: &Connection, id: i64) -> Result<Vec<Recipient>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT address, kind, display_name FROM recipients WHERE message = ?1")?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (address, kind, display_name) = row?;
-        out.push(Recipient {
-            address,
-            kind: kind.parse().unwrap_or(RecipientKind::Envelope),
-            display_name,
-        });
-    }
-    out.sort_by(|a, b| (a.kind, &a.address).cmp(&(b.kind, &b.address)));
+    let mut out = stmt
+        .query_map([id], |r| recipient_row(r, 0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    sort_recipients(&mut out);
     Ok(out)
 }
 
 fn load_deliveries(conn: &Connection, id: i64) -> Result<Vec<Delivery>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT time, recipient, status, detail, system, relay, client_ip, client_host, local_id,
-            original_recipient
-         FROM deliveries WHERE message = ?1 ORDER BY time, seq",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(Delivery {
-            time: from_micros(r.get(0)?),
-            recipient: r.get(1)?,
-            status: r
-                .get::<_, String>(2)?
-                .parse()
-                .unwrap_or(DeliveryStatus::Failed),
-            detail: r.get(3)?,
-            system: r.get(4)?,
-            relay: r.get(5)?,
-            client_ip: r.get(6)?,
-            client_host: r.get(7)?,
-            local_id: r.get(8)?,
-            original_recipient: r.get(9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE message = ?1 ORDER BY time, seq"
+    ))?;
+    let rows = stmt
+        .query_map([id], |r| delivery_row(r, 0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 fn load_attachments(conn: &Connection, id: i64) -> Result<Vec<Attachment>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT filename, content_type, size, blake3, encrypted, inner_names
-         FROM attachments WHERE message = ?1 ORDER BY position",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(Attachment {
-            filename: r.get(0)?,
-            content_type: r.get(1)?,
-            size: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-            blake3: r.get(3)?,
-            encrypted: r.get::<_, i64>(4)? != 0,
-            inner_names: r
-                .get::<_, Option<String>>(5)?
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default(),
-            raw_range: None,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE message = ?1 ORDER BY position"
+    ))?;
+    let rows = stmt
+        .query_map([id], |r| attachment_row(r, 0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 /// A compiled WHERE clause over `messages m` with its parameters.
@@ -1622,6 +1702,10 @@ impl Store for SqliteStore {
 
     fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
         self.load_message(id)
+    }
+
+    fn messages(&self, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
+        load_messages(&self.conn, ids)
     }
 
     fn message_by_message_id(&self, message_id: &str) -> Result<Option<StoredMessage>, StoreError> {

@@ -709,7 +709,7 @@ pub(crate) struct ChangeForm {
 }
 
 /// The session's CSRF token must come with every change a form makes.
-fn check_csrf(visitor: &Visitor, token: &str) -> Result<(), WebError> {
+pub(crate) fn check_csrf(visitor: &Visitor, token: &str) -> Result<(), WebError> {
     let session = visitor.session.as_ref().ok_or(WebError::SignIn)?;
     if auth::same_token(&session.csrf, token) {
         Ok(())

@@ -5,7 +5,8 @@
 //! service reports, via [`WebOptions::sources`], and the notifications
 //! that could not be delivered), collection coverage (`coverage`: who and
 //! which PCs no source captured mail for), the monitoring rules in force
-//! and their dry run (`rules`), and the audit log — in Japanese and
+//! and their dry run (`rules`), their editor (`rule_edit`), the risk view
+//! when the organisation turned it on (`risk`), and the audit log — in Japanese and
 //! English, served by `mailtrail serve`.
 //!
 //! Why it is shaped this way:
@@ -67,6 +68,8 @@ pub mod html;
 pub mod i18n;
 pub mod json;
 pub mod pivots;
+mod risk;
+mod rule_edit;
 mod rules;
 
 use auth::{Brake, LANG_COOKIE, LOGIN_COOKIE, SESSION_COOKIE};
@@ -111,8 +114,35 @@ pub struct WebOptions {
     /// `mailtrail serve`) the page is not offered.
     pub sources: Option<SourcesProvider>,
     /// The rule files in force (`[policy] rules`: files, or folders of
-    /// `*.toml`), shown on the rules page and used by its dry run.
+    /// `*.toml`), shown on the rules page and used by its dry run, and
+    /// edited there by administrators (new rules go to
+    /// `console.toml` in the first folder of the list).
     pub rules: Vec<PathBuf>,
+    /// How often the running service looks for changed rule files
+    /// (`[policy] reload_secs`): the rules page says an edit is in force
+    /// within this many seconds.
+    pub rules_reload_secs: u64,
+    /// The risk page (`[risk] enabled = true`); without it the page is
+    /// not offered and answers 404.
+    pub risk: Option<RiskPageOptions>,
+}
+
+/// The risk page's defaults (`[risk] days` and `baseline_days`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RiskPageOptions {
+    /// Days in the period shown, ending today (default 30).
+    pub days: u32,
+    /// Days before each day that make a person's baseline (default 28).
+    pub baseline_days: u32,
+}
+
+impl Default for RiskPageOptions {
+    fn default() -> Self {
+        RiskPageOptions {
+            days: mailtrail_policy::risk::RiskSettings::DEFAULT_DAYS,
+            baseline_days: mailtrail_policy::risk::RiskSettings::DEFAULT_BASELINE_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +178,9 @@ struct Shared {
     /// get its previous figures instead of waiting (only the very first
     /// request of a period waits for the computation).
     dashboards: Mutex<DashboardCache>,
+    /// Held while a rule file is checked and written, so that two saves
+    /// never interleave (each reads the files the other wrote).
+    rules_write: tokio::sync::Mutex<()>,
 }
 
 /// A period's latest figures, when they were computed, and the lock held by
@@ -214,6 +247,8 @@ pub struct Chrome<'a> {
     admin: bool,
     /// The sources page is offered (administrators, under `mailtrail serve`).
     sources: bool,
+    /// The risk page is offered (administrators, `[risk] enabled = true`).
+    risk: bool,
     who: String,
     csrf: String,
 }
@@ -250,6 +285,7 @@ fn chrome<'a>(shared: &'a Shared, visitor: &Visitor) -> Chrome<'a> {
         signed_in,
         admin,
         sources: admin && shared.options.sources.is_some(),
+        risk: admin && shared.options.risk.is_some(),
         who,
         csrf,
     }
@@ -528,6 +564,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         brake: Brake::default(),
         systems: Mutex::new(None),
         dashboards: Mutex::new(DashboardCache::new()),
+        rules_write: tokio::sync::Mutex::new(()),
     });
     Ok(Router::new()
         .route("/", get(|| async { Redirect::to("/search") }))
@@ -545,6 +582,16 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         .route("/coverage", get(coverage::coverage_page))
         .route("/rules", get(rules::rules_page))
         .route("/rules/dry-run", get(rules::dry_run))
+        .route(
+            "/rules/new",
+            get(rule_edit::new_form).post(rule_edit::create),
+        )
+        .route(
+            "/rules/{id}/edit",
+            get(rule_edit::edit_form).post(rule_edit::save),
+        )
+        .route("/rules/{id}/state", post(rule_edit::switch))
+        .route("/risk", get(risk::risk_page))
         .route("/alerts", get(alerts::inbox))
         .route(
             "/alerts/{id}",

@@ -48,12 +48,12 @@ const DEFAULT_PERIOD: &str = "30d";
 const DRY_RUN_SHOWN: usize = 100;
 
 /// A rule file that did not load, in words.
-struct LoadErrorView {
-    file: String,
-    line: Option<usize>,
+pub(crate) struct LoadErrorView {
+    pub(crate) file: String,
+    pub(crate) line: Option<usize>,
     /// The rule the error is in, when it is in one.
-    rule: Option<String>,
-    reason: String,
+    pub(crate) rule: Option<String>,
+    pub(crate) reason: String,
 }
 
 /// One condition of a rule: its kind and its settings in words.
@@ -90,6 +90,17 @@ struct RulesPage<'a> {
     /// The dry run's form.
     rule_choices: Vec<Choice>,
     periods: Vec<Choice>,
+    /// "Saved …, in force within N seconds" after an edit.
+    saved: Option<String>,
+    /// Rules can be added here (a folder is configured).
+    can_add: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct RulesParams {
+    /// The rule just saved by the editor.
+    #[serde(default)]
+    saved: String,
 }
 
 /// One hit of a dry-run match.
@@ -127,7 +138,7 @@ async fn load(shared: &App) -> Result<Result<Policy, LoadError>, WebError> {
     blocking(move || Ok(mailtrail_policy::load_rule_paths(&paths))).await
 }
 
-fn error_view(error: &LoadError) -> LoadErrorView {
+pub(crate) fn error_view(error: &LoadError) -> LoadErrorView {
     match error {
         LoadError::Read { path, source } => LoadErrorView {
             file: path.display().to_string(),
@@ -334,6 +345,7 @@ pub(crate) async fn rules_page(
     State(shared): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    Query(params): Query<RulesParams>,
 ) -> Response {
     respond(shared, headers, peer, async move |shared, visitor| {
         visitor.user()?;
@@ -348,6 +360,19 @@ pub(crate) async fn rules_page(
             rules: Vec::new(),
             rule_choices: Vec::new(),
             periods: period_choices(shared, lang, DEFAULT_PERIOD),
+            saved: Some(params.saved.trim())
+                .filter(|s| !s.is_empty())
+                .map(|id| {
+                    shared.catalog.text(
+                        lang,
+                        "rule-saved",
+                        &[
+                            ("rule", id.to_string().into()),
+                            ("seconds", shared.options.rules_reload_secs.max(1).into()),
+                        ],
+                    )
+                }),
+            can_add: shared.options.rules.iter().any(|p| p.is_dir()),
         };
         if page.unconfigured {
             return Ok(html_page(StatusCode::OK, page));

@@ -5,7 +5,8 @@
 //! typing into the form, searches by typing Japanese into the query box,
 //! clicks a result and reads its trail, opens a hostile HTML mail, switches
 //! language, looks at the pages at a desktop and a tablet width, works an
-//! alert from the inbox, and signs out. What only a browser can show is checked in the browser itself:
+//! alert from the inbox, edits and switches off a monitoring rule, and
+//! signs out. What only a browser can show is checked in the browser itself:
 //! scripts of the mail never ran, nothing was fetched from the mail's image
 //! host (a local listener stands in for it, and Chromium resolves its name
 //! to loopback), the content policy blocks what a sanitiser bug would let
@@ -329,7 +330,7 @@ fn the_console_works_in_a_real_browser() {
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let tracker = Tracker::start();
-    let (console, _rules) = start_console(&tracker.authority());
+    let (console, rules) = start_console(&tracker.authority());
     let base = format!("http://{}", console.addr);
     let driver = Driver::start(&chromedriver, work.path());
     let browser = Browser::start(
@@ -710,6 +711,68 @@ fn the_console_works_in_a_real_browser() {
     let count = browser.text(&browser.wait_for(".dry-run-count"));
     assert!(count.starts_with("直近 90 日で "), "{count}");
     assert_fits(&browser, "the dry run", &["h1", ".dry-run-count"]);
+
+    // -- The rule edited in the page: a misspelt key is shown with its
+    // line and the text kept; the corrected rule is saved to its file;
+    // then it is switched off from the list.
+    browser.click(&browser.link("監視ルール"));
+    browser.wait_path("the rules", |p| p == "/rules");
+    browser.click(&browser.wait_for("tr[data-rule=shagaihi] a.rule-edit"));
+    browser.wait_path("the rule editor", |p| p == "/rules/shagaihi/edit");
+    let editor = browser.wait_for("form.rule-editor textarea");
+    let shown = browser.property(&editor, "value");
+    let shown = shown.as_str().unwrap().to_string();
+    assert!(shown.contains("severity = \"high\""), "{shown}");
+    let misspelt = shown.replace("severity = \"high\"", "severty = \"medium\"");
+    browser.clear(&editor);
+    browser.type_text(&editor, &misspelt);
+    browser.click(&browser.wait_for("form.rule-editor button[type=submit]"));
+    let line = browser.text(&browser.wait_for(".rule-error-line"));
+    let expected = misspelt
+        .lines()
+        .position(|l| l.starts_with("severty"))
+        .unwrap()
+        + 1;
+    assert_eq!(line, expected.to_string());
+    let editor = browser.wait_for("form.rule-editor textarea");
+    assert_eq!(
+        browser.property(&editor, "value").as_str(),
+        Some(misspelt.as_str())
+    );
+    assert_fits(
+        &browser,
+        "the rule editor",
+        &["h1", "form.rule-editor textarea"],
+    );
+    browser.clear(&editor);
+    browser.type_text(&editor, &misspelt.replace("severty", "severity"));
+    browser.click(&browser.wait_for("form.rule-editor button[type=submit]"));
+    browser.wait_path("the rules after a save", |p| p == "/rules?saved=shagaihi");
+    let saved = browser.text(&browser.wait_for(".rule-saved"));
+    assert!(saved.contains("5 秒以内に反映"), "{saved}");
+    let rule = browser.text(&browser.wait_for("tr[data-rule=shagaihi]"));
+    assert!(rule.contains("中") && rule.contains("有効"), "{rule}");
+    browser.click(&browser.wait_for("tr[data-rule=shagaihi] form.rule-switch button"));
+    browser.wait_path("the rules after the switch", |p| {
+        p == "/rules?saved=shagaihi"
+    });
+    wait_until("the rule switched off", WAIT, || {
+        browser
+            .find("tr[data-rule=shagaihi].rule-off")
+            .map(|row| browser.text(&row))
+            .filter(|t| t.contains("無効"))
+    });
+    let policy = mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()]).unwrap();
+    let compiled = &policy.rule("shagaihi").unwrap().rule;
+    assert!(!compiled.enabled);
+    assert_eq!(
+        compiled.actions,
+        vec![mailtrail_policy::Action::Alert {
+            severity: mailtrail_policy::Severity::Medium,
+            assignee: None
+        }]
+    );
+    assert!(rules.path().join("shagaihi.toml.bak").exists());
     browser.click(&browser.link("収集カバレッジ"));
     browser.wait_path("the coverage", |p| p == "/coverage");
     assert_fits(
@@ -758,6 +821,8 @@ fn the_console_works_in_a_real_browser() {
         "alert-update",
         "rules",
         "rule-dry-run",
+        "rule-edit",
+        "rule-disable",
         "coverage",
         "sign-out",
     ] {

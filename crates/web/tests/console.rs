@@ -97,11 +97,20 @@ fn everything_but_the_sign_in_page_needs_a_session() {
         "/coverage",
         "/rules",
         "/rules/dry-run?rule=x&period=7d",
+        "/rules/new",
+        "/rules/x/edit",
+        "/risk",
     ] {
         let answer = request(c.addr, "GET", path, &[], "");
         assert_eq!(answer.status, 303, "{path}");
         assert_eq!(answer.header("location"), Some("/login"), "{path}");
         assert!(!answer.text().contains("社外秘"), "{path}");
+    }
+    // The rule editor's changes too.
+    for path in ["/rules/new", "/rules/x/edit", "/rules/x/state"] {
+        let answer = request(c.addr, "POST", path, &[], "csrf=x&text=x&state=on");
+        assert_eq!(answer.status, 303, "{path}");
+        assert_eq!(answer.header("location"), Some("/login"), "{path}");
     }
     // The API answers 401 instead (a script wants a status, not a page).
     for path in [
@@ -2727,4 +2736,737 @@ fn a_dry_run_finds_exactly_what_a_search_for_the_keyword_finds() {
         .expect("the viewer's attempt is audited");
     assert_eq!(denied.target.as_deref(), Some("confidential"));
     assert_eq!(denied.detail.as_deref(), Some("rule-dry-run"));
+}
+
+// ------------------------------------------------------------ rule editor
+
+/// The text of a page's textarea, unescaped as a browser shows it.
+fn textarea(html: &str) -> String {
+    let start = html.find("<textarea").expect("a textarea");
+    let start = start + html[start..].find('>').unwrap() + 1;
+    let end = start + html[start..].find("</textarea>").unwrap();
+    unescape(&html[start..end])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A form body: `key=value&…`, values URL-encoded.
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", url(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn audit_entries(dir: &Path) -> Vec<mailtrail_store::console::AuditEntry> {
+    let store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    store
+        .audit_log(
+            &AuditFilter::default(),
+            Page {
+                limit: 1000,
+                offset: 0,
+            },
+        )
+        .unwrap()
+}
+
+fn audited(dir: &Path, user: &str, action: &str, target: &str) -> bool {
+    audit_entries(dir)
+        .iter()
+        .any(|e| e.user == user && e.action == action && e.target.as_deref() == Some(target))
+}
+
+fn rule_enabled(rules: &Path, id: &str) -> bool {
+    mailtrail_policy::load_rule_paths(&[rules.to_path_buf()])
+        .unwrap()
+        .rule(id)
+        .unwrap_or_else(|| panic!("no rule {id}"))
+        .rule
+        .enabled
+}
+
+#[test]
+fn rules_are_switched_on_and_off_and_the_file_follows() {
+    let (c, rules) = start_with_rules();
+    let (session, csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str()), JA];
+    let page = request(c.addr, "GET", "/rules", &cookie, "").text();
+    assert!(
+        page.contains("<form method=\"post\" action=\"/rules/many-bcc/state\""),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/rules/many-bcc/edit\""), "{page}");
+    let file = rules.path().join("20-bcc.toml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    assert!(!rule_enabled(rules.path(), "many-bcc"));
+
+    // Without the session's form token nothing changes.
+    let refused = request(
+        c.addr,
+        "POST",
+        "/rules/many-bcc/state",
+        &cookie,
+        &form(&[("state", "on")]),
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    // On: the file says so, the previous version is kept, the page lists
+    // it as on and says when the service applies it.
+    let on = request(
+        c.addr,
+        "POST",
+        "/rules/many-bcc/state",
+        &cookie,
+        &form(&[("csrf", &csrf), ("state", "on")]),
+    );
+    assert_eq!(on.status, 303, "{}", on.text());
+    assert_eq!(on.header("location"), Some("/rules?saved=many-bcc"));
+    assert!(rule_enabled(rules.path(), "many-bcc"));
+    assert!(rule_enabled(rules.path(), "confidential"));
+    assert_eq!(
+        std::fs::read_to_string(rules.path().join("20-bcc.toml.bak")).unwrap(),
+        before
+    );
+    // No temporary file is left beside the rules.
+    let names: Vec<String> = std::fs::read_dir(rules.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    let html = request(c.addr, "GET", "/rules?saved=many-bcc", &cookie, "").text();
+    assert!(html.contains("ルール 2 件（有効 2 件）"), "{html}");
+    assert!(
+        html.contains(
+            "ルール「many-bcc」を保存しました。稼働中のサービスには 5 秒以内に反映されます"
+        ),
+        "{html}"
+    );
+    let start = html.find("<tr data-rule=\"many-bcc\"").unwrap();
+    let row = &html[start..start + html[start..].find("</tr>").unwrap()];
+    assert!(row.contains("rule-state\">有効</td>"), "{row}");
+    assert!(row.contains("value=\"off\""), "{row}");
+
+    // And off again.
+    let off = request(
+        c.addr,
+        "POST",
+        "/rules/many-bcc/state",
+        &cookie,
+        &form(&[("csrf", &csrf), ("state", "off")]),
+    );
+    assert_eq!(off.status, 303);
+    assert!(!rule_enabled(rules.path(), "many-bcc"));
+    let html = request(c.addr, "GET", "/rules", &cookie, "").text();
+    assert!(html.contains("ルール 2 件（有効 1 件）"), "{html}");
+    // An unknown rule or state.
+    assert_eq!(
+        request(
+            c.addr,
+            "POST",
+            "/rules/nothing/state",
+            &cookie,
+            &form(&[("csrf", &csrf), ("state", "on")]),
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        request(
+            c.addr,
+            "POST",
+            "/rules/many-bcc/state",
+            &cookie,
+            &form(&[("csrf", &csrf), ("state", "maybe")]),
+        )
+        .status,
+        400
+    );
+    assert!(audited(c.dir.path(), "kanri", "rule-enable", "many-bcc"));
+    assert!(audited(c.dir.path(), "kanri", "rule-disable", "many-bcc"));
+
+    // A viewer may not: refused, recorded, the file untouched.
+    let (viewer, viewer_csrf) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let refused = request(
+        c.addr,
+        "POST",
+        "/rules/many-bcc/state",
+        &[("Cookie", &viewer)],
+        &form(&[("csrf", &viewer_csrf), ("state", "on")]),
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+    let denied = audit_entries(c.dir.path())
+        .into_iter()
+        .find(|e| e.user == "etsuran" && e.action == "denied")
+        .expect("the viewer's attempt is recorded");
+    assert_eq!(denied.target.as_deref(), Some("many-bcc"));
+    assert_eq!(denied.detail.as_deref(), Some("rule-enable"));
+}
+
+/// A file with a list and two rules, written by hand with comments.
+const MIXED_RULES: &str = r#"# Rules of the sales department (hand-written)
+[lists]
+customers = ["顧客リスト", "customer list"]
+
+[[rule]]
+id = "customer-list"
+name = "顧客リストの送信"
+[[rule.condition]]
+type = "keywords"
+lists = ["customers"]
+[[rule.action]]
+type = "alert"
+severity = "medium"
+
+# The second rule stays as it is.
+[[rule]]
+id = "big-attachment"
+[[rule.condition]]
+type = "attachment_size"
+min_bytes = 20000000
+[[rule.action]]
+type = "tag"
+tags = ["大容量"]
+"#;
+
+#[test]
+fn an_edited_rule_is_checked_before_its_file_is_rewritten() {
+    let (c, rules) = start_with_rules();
+    let file = rules.path().join("30-mixed.toml");
+    std::fs::write(&file, MIXED_RULES).unwrap();
+    let (session, csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str()), JA];
+
+    let page = request(c.addr, "GET", "/rules/customer-list/edit", &cookie, "");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let text = textarea(&html);
+    // The rule as the model writes it, which reads back as the same rule.
+    let policy = mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()]).unwrap();
+    let shown = mailtrail_policy::edit::parse_one_rule("shown", &text).unwrap();
+    assert_eq!(&shown, &policy.rule("customer-list").unwrap().rule);
+    assert!(
+        text.starts_with("[[rule]]\nid = \"customer-list\""),
+        "{text}"
+    );
+    assert!(html.contains("コメントや項目の順序は失われます"), "{html}");
+    assert!(html.contains(&file.display().to_string()), "{html}");
+    assert!(html.contains("5 秒以内に反映"), "{html}");
+    assert_eq!(
+        request(c.addr, "GET", "/rules/nothing/edit", &cookie, "").status,
+        404
+    );
+
+    let save = |text: &str| {
+        request(
+            c.addr,
+            "POST",
+            "/rules/customer-list/edit",
+            &cookie,
+            &form(&[("csrf", &csrf), ("text", text)]),
+        )
+    };
+    // A misspelt key: the line inside the submitted text, the form still
+    // filled, the file untouched and no backup made.
+    let misspelt = text.replace("severity = \"medium\"", "severty = \"medium\"");
+    let line = misspelt
+        .lines()
+        .position(|l| l.starts_with("severty"))
+        .unwrap()
+        + 1;
+    let refused = save(&misspelt);
+    assert_eq!(refused.status, 422);
+    let html = refused.text();
+    assert!(
+        html.contains(&format!("<td class=\"rule-error-line\">{line}</td>")),
+        "{line}: {html}"
+    );
+    assert!(
+        html.contains("<td class=\"rule-error-file\">入力したルール</td>"),
+        "{html}"
+    );
+    assert!(html.contains("severty"), "{html}");
+    assert!(html.contains(&file.display().to_string()), "{html}");
+    assert_eq!(textarea(&html), misspelt);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), MIXED_RULES);
+    assert!(!rules.path().join("30-mixed.toml.bak").exists());
+    // A rule that parses but does not compile with the others: an unknown
+    // list, and an id another file already uses.
+    let unknown = text.replace("\"customers\"", "\"no-such-list\"");
+    let html = save(&unknown).text();
+    assert!(html.contains("no list named `no-such-list`"), "{html}");
+    let taken = text.replace("id = \"customer-list\"", "id = \"confidential\"");
+    let html = save(&taken).text();
+    assert!(html.contains("already used"), "{html}");
+    // Markup in the text is shown as text.
+    let html = save("[[rule]]\nid = \"<b>x</b>\"\n").text();
+    assert!(!html.contains("<b>x</b>"), "{html}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), MIXED_RULES);
+
+    // A good edit: the file is rewritten with the other rule and the list
+    // unchanged in meaning, the hand-written version kept as .bak, and
+    // the folder compiles with the new rule.
+    let edited = text
+        .replace(
+            "name = \"顧客リストの送信\"",
+            "name = \"顧客リストの社外送信\"",
+        )
+        .replace("severity = \"medium\"", "severity = \"high\"");
+    let saved = save(&edited);
+    assert_eq!(saved.status, 303, "{}", saved.text());
+    assert_eq!(saved.header("location"), Some("/rules?saved=customer-list"));
+    assert_eq!(
+        std::fs::read_to_string(rules.path().join("30-mixed.toml.bak")).unwrap(),
+        MIXED_RULES
+    );
+    let before = mailtrail_policy::parse_rule_file("before", MIXED_RULES).unwrap();
+    let after =
+        mailtrail_policy::parse_rule_file("after", &std::fs::read_to_string(&file).unwrap())
+            .unwrap();
+    assert_eq!(after.lists, before.lists);
+    assert_eq!(after.rules.len(), 2);
+    assert_eq!(after.rules[1], before.rules[1]);
+    let policy = mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()]).unwrap();
+    let rule = &policy.rule("customer-list").unwrap().rule;
+    assert_eq!(rule.name.as_deref(), Some("顧客リストの社外送信"));
+    assert_eq!(
+        rule.actions,
+        vec![mailtrail_policy::Action::Alert {
+            severity: mailtrail_policy::Severity::High,
+            assignee: None
+        }]
+    );
+    assert_eq!(policy.rules.len(), 4);
+    assert!(audited(c.dir.path(), "kanri", "rule-edit", "customer-list"));
+    // Other files were not touched.
+    assert_eq!(
+        std::fs::read_to_string(rules.path().join("10-confidential.toml")).unwrap(),
+        CONFIDENTIAL_RULE
+    );
+
+    // A viewer may neither look nor save.
+    let (viewer, viewer_csrf) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let viewer = [("Cookie", viewer.as_str())];
+    assert_eq!(
+        request(c.addr, "GET", "/rules/customer-list/edit", &viewer, "").status,
+        403
+    );
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        request(
+            c.addr,
+            "POST",
+            "/rules/customer-list/edit",
+            &viewer,
+            &form(&[("csrf", &viewer_csrf), ("text", &text)]),
+        )
+        .status,
+        403
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
+    let entries = audit_entries(c.dir.path());
+    assert!(entries.iter().any(|e| e.user == "etsuran"
+        && e.action == "denied"
+        && e.detail.as_deref() == Some("rule-edit")));
+}
+
+#[test]
+fn a_new_rule_starts_from_a_template_and_goes_to_console_toml() {
+    let (c, rules) = start_with_rules();
+    let (session, csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str()), JA];
+    let list = request(c.addr, "GET", "/rules", &cookie, "").text();
+    assert!(list.contains("href=\"/rules/new\""), "{list}");
+    let page = request(c.addr, "GET", "/rules/new", &cookie, "");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let template = textarea(&html);
+    let rule = mailtrail_policy::edit::parse_one_rule("template", &template).unwrap();
+    assert!(!rule.enabled, "a new rule starts off: {template}");
+    assert_eq!(rule.name.as_deref(), Some("新しいルール"));
+    let target = rules.path().join("console.toml");
+    assert!(html.contains(&target.display().to_string()), "{html}");
+
+    let create = |text: &str| {
+        request(
+            c.addr,
+            "POST",
+            "/rules/new",
+            &cookie,
+            &form(&[("csrf", &csrf), ("text", text)]),
+        )
+    };
+    // The template's id is new; the same id twice is refused.
+    let text = template.replace("id = \"new-rule\"", "id = \"pw-words\"");
+    let created = create(&text);
+    assert_eq!(created.status, 303, "{}", created.text());
+    assert_eq!(created.header("location"), Some("/rules?saved=pw-words"));
+    let again = create(&text);
+    assert_eq!(again.status, 422);
+    assert!(again.text().contains("already used"), "{}", again.text());
+    // A second new rule joins the first in the same file.
+    let second = create(&template.replace("id = \"new-rule\"", "id = \"second\""));
+    assert_eq!(second.status, 303);
+    let file = mailtrail_policy::parse_rule_file(
+        "console.toml",
+        &std::fs::read_to_string(&target).unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = file.rules.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["pw-words", "second"]);
+    let policy = mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()]).unwrap();
+    assert!(policy.rule("pw-words").is_some());
+    assert_eq!(policy.rules.len(), 4);
+    let html = request(c.addr, "GET", "/rules", &cookie, "").text();
+    assert!(html.contains("<tr data-rule=\"pw-words\""), "{html}");
+    assert!(audited(c.dir.path(), "kanri", "rule-create", "pw-words"));
+
+    // A viewer may not.
+    let (viewer, viewer_csrf) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let viewer = [("Cookie", viewer.as_str())];
+    assert_eq!(
+        request(c.addr, "GET", "/rules/new", &viewer, "").status,
+        403
+    );
+    let refused = request(
+        c.addr,
+        "POST",
+        "/rules/new",
+        &viewer,
+        &form(&[
+            ("csrf", &viewer_csrf),
+            ("text", &text.replace("pw-words", "v")),
+        ]),
+    );
+    assert_eq!(refused.status, 403);
+    assert!(
+        mailtrail_policy::load_rule_paths(&[rules.path().to_path_buf()])
+            .unwrap()
+            .rule("v")
+            .is_none()
+    );
+    assert!(audit_entries(c.dir.path())
+        .iter()
+        .any(|e| e.user == "etsuran"
+            && e.action == "denied"
+            && e.detail.as_deref() == Some("rule-create")));
+}
+
+#[test]
+fn without_a_rules_folder_new_rules_are_refused_plainly() {
+    let rules = tempfile::tempdir().unwrap();
+    let only = rules.path().join("rules.toml");
+    std::fs::write(&only, CONFIDENTIAL_RULE).unwrap();
+    let c = common::serve_with_rules(seed, None, vec![only.clone()]);
+    let (session, csrf) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str()), JA];
+    let list = request(c.addr, "GET", "/rules", &cookie, "").text();
+    assert!(!list.contains("href=\"/rules/new\""), "{list}");
+    let html = request(c.addr, "GET", "/rules/new", &cookie, "").text();
+    assert!(
+        html.contains("新しいルールを保存するフォルダーがありません"),
+        "{html}"
+    );
+    assert!(!html.contains("<textarea"), "{html}");
+    let refused = request(
+        c.addr,
+        "POST",
+        "/rules/new",
+        &cookie,
+        &form(&[
+            ("csrf", &csrf),
+            (
+                "text",
+                "[[rule]]\nid = \"x\"\n[[rule.condition]]\ntype = \"bcc\"\n",
+            ),
+        ]),
+    );
+    assert_eq!(refused.status, 409);
+    assert_eq!(std::fs::read_to_string(&only).unwrap(), CONFIDENTIAL_RULE);
+    assert_eq!(std::fs::read_dir(rules.path()).unwrap().count(), 1);
+    // Editing a rule of a named file works.
+    let text = textarea(&request(c.addr, "GET", "/rules/confidential/edit", &cookie, "").text());
+    let saved = request(
+        c.addr,
+        "POST",
+        "/rules/confidential/edit",
+        &cookie,
+        &form(&[("csrf", &csrf), ("text", &text.replace("社外秘", "極秘"))]),
+    );
+    assert_eq!(saved.status, 303, "{}", saved.text());
+    let policy = mailtrail_policy::load_rule_paths(&[only]).unwrap();
+    assert!(matches!(
+        &policy.rule("confidential").unwrap().rule.conditions[0],
+        mailtrail_policy::Condition::Keywords { words, .. } if words == &["極秘".to_string()]
+    ));
+}
+
+// ------------------------------------------------------------ risk
+
+/// The directory of the risk view: Yamada (sales, romaji name), Suzuki
+/// who has resigned, and Sato.
+fn risk_directory(dir: &Path) {
+    use mailtrail_model::directory::{DirectorySnapshot, EmploymentStatus, Person};
+    use mailtrail_store::directory::DirectoryStore;
+    let person = |id: &str, name: &str, romaji: &str, address: &str, department: &str| Person {
+        id: id.into(),
+        name: Some(name.into()),
+        romaji: Some(romaji.into()),
+        addresses: vec![address.into()],
+        department: Some(department.into()),
+        ..Person::default()
+    };
+    let mut suzuki = person(
+        "1002",
+        "鈴木 一郎",
+        "Ichiro Suzuki",
+        "ichiro.suzuki@example.co.jp",
+        "本社/開発部",
+    );
+    suzuki.status = EmploymentStatus::Resigned;
+    let mut snapshot = DirectorySnapshot {
+        people: vec![
+            person(
+                "1001",
+                "山田 太郎",
+                "Taro Yamada",
+                "taro.yamada@example.co.jp",
+                "本社/営業部",
+            ),
+            suzuki,
+            person(
+                "1003",
+                "佐藤 花子",
+                "Hanako Sato",
+                "hanako.sato@example.co.jp",
+                "本社/営業部",
+            ),
+        ],
+        devices: Vec::new(),
+    };
+    snapshot.normalize();
+    let mut store = SqliteStore::open(dir, SqliteOptions::default()).unwrap();
+    store.apply_directory("hr", &snapshot, false).unwrap();
+}
+
+/// Yamada mails a customer every working morning from 11/11 to 11/25; on
+/// Thursday 11/26 he sends six messages to customers and one to his own
+/// Gmail address after 21:00 (Tokyo). Suzuki, who has resigned, mails
+/// Yamada on 11/25.
+fn risk_mail(dir: &Path) {
+    let mut n = 0;
+    let mut records = Vec::new();
+    let mut mail = |day: u32, hour: u32, minute: u32, from: &str, to: &str| {
+        n += 1;
+        let t = chrono_tz::Asia::Tokyo
+            .with_ymd_and_hms(2026, 11, day, hour, minute, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        records.push(MessageRecord {
+            message_id: Some(format!("risk-{n}@example.co.jp")),
+            date: Some(t),
+            first_seen: Some(t),
+            from: Mailbox::new(from, None),
+            recipients: vec![Recipient::new(to, None, RecipientKind::To).unwrap()],
+            subject: Some(format!("mail {n}")),
+            systems: vec!["journal".into()],
+            ..Default::default()
+        });
+    };
+    const TARO: &str = "taro.yamada@example.co.jp";
+    for day in 11..=25 {
+        // 14, 15, 21, 22 are a weekend, 23 a holiday (勤労感謝の日).
+        if ![14, 15, 21, 22, 23].contains(&day) {
+            mail(day, 10, 0, TARO, "buyer@partner.example");
+        }
+    }
+    mail(25, 10, 0, "ichiro.suzuki@example.co.jp", TARO);
+    for minute in 0..6 {
+        mail(26, 21, minute, TARO, "buyer@partner.example");
+    }
+    mail(26, 21, 30, TARO, "taro.yamada.1985@gmail.com");
+    let mut store = common::open_store(dir);
+    store.write_batch(records, vec![]).unwrap();
+}
+
+fn start_with_risk(risk: Option<mailtrail_web::RiskPageOptions>) -> Console {
+    common::serve_with(
+        |dir| {
+            seed(dir);
+            risk_mail(dir);
+            risk_directory(dir);
+        },
+        None,
+        Vec::new(),
+        risk,
+    )
+}
+
+#[test]
+fn the_risk_page_is_not_there_unless_the_organisation_enables_it() {
+    let c = start_with_risk(None);
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str()), JA];
+    let search = request(c.addr, "GET", "/search", &cookie, "").text();
+    assert!(!search.contains("href=\"/risk\""), "{search}");
+    let page = request(c.addr, "GET", "/risk", &cookie, "");
+    assert_eq!(page.status, 404);
+    let html = page.text();
+    assert!(html.contains("リスクビューは無効です"), "{html}");
+    assert!(html.contains("enabled = true"), "{html}");
+    let english = request(
+        c.addr,
+        "GET",
+        "/risk",
+        &[("Cookie", &session), ("Accept-Language", "en")],
+        "",
+    );
+    assert_eq!(english.status, 404);
+    assert!(english.text().contains("The risk view is off"));
+    assert!(!audit_entries(c.dir.path())
+        .iter()
+        .any(|e| e.action == "risk"));
+}
+
+#[test]
+fn the_risk_page_ranks_people_explains_each_point_and_links_to_their_mail() {
+    let c = start_with_risk(Some(mailtrail_web::RiskPageOptions {
+        days: 3,
+        baseline_days: 14,
+    }));
+    let (session, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let cookie = [("Cookie", session.as_str()), JA];
+    let search = request(c.addr, "GET", "/search", &cookie, "").text();
+    assert!(search.contains("<a href=\"/risk\">リスク</a>"), "{search}");
+    let page = request(c.addr, "GET", "/risk?days=3&until=2026-11-27", &cookie, "");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    // Ranked: Yamada 55 first, Suzuki (a leaver) 20; Sato is not listed.
+    let ranked: Vec<&str> = html
+        .match_indices("<tr data-person=\"")
+        .map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(ranked, ["1001", "1002"], "{html}");
+    assert!(html.contains("スコアのある社員 2 人"), "{html}");
+    let start = html.find("<tr data-person=\"1001\"").unwrap();
+    let row = &html[start..start + html[start..].find("</tr>").unwrap()];
+    for expected in [
+        ">55</a>",
+        "山田 太郎",
+        "本社/営業部",
+        "<td>在籍</td>",
+        "<td class=\"num\">8</td>",
+        "時間外送信、私用アドレス宛て",
+    ] {
+        assert!(row.contains(expected), "{expected}: {row}");
+    }
+    // Yamada's day: each signal with its points and sentence.
+    let start = html
+        .find("<section class=\"risk-person\" id=\"person-1\"")
+        .unwrap();
+    let section = &html[start..start + html[start..].find("</section>").unwrap()];
+    assert!(
+        section.contains("2026/11/26 <strong>55</strong>"),
+        "{section}"
+    );
+    assert!(section.contains("<td class=\"num\">+30</td>"), "{section}");
+    assert!(
+        section.contains("勤務時間外（9:00–18:00 以外）の送信が 7 通（本人の平常時はなし）"),
+        "{section}"
+    );
+    assert!(section.contains("<td class=\"num\">+25</td>"), "{section}");
+    assert!(section.contains("taro.yamada.1985@gmail.com"), "{section}");
+    assert!(section.contains("href=\"/alerts\""), "{section}");
+    // The day's search finds exactly that day's seven messages.
+    let link = format!(
+        "/search?q={}",
+        url("employee:1001 after:2026-11-26 before:2026-11-27")
+    );
+    assert!(section.contains(&link), "{section}");
+    let found = request(c.addr, "GET", &link, &cookie, "");
+    assert_eq!(found.status, 200);
+    assert_eq!(listed(&found.text()).len(), 7, "{}", found.text());
+    let suzuki = html.find("id=\"person-2\"").unwrap();
+    assert!(
+        html[suzuki..].contains("退職済みの人の送信（在籍区分: 退職）"),
+        "{html}"
+    );
+    // The scoring table is on the page.
+    assert!(html.contains("採点表"), "{html}");
+    assert!(html.contains("1 件 25 点（最大 50 点）"), "{html}");
+
+    // English sentences for an English visitor.
+    let english = request(
+        c.addr,
+        "GET",
+        "/risk?days=3&until=2026-11-27",
+        &[("Cookie", &session), ("Accept-Language", "en")],
+        "",
+    )
+    .text();
+    assert!(
+        english.contains(
+            "7 messages sent outside working hours (09:00–18:00): usually none for the person"
+        ),
+        "{english}"
+    );
+
+    // The department tab: the sales department's Thursday evening, as a
+    // possible sign of unrecorded overtime.
+    let html = request(
+        c.addr,
+        "GET",
+        "/risk?days=3&until=2026-11-27&view=departments",
+        &cookie,
+        "",
+    )
+    .text();
+    assert!(html.contains("無断残業）の兆候の可能性"), "{html}");
+    let start = html.find("<tr data-department=\"本社/営業部\"").unwrap();
+    let row = &html[start..start + html[start..].find("</tr>").unwrap()];
+    assert!(row.contains("2026/11/26"), "{row}");
+    assert!(row.contains("<td class=\"num\">7</td>"), "{row}");
+    assert!(row.contains("山田 太郎（7 件）"), "{row}");
+    // Periods and views not offered are refused.
+    assert_eq!(
+        request(c.addr, "GET", "/risk?days=1000", &cookie, "").status,
+        400
+    );
+    assert_eq!(
+        request(c.addr, "GET", "/risk?view=everyone", &cookie, "").status,
+        400
+    );
+    assert_eq!(
+        request(c.addr, "GET", "/risk?until=yesterday", &cookie, "").status,
+        400
+    );
+
+    // Audited; a viewer is refused, recorded, and not shown the link.
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let viewer = [("Cookie", viewer.as_str())];
+    assert!(!request(c.addr, "GET", "/search", &viewer, "")
+        .text()
+        .contains("href=\"/risk\""));
+    assert_eq!(request(c.addr, "GET", "/risk", &viewer, "").status, 403);
+    let entries = audit_entries(c.dir.path());
+    assert!(entries.iter().any(|e| e.user == "kanri"
+        && e.action == "risk"
+        && e.detail.as_deref() == Some("2026-11-25..2026-11-27 people")));
+    assert!(entries.iter().any(|e| e.user == "etsuran"
+        && e.action == "denied"
+        && e.detail.as_deref() == Some("risk")));
 }

@@ -35,11 +35,22 @@ pub fn serve(seed: impl FnOnce(&Path), sources: Option<mailtrail_web::SourcesPro
     serve_with_rules(seed, sources, Vec::new())
 }
 
-/// The same, with the rule files (or folders) of `[policy] rules`.
+/// The same, with the rule files (or folders) of `[policy] rules` and the
+/// risk page off.
 pub fn serve_with_rules(
     seed: impl FnOnce(&Path),
     sources: Option<mailtrail_web::SourcesProvider>,
     rules: Vec<std::path::PathBuf>,
+) -> Console {
+    serve_with(seed, sources, rules, None)
+}
+
+/// Everything set: rule files and the risk page.
+pub fn serve_with(
+    seed: impl FnOnce(&Path),
+    sources: Option<mailtrail_web::SourcesProvider>,
+    rules: Vec<std::path::PathBuf>,
+    risk: Option<mailtrail_web::RiskPageOptions>,
 ) -> Console {
     let dir = tempfile::tempdir().unwrap();
     seed(dir.path());
@@ -53,6 +64,8 @@ pub fn serve_with_rules(
         session_length: Duration::from_secs(3600),
         sources,
         rules,
+        rules_reload_secs: 5,
+        risk,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
