@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use mailtrail_model::Direction;
 use mailtrail_notify::{AlertNotice, Channel, MessageSummary, NotifyConfig, Severity};
-use mailtrail_policy::store::{evaluate_pending, StoreDirectory};
+use mailtrail_policy::store::{evaluate_pending_notifying_since, StoreDirectory};
 use mailtrail_policy::Policy;
 use mailtrail_store::alerts::{AlertStore, Notification, StoredAlert};
 use mailtrail_store::directory::DirectoryStore;
@@ -186,7 +186,14 @@ fn evaluator(mut store: SqliteStore, mut policy: Policy, config: &Config, stop: 
         }
         // Under a sustained load the writer holds the database most of the
         // time; a larger round takes the write lock less often per message.
-        match evaluate_pending(&mut store, &policy, &directory, &decode, batch) {
+        match evaluate_pending_notifying_since(
+            &mut store,
+            &policy,
+            &directory,
+            &decode,
+            batch,
+            Some(notify_since(config)),
+        ) {
             Ok(round) if round.evaluated > 0 => {
                 batch = if round.evaluated as u32 == batch {
                     (batch * 2).min(MAX_ROUND)
@@ -208,6 +215,13 @@ fn evaluator(mut store: SqliteStore, mut policy: Policy, config: &Config, stop: 
         }
         sleep_unless_stopped(stop, Duration::from_millis(200));
     }
+}
+
+/// Mail older than this is alerted on but notifies nobody
+/// (`[policy] notify_max_age_hours`).
+fn notify_since(config: &Config) -> chrono::DateTime<Utc> {
+    let hours = i64::try_from(config.policy.notify_max_age_hours).unwrap_or(i64::MAX / 7200);
+    Utc::now() - chrono::Duration::hours(hours.min(24 * 365 * 100))
 }
 
 fn load_directory(store: &SqliteStore, config: &Config) -> StoreDirectory {
@@ -429,7 +443,14 @@ pub fn run_pending(config: &Config, rules: &[PathBuf]) -> Result<std::process::E
     };
     let (mut evaluated, mut raised, mut refreshed) = (0, 0, 0);
     loop {
-        let round = evaluate_pending(&mut store, &policy, &directory, &decode, 500)?;
+        let round = evaluate_pending_notifying_since(
+            &mut store,
+            &policy,
+            &directory,
+            &decode,
+            500,
+            Some(notify_since(config)),
+        )?;
         if round.evaluated == 0 {
             break;
         }

@@ -142,10 +142,19 @@ pub struct PolicySection {
     /// there. Without it they carry no link.
     #[serde(default)]
     pub console_url: Option<String>,
+    /// Alerts on mail older than this many hours (default 24) are recorded
+    /// for the inbox but notify nobody: importing a year of history must not
+    /// send a year of alerts.
+    #[serde(default = "default_notify_max_age_hours")]
+    pub notify_max_age_hours: u64,
 }
 
 fn default_reload_secs() -> u64 {
     5
+}
+
+fn default_notify_max_age_hours() -> u64 {
+    24
 }
 
 impl Default for PolicySection {
@@ -154,6 +163,7 @@ impl Default for PolicySection {
             rules: Vec::new(),
             reload_secs: default_reload_secs(),
             console_url: None,
+            notify_max_age_hours: default_notify_max_age_hours(),
         }
     }
 }

@@ -244,6 +244,20 @@ pub fn evaluate_pending(
     decode: &mailtrail_ingest::DecodeOptions,
     batch: u32,
 ) -> Result<Round, StoreError> {
+    evaluate_pending_notifying_since(store, policy, directory, decode, batch, None)
+}
+
+/// [`evaluate_pending`], notifying only of messages from `notify_since` on:
+/// alerts on older mail (a year of history imported today) are recorded for
+/// the inbox but sent to nobody, so an import does not flood the channels.
+pub fn evaluate_pending_notifying_since(
+    store: &mut SqliteStore,
+    policy: &Policy,
+    directory: &StoreDirectory,
+    decode: &mailtrail_ingest::DecodeOptions,
+    batch: u32,
+    notify_since: Option<DateTime<Utc>>,
+) -> Result<Round, StoreError> {
     let ids = store.pending_evaluations(batch)?;
     if ids.is_empty() {
         return Ok(Round::default());
@@ -264,8 +278,13 @@ pub fn evaluate_pending(
             } else {
                 MessageFacts::from_stored(&message, None)
             };
+            let quiet = notify_since.is_some_and(|since| facts.time < since);
             for m in policy.evaluate(&facts, directory, &history) {
-                alerts.push(new_alert(id, &m));
+                let mut alert = new_alert(id, &m);
+                if quiet {
+                    alert.channels.clear();
+                }
+                alerts.push(alert);
             }
         }
     }

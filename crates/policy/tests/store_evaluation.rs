@@ -437,3 +437,65 @@ fn a_retro_hunt_finds_what_evaluating_every_message_finds() {
         .unwrap()
         .contains("subject:\"社外秘\""));
 }
+
+/// Mail older than the notification cut-off (history imported today) is
+/// alerted on for the inbox, but nobody is notified of it.
+#[test]
+fn alerts_on_old_mail_notify_nobody() {
+    use mailtrail_policy::store::evaluate_pending_notifying_since;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store.apply_directory("hr", &directory(), false).unwrap();
+    let mut old = message(
+        "old@example.co.jp",
+        ("ichiro.suzuki@example.co.jp", None),
+        &["friend@gmail.com"],
+        at(2, 0),
+    );
+    old.attachments = vec![attachment("a.xlsx", false)];
+    let mut recent = message(
+        "recent@example.co.jp",
+        ("ichiro.suzuki@example.co.jp", None),
+        &["friend@gmail.com"],
+        Utc::now(),
+    );
+    recent.attachments = vec![attachment("b.xlsx", false)];
+    store.write_batch(vec![old, recent], Vec::new()).unwrap();
+    let directory = StoreDirectory::load(&store, &["example.co.jp".to_string()]).unwrap();
+    let round = evaluate_pending_notifying_since(
+        &mut store,
+        &Policy::examples().unwrap(),
+        &directory,
+        &mailtrail_ingest::DecodeOptions::default(),
+        10,
+        Some(Utc::now() - chrono::Duration::hours(24)),
+    )
+    .unwrap();
+    // Both raise the leaver rule's alert…
+    assert_eq!(
+        alerts_of(&store, "leaver-outbound-attachment"),
+        vec![
+            id_of(&store, "old@example.co.jp"),
+            id_of(&store, "recent@example.co.jp")
+        ]
+    );
+    assert!(round.raised.len() >= 2);
+    // …but only the recent one notifies its channel.
+    let pending = store
+        .notifications(Some(NotificationState::Pending), Page::default())
+        .unwrap();
+    let (_, leaver_alerts) = store
+        .alerts(&AlertFilter {
+            rule: Some("leaver-outbound-attachment".into()),
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    let recent_alert = leaver_alerts
+        .iter()
+        .find(|a| a.message == id_of(&store, "recent@example.co.jp"))
+        .unwrap();
+    assert_eq!(
+        pending.iter().map(|n| n.alert).collect::<Vec<_>>(),
+        vec![recent_alert.id]
+    );
+}
