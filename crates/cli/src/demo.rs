@@ -43,22 +43,23 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<Config> {
         "Generating two weeks of mail for a 40-person company ({DEMO_DOMAIN}) in {} ...",
         input_dir.display()
     );
-    let summary = generate::generate(
-        &GenerateOptions {
-            seed: 2026,
-            employees: 40,
-            org_domain: DEMO_DOMAIN.to_string(),
-            // Anchored to today's midnight in Tokyo: a second demo run on the
-            // same day generates the same mail, and the import adds nothing.
-            start: demo_start(),
-            days: 14,
-            postfix_lines: Some(args.log_lines),
-            maildir_messages: Some(args.messages),
-            timezone: chrono_tz::Asia::Tokyo,
-        },
-        &input_dir,
-    )
-    .context("generating demo data")?;
+    let generate_options = GenerateOptions {
+        seed: 2026,
+        employees: 40,
+        org_domain: DEMO_DOMAIN.to_string(),
+        // Anchored to today's midnight in Tokyo: a second demo run on the
+        // same day generates the same mail, and the import adds nothing.
+        start: demo_start(),
+        days: 14,
+        postfix_lines: Some(args.log_lines),
+        maildir_messages: Some(args.messages),
+        timezone: chrono_tz::Asia::Tokyo,
+    };
+    let summary =
+        generate::generate(&generate_options, &input_dir).context("generating demo data")?;
+    let directory_files =
+        generate::write_directory(&generate_options, &input_dir.join("directory"))
+            .context("generating the demo directory")?;
     println!(
         "  {} Postfix log lines ({} messages), {} mailbox messages",
         summary.postfix_lines, summary.postfix_messages, summary.maildir_messages
@@ -80,6 +81,8 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<Config> {
     println!("Importing into {} ...", config.data_dir.display());
     let (report, elapsed) = import::timed(|| import::run(&mut store, &paths, &options))?;
     import::print_report(&report, elapsed);
+    apply_demo_directory(&mut store, &directory_files)?;
+    raise_demo_alerts(&mut store, &config)?;
     println!();
     print_examples(&config, &store)?;
     println!(
@@ -126,6 +129,59 @@ pub fn run(config: &Config, args: &DemoArgs) -> Result<Config> {
         dir = shell_path(&config.data_dir),
     );
     Ok(config)
+}
+
+/// The demo company's people and PCs, imported as an administrator would
+/// import the HR and IT lists.
+fn apply_demo_directory(
+    store: &mut mailtrail_store::SqliteStore,
+    files: &[std::path::PathBuf],
+) -> Result<()> {
+    use mailtrail_store::directory::DirectoryStore;
+    for (file, source) in files.iter().zip(["hr", "pcs"]) {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let csv = mailtrail_ingest::directory_csv::decode(
+            &bytes,
+            &mailtrail_ingest::directory_csv::CsvOptions::default(),
+        )
+        .with_context(|| format!("{}", file.display()))?;
+        let changes = store.apply_directory(source, &csv.snapshot, false)?;
+        println!(
+            "Directory {source}: {} people, {} PCs ({} new)",
+            csv.snapshot.people.len(),
+            csv.snapshot.devices.len(),
+            changes.added.len() + changes.devices_added.len()
+        );
+    }
+    Ok(())
+}
+
+/// The shipped example rules over the demo mail: alerts for the console's
+/// inbox (nobody is notified: the demo has no channels, and it is history).
+fn raise_demo_alerts(store: &mut mailtrail_store::SqliteStore, config: &Config) -> Result<()> {
+    let policy = mailtrail_policy::Policy::examples().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let directory = mailtrail_policy::store::StoreDirectory::load(&*store, &config.org_domains)?;
+    let decode = mailtrail_ingest::DecodeOptions {
+        timezone: chrono_tz::Asia::Tokyo,
+        ..mailtrail_ingest::DecodeOptions::default()
+    };
+    let mut raised = 0;
+    loop {
+        let round = mailtrail_policy::store::evaluate_pending_notifying_since(
+            store,
+            &policy,
+            &directory,
+            &decode,
+            1000,
+            Some(Utc::now() + chrono::Duration::days(1)),
+        )?;
+        if round.evaluated == 0 {
+            break;
+        }
+        raised += round.raised.len();
+    }
+    println!("Example rules (crates/policy/data/rules): {raised} alert(s) raised");
+    Ok(())
 }
 
 /// The demo's administrator account.

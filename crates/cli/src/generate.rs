@@ -91,6 +91,70 @@ impl fmt::Display for GenerateSummary {
 /// Write `OUT/maillog` and/or `OUT/Maildir` as asked. Refuses to overwrite
 /// existing outputs (a Maildir merged with an older one would break the
 /// exact count).
+/// The generated company's directory, as the HR and IT departments would
+/// export it: `employees.csv` (CSV UTF-8, the headers Japanese HR exports
+/// use; leavers with their last day two weeks after the mail ends) and
+/// `pcs.csv` (each PC, its user and address from the first day). The same
+/// seed and size give the people the mail of [`generate`] comes from.
+pub fn write_directory(opts: &GenerateOptions, out: &Path) -> Result<Vec<PathBuf>> {
+    let org = opts
+        .org_domain
+        .trim()
+        .trim_start_matches('@')
+        .to_ascii_lowercase();
+    let world = World::new(opts.seed, opts.employees, &org);
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&opts.timezone).date_naive();
+    let first_day = local(opts.start);
+    let last_day = local(opts.start + chrono::Duration::days(i64::from(opts.days) + 14));
+    let mut people = String::from(
+        "\u{feff}社員番号,氏名,ローマ字,メールアドレス,部署,在籍区分,入社日,退職日\r\n",
+    );
+    let mut pcs = String::from("\u{feff}ホスト名,使用者,IPアドレス,利用開始\r\n");
+    for (i, e) in world.employees.iter().enumerate() {
+        let id = format!("E{:04}", i + 1);
+        let romaji = e
+            .party
+            .addr
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .split('.')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        people.push_str(&format!(
+            "{id},{},{romaji},{},本社/{},在籍,2020/04/01,{}\r\n",
+            e.party.display,
+            e.party.addr,
+            DEPTS[e.dept].0,
+            if e.leaver {
+                last_day.format("%Y/%m/%d").to_string()
+            } else {
+                String::new()
+            }
+        ));
+        pcs.push_str(&format!(
+            "{},{id},{},{}\r\n",
+            e.pc,
+            e.ip,
+            first_day.format("%Y/%m/%d")
+        ));
+    }
+    let mut files = Vec::new();
+    for (name, text) in [("employees.csv", people), ("pcs.csv", pcs)] {
+        let path = out.join(name);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        files.push(path);
+    }
+    Ok(files)
+}
+
 pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<GenerateSummary> {
     if opts.employees == 0 {
         bail!("employees must be at least 1");

@@ -219,5 +219,28 @@ fn demo_starts_a_populated_console_and_prints_how_to_sign_in() {
     let (_, body) = search.split_once("\r\n\r\n").unwrap();
     let found: serde_json::Value = serde_json::from_str(body).unwrap();
     assert!(found["count"].as_u64().unwrap() > 0, "{found}");
+    // The demo company's directory is in, and the example rules raised
+    // alerts the console lists; a PC's mail is found by its name.
+    assert!(banner.contains("Directory hr: 40 people"), "{banner}");
+    assert!(
+        banner.contains("Directory pcs: 0 people, 40 PCs"),
+        "{banner}"
+    );
+    assert!(!banner.contains(" 0 alert(s) raised"), "{banner}");
+    let get = |path: &str| {
+        let answer = http(
+            &http_addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+        serde_json::from_str::<serde_json::Value>(body).unwrap()
+    };
+    let alerts = get("/api/v1/alerts?state=all");
+    assert!(alerts["count"].as_u64().unwrap() > 0, "{alerts}");
+    let pc = get("/api/v1/search?q=device%3Apc-0001");
+    assert!(pc["count"].as_u64().unwrap() > 0, "{pc}");
     drop(demo);
 }
