@@ -543,6 +543,9 @@ struct Writer<'a> {
     org: &'a OrgDomains,
     journal_addresses: &'a [String],
     quarantine_dir: &'a Path,
+    /// Messages stored or changed by this batch, queued for the rules once
+    /// at its end (a log feeds a message many partial records per batch).
+    touched: BTreeSet<i64>,
 }
 
 impl Writer<'_> {
@@ -762,7 +765,7 @@ impl Writer<'_> {
             index_body(tx, id, &merged)?;
         }
         if text_changed || body_arrived || people_changed {
-            queue_evaluation(tx, id)?;
+            self.touched.insert(id);
         }
         outcome.updated_messages += 1;
         Ok(())
@@ -805,7 +808,7 @@ impl Writer<'_> {
         insert_attachments(tx, id, &record.attachments)?;
         index_meta(tx, id, &record)?;
         index_body(tx, id, &record)?;
-        queue_evaluation(tx, id)?;
+        self.touched.insert(id);
         outcome.new_messages += 1;
         Ok(())
     }
@@ -972,12 +975,15 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Queue a stored or changed message for the monitoring rules (see
-/// [`crate::alerts`]): a new message, or new facts about one (a Bcc
-/// recipient from a journal report, the body arriving after the log line).
-fn queue_evaluation(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT OR IGNORE INTO eval_pending (message) VALUES (?1)")?
-        .execute([id])?;
+/// Queue the batch's stored or changed messages for the rules (see
+/// [`crate::alerts`]) in the batch's transaction: new messages, and new
+/// facts about stored ones (a Bcc recipient from a journal report, the body
+/// arriving after the log line).
+fn queue_evaluations(tx: &Transaction<'_>, ids: &BTreeSet<i64>) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO eval_pending (message) VALUES (?1)")?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
     Ok(())
 }
 
@@ -1601,10 +1607,12 @@ impl Store for SqliteStore {
             org: &self.org,
             journal_addresses: &self.journal_addresses,
             quarantine_dir: &self.quarantine_dir,
+            touched: BTreeSet::new(),
         };
         for record in records {
             writer.upsert(&tx, record, &mut outcome)?;
         }
+        queue_evaluations(&tx, &writer.touched)?;
         for reject in &rejects {
             if writer.write_reject(&tx, reject, now)? {
                 outcome.new_rejects += 1;
