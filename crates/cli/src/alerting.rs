@@ -72,20 +72,8 @@ fn rules_fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>
 }
 
 /// What identifies the directory's current contents.
-fn directory_fingerprint(store: &SqliteStore) -> (usize, i64) {
-    store
-        .directory_people()
-        .map(|people| {
-            (
-                people.len(),
-                people
-                    .iter()
-                    .map(|p| p.updated.timestamp_micros())
-                    .max()
-                    .unwrap_or(0),
-            )
-        })
-        .unwrap_or((0, 0))
+fn directory_fingerprint(store: &SqliteStore) -> (u64, i64) {
+    store.directory_version().unwrap_or((0, 0))
 }
 
 /// Start evaluating and notifying for `mailtrail serve`. Fails at once when

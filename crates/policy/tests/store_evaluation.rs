@@ -499,3 +499,22 @@ fn alerts_on_old_mail_notify_nobody() {
         vec![recent_alert.id]
     );
 }
+
+/// The directory's version changes when people change (so the service
+/// reloads them) and not when the same list is applied again.
+#[test]
+fn the_directory_version_follows_changes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    assert_eq!(store.directory_version().unwrap(), (0, 0));
+    store.apply_directory("hr", &directory(), false).unwrap();
+    let first = store.directory_version().unwrap();
+    assert_eq!(first.0, 3);
+    store.apply_directory("hr", &directory(), false).unwrap();
+    assert_eq!(store.directory_version().unwrap(), first);
+    let mut fewer = directory();
+    fewer.people.pop();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    store.apply_directory("hr", &fewer, false).unwrap();
+    assert_ne!(store.directory_version().unwrap(), first);
+}

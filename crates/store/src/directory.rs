@@ -166,6 +166,10 @@ pub trait DirectoryStore {
         dry_run: bool,
     ) -> Result<DirectoryChanges, StoreError>;
 
+    /// What changes whenever the people change (their number and the time
+    /// of the latest write): a cheap test for "reload the directory".
+    fn directory_version(&self) -> Result<(u64, i64), StoreError>;
+
     /// Every person of every source (present or not), by source then id.
     fn directory_people(&self) -> Result<Vec<StoredPerson>, StoreError>;
 

@@ -479,6 +479,13 @@ impl DirectoryStore for SqliteStore {
         Ok(out)
     }
 
+    fn directory_version(&self) -> Result<(u64, i64), StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*), coalesce(max(updated), 0) FROM people")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
     fn directory_people(&self) -> Result<Vec<StoredPerson>, StoreError> {
         Ok(documents(
             &self.conn,
