@@ -278,7 +278,10 @@ pub fn generate_cmd(config: &Config, args: &GenerateArgs) -> Result<()> {
         m365_rows: args.m365_rows.filter(|&n| n > 0),
     };
     let wants_exchange = exchange.msgtrk_bytes.is_some() || exchange.m365_rows.is_some();
-    if options.postfix_lines.is_some() || options.maildir_messages.is_some() || !wants_exchange {
+    if options.postfix_lines.is_some()
+        || options.maildir_messages.is_some()
+        || !(wants_exchange || args.directory)
+    {
         let summary = generate::generate(&options, &args.out)?;
         println!(
             "wrote {} Postfix log lines ({} messages) and {} Maildir messages to {} in {:.1}s",
@@ -288,6 +291,12 @@ pub fn generate_cmd(config: &Config, args: &GenerateArgs) -> Result<()> {
             args.out.display(),
             started.elapsed().as_secs_f64()
         );
+    }
+    if args.directory {
+        let files = generate::write_directory(&options, &args.out.join("directory"))?;
+        for file in files {
+            println!("wrote {}", file.display());
+        }
     }
     if wants_exchange {
         let summary = generate::generate_exchange(&options, &exchange, &args.out)?;

@@ -442,6 +442,10 @@ pub struct GenerateArgs {
     /// Seed: the same seed gives the same data
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the company's directory as HR and IT export it
+    /// (OUT/directory/employees.csv and pcs.csv, for `mailtrail directory import`)
+    #[arg(long)]
+    pub directory: bool,
 }
 
 fn main() -> ExitCode {

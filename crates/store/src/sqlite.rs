@@ -290,6 +290,24 @@ const MIGRATIONS: &[&str] = &[
         WHERE m.direction = 'outbound' AND instr(r.address, '@') > 0
         GROUP BY 1;
     "#,
+    // 7: the recipients' addresses are no longer a B-tree of their own but
+    // one full-text token each (the address's UTF-8 in hex, which the
+    // `ascii` tokenizer keeps whole) in `fts_addr`, written in sorted
+    // segments like the other full-text tables: the B-tree cost bulk
+    // imports a third of their time, because every commit rewrote pages
+    // scattered all over it. `employee:` / `dept:` read it
+    // (`push_people_messages`)
+    r#"
+    DROP INDEX IF EXISTS recipients_address;
+    CREATE VIRTUAL TABLE fts_addr USING fts5(
+        rcpt,
+        tokenize = 'ascii', content = '', contentless_delete = 1, detail = none
+    );
+    INSERT INTO fts_addr (rowid, rcpt)
+        SELECT message, group_concat(hex(address), ' ')
+        FROM (SELECT DISTINCT message, address FROM recipients)
+        GROUP BY message;
+    "#,
 ];
 
 /// Settings of the embedded store.
@@ -389,7 +407,7 @@ impl SqliteStore {
         let common = match known {
             Some(count) => i64::try_from(count).unwrap_or(i64::MAX) >= cap,
             None => {
-                let probe = compile(query, false)?;
+                let probe = compile(&self.conn, query, false)?;
                 let sql = format!(
                     "SELECT count(*) FROM (SELECT 1 FROM messages m WHERE {} LIMIT {cap})",
                     probe.sql
@@ -403,7 +421,7 @@ impl SqliteStore {
                 seen >= cap
             }
         };
-        let mut c = compile(query, common)?;
+        let mut c = compile(&self.conn, query, common)?;
         let limit = param(&mut c, Value::Integer(i64::from(page.limit)));
         let offset = param(
             &mut c,
@@ -742,6 +760,8 @@ impl Writer<'_> {
         if merged.recipients != existing.recipients {
             tx.prepare_cached("DELETE FROM recipients WHERE message = ?1")?
                 .execute([id])?;
+            tx.prepare_cached("DELETE FROM fts_addr WHERE rowid = ?1")?
+                .execute([id])?;
             insert_recipients(tx, id, &merged.recipients)?;
             self.note_contacted_domains(tx, &merged)?;
         }
@@ -998,7 +1018,28 @@ fn insert_recipients(
     for r in recipients {
         stmt.execute(params![id, r.address, r.kind.as_str(), r.display_name])?;
     }
+    let mut tokens = String::new();
+    let mut seen = BTreeSet::new();
+    for r in recipients {
+        if seen.insert(r.address.as_str()) {
+            if !tokens.is_empty() {
+                tokens.push(' ');
+            }
+            push_address_token(&mut tokens, &r.address);
+        }
+    }
+    tx.prepare_cached("INSERT INTO fts_addr (rowid, rcpt) VALUES (?1, ?2)")?
+        .execute(params![id, tokens])?;
     Ok(())
+}
+
+/// An address as one `fts_addr` token: its UTF-8 bytes in hex, as SQL's
+/// `hex()` writes them (migration 7 computes the same in SQL).
+fn push_address_token(out: &mut String, address: &str) {
+    use std::fmt::Write;
+    for b in address.bytes() {
+        let _ = write!(out, "{b:02X}");
+    }
 }
 
 /// Insert one delivery. Deliveries are de-duplicated by the caller against
@@ -1189,6 +1230,7 @@ fn delete_message(tx: &Transaction<'_>, id: i64, keys: &[String]) -> Result<(), 
         "DELETE FROM attachments WHERE message = ?1",
         "DELETE FROM fts_meta WHERE rowid = ?1",
         "DELETE FROM fts_body WHERE rowid = ?1",
+        "DELETE FROM fts_addr WHERE rowid = ?1",
         "DELETE FROM messages WHERE id = ?1",
     ] {
         tx.prepare_cached(sql)?.execute([id])?;
@@ -1389,16 +1431,16 @@ struct Compiled {
     scan_in_order: bool,
 }
 
-fn compile(expr: &Expr, scan_in_order: bool) -> Result<Compiled, StoreError> {
+fn compile(conn: &Connection, expr: &Expr, scan_in_order: bool) -> Result<Compiled, StoreError> {
     let mut c = Compiled {
         scan_in_order,
         ..Compiled::default()
     };
-    compile_into(expr, &mut c)?;
+    compile_into(conn, expr, &mut c)?;
     Ok(c)
 }
 
-fn compile_into(expr: &Expr, c: &mut Compiled) -> Result<(), StoreError> {
+fn compile_into(conn: &Connection, expr: &Expr, c: &mut Compiled) -> Result<(), StoreError> {
     match expr {
         Expr::And(items) | Expr::Or(items) if items.is_empty() => c.sql.push('1'),
         Expr::And(items) | Expr::Or(items) => {
@@ -1412,16 +1454,16 @@ fn compile_into(expr: &Expr, c: &mut Compiled) -> Result<(), StoreError> {
                 if i > 0 {
                     c.sql.push_str(op);
                 }
-                compile_into(item, c)?;
+                compile_into(conn, item, c)?;
             }
             c.sql.push(')');
         }
         Expr::Not(inner) => {
             c.sql.push_str("(NOT ");
-            compile_into(inner, c)?;
+            compile_into(conn, inner, c)?;
             c.sql.push(')');
         }
-        Expr::Term(term) => compile_term(term, c)?,
+        Expr::Term(term) => compile_term(conn, term, c)?,
     }
     Ok(())
 }
@@ -1474,7 +1516,7 @@ fn complete_address(text: &str) -> Option<String> {
         .then_some(address)
 }
 
-fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
+fn compile_term(conn: &Connection, term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
     match term {
         Term::Text {
             field: TextField::From,
@@ -1531,18 +1573,19 @@ fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
             c.sql.push_str(&format!("m.size < {p}"));
         }
         Term::Employee(value) => {
-            let exact = param(c, Value::Text(value.clone()));
-            let address = param(
-                c,
-                Value::Text(mailtrail_model::normalize_address(value).unwrap_or_default()),
-            );
-            let name = directory::compact(value);
-            let name = param(c, Value::Text(name));
-            let people = format!(
-                "SELECT id FROM people WHERE source_id = {exact} OR instr(name_key, {name}) > 0 \
-                 OR id IN (SELECT person FROM person_addresses WHERE address = {address})"
-            );
-            push_people_messages(c, &people);
+            let address = mailtrail_model::normalize_address(value).unwrap_or_default();
+            let people = "SELECT id FROM people WHERE source_id = ?1 OR instr(name_key, ?2) > 0 \
+                 OR id IN (SELECT person FROM person_addresses WHERE address = ?3)";
+            let addresses = people_addresses(
+                conn,
+                people,
+                &[
+                    Value::Text(value.clone()),
+                    Value::Text(directory::compact(value)),
+                    Value::Text(address),
+                ],
+            )?;
+            push_people_messages(c, &addresses)?;
         }
         Term::Department(value) => {
             let path = value
@@ -1551,10 +1594,9 @@ fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
                 .filter(|p| !p.is_empty())
                 .collect::<Vec<_>>()
                 .join("/");
-            let p = param(c, Value::Text(format!("/{path}/")));
-            let people =
-                format!("SELECT id FROM people WHERE instr('/' || department || '/', {p}) > 0");
-            push_people_messages(c, &people);
+            let people = "SELECT id FROM people WHERE instr('/' || department || '/', ?1) > 0";
+            let addresses = people_addresses(conn, people, &[Value::Text(format!("/{path}/"))])?;
+            push_people_messages(c, &addresses)?;
         }
         Term::Device(host) => {
             let h = param(c, Value::Text(host.clone()));
@@ -1573,17 +1615,74 @@ fn compile_term(term: &Term, c: &mut Compiled) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Messages sent or received by the people `people` (a subquery of
-/// `people.id`) selects, through the addresses the directory lists now.
-fn push_people_messages(c: &mut Compiled, people: &str) {
-    let addresses = format!("SELECT address FROM person_addresses WHERE person IN ({people})");
+/// The addresses the directory lists now for the people `people` (a query of
+/// `people.id` over `params`), looked up before the query runs: the
+/// recipients side is a full-text match whose tokens are built from them
+/// ([`push_people_messages`]).
+fn people_addresses(
+    conn: &Connection,
+    people: &str,
+    params: &[Value],
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!(
+        "SELECT DISTINCT address FROM person_addresses WHERE person IN ({people}) ORDER BY 1"
+    );
+    let addresses = conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(addresses)
+}
+
+/// Messages sent or received at `addresses` (a person's or a department's):
+/// senders by the sender indexes, recipients by their `fts_addr` tokens
+/// (one exact token per address, see migration 7).
+fn push_people_messages(c: &mut Compiled, addresses: &[String]) -> Result<(), StoreError> {
+    if addresses.is_empty() {
+        // Nobody (or nobody with an address): matches no message, and its
+        // negation every message.
+        c.sql.push('0');
+        return Ok(());
+    }
+    let list = serde_json::to_string(addresses)
+        .map_err(|e| StoreError::Invalid(format!("address list: {e}")))?;
+    let list = param(c, Value::Text(list));
+    let set = format!("(SELECT value FROM json_each({list}))");
+    if c.scan_in_order {
+        // Many matches (a large department): messages are walked newest
+        // first until the page is full, so test each one directly instead
+        // of collecting every match first. Never NULL (see below).
+        c.sql.push_str(&format!(
+            "(m.from_addr IS NOT NULL AND m.from_addr IN {set} \
+              OR m.envelope_from IS NOT NULL AND m.envelope_from IN {set} \
+              OR EXISTS (SELECT 1 FROM recipients r WHERE r.message = m.id AND r.address IN {set}))"
+        ));
+        return Ok(());
+    }
+    // One full-text query per address, joined: with hundreds of addresses
+    // this reads each token's list once (a department of 600 people: 0.2 s
+    // at a million messages), where one query `a OR b OR …` re-examined
+    // every list at every step (0.4 s; 4.6 s for 2,000 people).
+    let tokens: Vec<String> = addresses
+        .iter()
+        .map(|address| {
+            let mut token = String::from("\"");
+            push_address_token(&mut token, address);
+            token.push('"');
+            token
+        })
+        .collect();
+    let tokens = serde_json::to_string(&tokens)
+        .map_err(|e| StoreError::Invalid(format!("address list: {e}")))?;
+    let tokens = param(c, Value::Text(tokens));
     // One `m.id IN (…)`, never NULL, so that `-employee:` excludes exactly
     // what `employee:` finds (a log-only message has no header sender).
     c.sql.push_str(&format!(
-        "m.id IN (SELECT id FROM messages WHERE from_addr IN ({addresses}) \
-         UNION SELECT id FROM messages WHERE envelope_from IN ({addresses}) \
-         UNION SELECT message FROM recipients WHERE address IN ({addresses}))"
+        "m.id IN (SELECT id FROM messages WHERE from_addr IN {set} \
+         UNION SELECT id FROM messages WHERE envelope_from IN {set} \
+         UNION SELECT f.rowid FROM json_each({tokens}) t, fts_addr f WHERE fts_addr MATCH t.value)"
     ));
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -1651,7 +1750,7 @@ impl Store for SqliteStore {
     }
 
     fn matching_ids(&self, query: &Expr) -> Result<Vec<i64>, StoreError> {
-        let c = compile(query, false)?;
+        let c = compile(&self.conn, query, false)?;
         let mut stmt = self.conn.prepare(&format!(
             "SELECT m.id FROM messages m WHERE {} ORDER BY m.id",
             c.sql
@@ -1684,7 +1783,7 @@ impl Store for SqliteStore {
                 )
             }
             _ => {
-                c = compile(query, false)?;
+                c = compile(&self.conn, query, false)?;
                 format!("SELECT count(*) FROM messages m WHERE {}", c.sql)
             }
         };
