@@ -129,7 +129,19 @@ pub fn parse_message(raw: Vec<u8>, opts: &DecodeOptions) -> Result<MessageRecord
 
 /// [`decode_root`], a panic in the parser turned into [`MimeError::Panic`].
 fn decode_guarded(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeError> {
-    match catch_unwind(AssertUnwindSafe(|| decode_root(raw, text_only))) {
+    Ok(decode_guarded_with(raw, text_only, false)?.0)
+}
+
+/// [`decode_guarded`], with each attachment's decoded bytes when
+/// `keep_content`.
+fn decode_guarded_with(
+    raw: &[u8],
+    text_only: bool,
+    keep_content: bool,
+) -> Result<(MessageRecord, Vec<Vec<u8>>), MimeError> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_root(raw, text_only, keep_content)
+    })) {
         Ok(result) => result,
         Err(payload) => {
             let message = payload
@@ -149,6 +161,21 @@ fn decode_guarded(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeErro
 pub fn body_text(raw: &[u8], opts: &DecodeOptions) -> Result<Option<String>, MimeError> {
     check_size(raw, opts)?;
     Ok(decode_guarded(raw, true)?.body_text)
+}
+
+/// The message as [`parse_message`] reads it (body text and attachments)
+/// and each attachment's decoded bytes, in the order of
+/// `record.attachments`: what the monitoring rules need to judge a stored
+/// message's files by their content (an executable named `.pdf`, macros in
+/// an Office file) rather than by name alone. Holds every attachment in
+/// memory at once, so it is bounded by the size limit of `opts` like the
+/// message itself.
+pub fn parse_with_attachment_content(
+    raw: &[u8],
+    opts: &DecodeOptions,
+) -> Result<(MessageRecord, Vec<Vec<u8>>), MimeError> {
+    check_size(raw, opts)?;
+    decode_guarded_with(raw, false, true)
 }
 
 /// Import one message file (`.eml`). A file that cannot be opened is an error;
@@ -263,6 +290,10 @@ struct Collected {
     /// Only the body text is wanted ([`body_text`]): attachments are not
     /// decoded, hashed or opened.
     text_only: bool,
+    /// Keep each attachment's decoded bytes in `contents`
+    /// ([`parse_with_attachment_content`]).
+    keep_content: bool,
+    contents: Vec<Vec<u8>>,
 }
 
 impl Collected {
@@ -283,7 +314,11 @@ impl Collected {
     }
 }
 
-fn decode_root(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeError> {
+fn decode_root(
+    raw: &[u8],
+    text_only: bool,
+    keep_content: bool,
+) -> Result<(MessageRecord, Vec<Vec<u8>>), MimeError> {
     let patched = neutralise_nesting(raw);
     let data: &[u8] = patched.as_deref().unwrap_or(raw);
     let message = MessageParser::default()
@@ -343,6 +378,7 @@ fn decode_root(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeError> 
 
     let mut collected = Collected {
         text_only,
+        keep_content,
         ..Collected::default()
     };
     walk_parts(raw, &message, Some(0), 0, &mut collected);
@@ -350,7 +386,7 @@ fn decode_root(raw: &[u8], text_only: bool) -> Result<MessageRecord, MimeError> 
     if !collected.body.is_empty() {
         record.body_text = Some(collected.body);
     }
-    Ok(record)
+    Ok((record, collected.contents))
 }
 
 /// A header that only a mail message carries (so that random text is not taken for one).
@@ -444,6 +480,9 @@ fn walk_parts(
         }
         attachment.content_type = content_type;
         out.attachments.push(attachment);
+        if out.keep_content {
+            out.contents.push(bytes.to_vec());
+        }
 
         if nested && depth < MAX_NESTED_DEPTH {
             let nested_base = match part.encoding {

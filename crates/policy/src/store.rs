@@ -162,23 +162,73 @@ impl History for StoreHistory<'_> {
     }
 }
 
-/// The facts of a stored message: the body decoded from the raw message
-/// as on import; messages known only from logs are judged on what the logs
-/// said.
+/// What of a stored message's raw form the rules read: its body text, and
+/// its attachments' bytes (to judge files by their content). Reading either
+/// means reading and parsing the raw message again, so only when a rule
+/// needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub body: bool,
+    pub attachment_content: bool,
+}
+
+impl Reads {
+    /// What `rules` read, together.
+    pub fn of<'r>(rules: impl IntoIterator<Item = &'r crate::CompiledRule>) -> Reads {
+        rules.into_iter().fold(Reads::default(), |acc, rule| Reads {
+            body: acc.body || needs_body(rule),
+            attachment_content: acc.attachment_content || needs_attachment_content(rule),
+        })
+    }
+}
+
+/// The facts of a stored message, with what `reads` asks for decoded from
+/// the raw message as on import; messages known only from logs (and
+/// messages whose raw form no longer decodes) are judged on what the store
+/// says.
 pub fn stored_facts(
     store: &dyn Store,
     message: &StoredMessage,
     decode: &mailtrail_ingest::DecodeOptions,
+    reads: Reads,
 ) -> Result<MessageFacts, StoreError> {
-    let body = match &message.content_hash {
-        Some(hash) => store.raw_message(hash)?.and_then(|raw| {
-            mailtrail_ingest::mime::body_text(&raw, decode)
-                .ok()
-                .flatten()
-        }),
+    let wants_content = reads.attachment_content && !message.attachments.is_empty();
+    if !(reads.body || wants_content) {
+        return Ok(MessageFacts::from_stored(message, None));
+    }
+    let raw = match &message.content_hash {
+        Some(hash) => store.raw_message(hash)?,
         None => None,
     };
-    Ok(MessageFacts::from_stored(message, body))
+    let Some(raw) = raw else {
+        return Ok(MessageFacts::from_stored(message, None));
+    };
+    if !wants_content {
+        let body = mailtrail_ingest::mime::body_text(&raw, decode)
+            .ok()
+            .flatten();
+        return Ok(MessageFacts::from_stored(message, body));
+    }
+    let Ok((record, contents)) =
+        mailtrail_ingest::mime::parse_with_attachment_content(&raw, decode)
+    else {
+        return Ok(MessageFacts::from_stored(message, None));
+    };
+    drop(raw);
+    let body = if reads.body { record.body_text } else { None };
+    let mut facts = MessageFacts::from_stored(message, body);
+    // The stored attachments are the parsed ones; pair them by content hash
+    // (the same file twice gets its bytes twice).
+    for (parsed, bytes) in record.attachments.iter().zip(contents) {
+        if let Some(stored) = facts
+            .attachments
+            .iter_mut()
+            .find(|a| a.content.is_none() && a.blake3 == parsed.blake3)
+        {
+            stored.content = Some(bytes);
+        }
+    }
+    Ok(facts)
 }
 
 /// An alert to record for a match: severity and assignee from the rule's
@@ -267,17 +317,13 @@ pub fn evaluate_pending_notifying_since(
         policy.rules.iter().filter(|r| r.rule.enabled).collect();
     // Bodies are decoded (the raw message read and parsed again) only when
     // an enabled rule reads them; with no rules the queue is just emptied.
-    let with_body = enabled.iter().any(|r| needs_body(r));
+    let reads = Reads::of(enabled.iter().copied());
     if !enabled.is_empty() {
         let _snapshot = store.read_snapshot()?;
         let history = StoreHistory::new(&*store);
         for message in store.messages(&ids)? {
             let id = message.id;
-            let facts = if with_body {
-                stored_facts(&*store, &message, decode)?
-            } else {
-                MessageFacts::from_stored(&message, None)
-            };
+            let facts = stored_facts(&*store, &message, decode, reads)?;
             let quiet = notify_since.is_some_and(|since| facts.time < since);
             for m in policy.evaluate(&facts, directory, &history) {
                 let mut alert = new_alert(id, &m);
@@ -405,6 +451,18 @@ pub fn needs_body(rule: &crate::CompiledRule) -> bool {
     })
 }
 
+/// Whether `rule` judges attachments by their bytes (executables and
+/// macros are recognised by content, whatever the file is called).
+pub fn needs_attachment_content(rule: &crate::CompiledRule) -> bool {
+    use crate::rules::Condition;
+    rule.rule.conditions.iter().any(|c| {
+        matches!(
+            c,
+            Condition::ExecutableAttachment {} | Condition::MacroAttachment {}
+        )
+    })
+}
+
 /// What a retro-hunt looked at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HuntStats {
@@ -453,7 +511,7 @@ pub fn retro_hunt(
     };
     let _snapshot = store.read_snapshot()?;
     let ids = store.matching_ids(&query)?;
-    let with_body = needs_body(rule);
+    let reads = Reads::of([rule]);
     let history = StoreHistory::new(store);
     let mut stats = HuntStats {
         candidates: ids.len() as u64,
@@ -461,11 +519,7 @@ pub fn retro_hunt(
     };
     for chunk in ids.chunks(512) {
         for message in store.messages(chunk)? {
-            let facts = if with_body {
-                stored_facts(store, &message, decode)?
-            } else {
-                MessageFacts::from_stored(&message, None)
-            };
+            let facts = stored_facts(store, &message, decode, reads)?;
             if let Some(m) = policy.evaluate_rule(rule_id, &facts, directory, &history) {
                 stats.matched += 1;
                 on_match(&message, m)?;

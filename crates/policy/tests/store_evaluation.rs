@@ -404,7 +404,11 @@ fn a_retro_hunt_finds_what_evaluating_every_message_finds() {
         let mut every: Vec<i64> = Vec::new();
         for &mid in &all_ids {
             let m = store.message(mid).unwrap().unwrap();
-            let facts = stored_facts(&store, &m, &decode).unwrap();
+            let reads = mailtrail_policy::store::Reads {
+                body: true,
+                attachment_content: true,
+            };
+            let facts = stored_facts(&store, &m, &decode, reads).unwrap();
             if policy
                 .evaluate_rule(id, &facts, &directory, &history)
                 .is_some()
@@ -517,4 +521,67 @@ fn the_directory_version_follows_changes_only() {
     std::thread::sleep(std::time::Duration::from_millis(2));
     store.apply_directory("hr", &fewer, false).unwrap();
     assert_ne!(store.directory_version().unwrap(), first);
+}
+
+/// A raw message from outside with one base64 attachment.
+fn raw_with_attachment(message_id: &str, filename: &str, content: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(content);
+    format!(
+        "From: Vendor <billing@vendor.example>\r\n\
+         To: taro.yamada@example.co.jp\r\n\
+         Subject: invoice\r\n\
+         Date: Wed, 25 Nov 2026 11:00:00 +0900\r\n\
+         Message-ID: <{message_id}>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+         \r\n\
+         --b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         Please find the invoice attached.\r\n\
+         --b1\r\n\
+         Content-Type: application/pdf; name=\"{filename}\"\r\n\
+         Content-Disposition: attachment; filename=\"{filename}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         \r\n\
+         {body}\r\n\
+         --b1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn stored_attachments_are_judged_by_their_content_on_arrival() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    store.apply_directory("hr", &directory(), false).unwrap();
+    let decode = mailtrail_ingest::DecodeOptions::default();
+    let mut windows_program = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00".to_vec();
+    windows_program.extend(std::iter::repeat_n(0u8, 600));
+    let mut records = Vec::new();
+    for (id, name, content) in [
+        (
+            "disguised@vendor.example",
+            "請求書.pdf",
+            windows_program.clone(),
+        ),
+        (
+            "real-pdf@vendor.example",
+            "見積書.pdf",
+            b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n".to_vec(),
+        ),
+    ] {
+        let raw = raw_with_attachment(id, name, &content);
+        records.push(mailtrail_ingest::mime::parse_message(raw, &decode).unwrap());
+    }
+    store.write_batch(records, Vec::new()).unwrap();
+    let policy = Policy::examples().unwrap();
+    let directory = StoreDirectory::load(&store, &["example.co.jp".to_string()]).unwrap();
+    evaluate_pending(&mut store, &policy, &directory, &decode, 100).unwrap();
+    assert_eq!(
+        alerts_of(&store, "executable-attachment"),
+        vec![id_of(&store, "disguised@vendor.example")],
+        "the program named .pdf is found by its content, the real PDF is not"
+    );
 }
