@@ -150,10 +150,7 @@ fn check_all(store: &SqliteStore, n: usize) {
         // large one collects the matches: both give the newest first.
         for limit in [3u32, 1000] {
             let page = store.search(&expr, Page { limit, offset: 0 }).unwrap();
-            let got: Vec<String> = page
-                .iter()
-                .map(|m| m.message_id.clone().unwrap())
-                .collect();
+            let got: Vec<String> = page.iter().map(|m| m.message_id.clone().unwrap()).collect();
             let mut want_page = want.clone();
             want_page.truncate(limit as usize);
             assert_eq!(got, want_page, "{q} with a page of {limit}");
