@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use mailtrail_policy::store::{retro_hunt, Hunt, StoreDirectory};
 use mailtrail_policy::{Policy, RuleMatch, EXAMPLE_RULES};
+use mailtrail_store::Store as _;
 use mailtrail_store::StoredMessage;
 use serde_json::json;
 
@@ -107,8 +108,11 @@ pub fn test(config: &Config, options: &TestOptions) -> Result<ExitCode> {
             return Ok(());
         }
         let written = if options.json {
+            // The hunt's message lacks its deliveries (no rule reads them);
+            // the JSON shows the whole message.
+            let whole = store.message(m.id)?;
             let v = json!({
-                "message": output::message_json(m, tz),
+                "message": output::message_json(whole.as_ref().unwrap_or(m), tz),
                 "match": hit,
             });
             writeln!(out, "{v}")

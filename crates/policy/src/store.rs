@@ -321,7 +321,7 @@ pub fn evaluate_pending_notifying_since(
     if !enabled.is_empty() {
         let _snapshot = store.read_snapshot()?;
         let history = StoreHistory::new(&*store);
-        for message in store.messages(&ids)? {
+        for message in store.messages_for_rules(&ids)? {
             let id = message.id;
             let facts = stored_facts(&*store, &message, decode, reads)?;
             let quiet = notify_since.is_some_and(|since| facts.time < since);
@@ -483,8 +483,10 @@ pub struct Hunt<'a> {
 
 /// Run one rule (enabled or not) over the messages `period` selects,
 /// candidates first narrowed by [`candidate_query`] through the index;
-/// `on_match` sees each match, oldest first. `parse` turns query text into
-/// the store's query (the caller's time zone and clock). Nothing is written.
+/// `on_match` sees each match, oldest first, as the rules read it: without
+/// its deliveries ([`SqliteStore::messages_for_rules`]; a caller that shows
+/// them loads the message). `parse` turns query text into the store's query
+/// (the caller's time zone and clock). Nothing is written.
 pub fn retro_hunt(
     hunt: &Hunt<'_>,
     rule_id: &str,
@@ -517,14 +519,40 @@ pub fn retro_hunt(
         candidates: ids.len() as u64,
         matched: 0,
     };
-    for chunk in ids.chunks(512) {
-        for message in store.messages(chunk)? {
-            let facts = stored_facts(store, &message, decode, reads)?;
-            if let Some(m) = policy.evaluate_rule(rule_id, &facts, directory, &history) {
-                stats.matched += 1;
-                on_match(&message, m)?;
+    // Two stages on two cores: a reader connection loads the candidates in
+    // chunks while this thread judges the chunk before (loading is about
+    // half of the work). A bounded channel keeps at most a few chunks in
+    // memory, and the matches come out in the candidates' order.
+    let reader = store.reader()?;
+    let (loaded, chunks) =
+        std::sync::mpsc::sync_channel::<Result<Vec<StoredMessage>, StoreError>>(2);
+    std::thread::scope(|scope| {
+        let ids = &ids;
+        scope.spawn(move || {
+            let snapshot = reader.read_snapshot();
+            if let Err(e) = snapshot {
+                let _ = loaded.send(Err(e));
+                return;
+            }
+            for chunk in ids.chunks(512) {
+                let batch = reader.messages_for_rules(chunk);
+                let failed = batch.is_err();
+                // The judge stopped (an error): stop loading.
+                if loaded.send(batch).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for batch in chunks {
+            for message in batch? {
+                let facts = stored_facts(store, &message, decode, reads)?;
+                if let Some(m) = policy.evaluate_rule(rule_id, &facts, directory, &history) {
+                    stats.matched += 1;
+                    on_match(&message, m)?;
+                }
             }
         }
-    }
+        Ok::<(), StoreError>(())
+    })?;
     Ok(stats)
 }

@@ -533,6 +533,36 @@ impl SqliteStore {
         }))
     }
 
+    /// The messages `ids` (in that order; missing ones left out) as the
+    /// monitoring rules read them: everything but the deliveries, which no
+    /// rule reads (only a message without a time of its own gets them, for
+    /// its first delivery's time). Half the work of [`Store::messages`] for
+    /// log-derived mail, whose deliveries are most of its rows.
+    pub fn messages_for_rules(&self, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
+        load_messages(&self.conn, ids, Deliveries::OfUndated)
+    }
+
+    /// A second, read-only connection to the same store, for another
+    /// thread (a retro-hunt loads messages on one core while it judges them
+    /// on the other). It reads its own snapshot.
+    pub fn reader(&self) -> Result<SqliteStore, StoreError> {
+        let data_dir = self.quarantine_dir.parent().ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "no data directory above {}",
+                self.quarantine_dir.display()
+            ))
+        })?;
+        let options = SqliteOptions {
+            org_domains: self.org.clone(),
+            durable: self.durable,
+            read_only: true,
+            journal_addresses: self.journal_addresses.clone(),
+        };
+        Self::open_read_only(data_dir, &options)?.ok_or_else(|| {
+            StoreError::Invalid("the store's schema is older than this build's".into())
+        })
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }
@@ -1333,7 +1363,20 @@ fn attachment_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Attachme
 /// Messages by number, complete, in the order asked (missing ones left
 /// out): one query per table for the whole list instead of four per
 /// message.
-fn load_messages(conn: &Connection, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
+/// Which deliveries [`load_messages`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deliveries {
+    All,
+    /// Only those of messages that have no time of their own (no
+    /// `first_seen`, no `Date:`), whose time is their first delivery's.
+    OfUndated,
+}
+
+fn load_messages(
+    conn: &Connection,
+    ids: &[i64],
+    deliveries: Deliveries,
+) -> Result<Vec<StoredMessage>, StoreError> {
     let list = serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let mut by_id: std::collections::HashMap<i64, StoredMessage> =
         std::collections::HashMap::with_capacity(ids.len());
@@ -1358,12 +1401,23 @@ fn load_messages(conn: &Connection, ids: &[i64]) -> Result<Vec<StoredMessage>, S
             }
         }
     }
+    let delivery_list = match deliveries {
+        Deliveries::All => list.clone(),
+        Deliveries::OfUndated => {
+            let undated: Vec<i64> = by_id
+                .values()
+                .filter(|m| m.first_seen.is_none() && m.date.is_none())
+                .map(|m| m.id)
+                .collect();
+            serde_json::to_string(&undated).map_err(|e| StoreError::Invalid(e.to_string()))?
+        }
+    };
     {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT message, {DELIVERY_COLUMNS} FROM deliveries
              WHERE message IN (SELECT value FROM json_each(?1)) ORDER BY message, time, seq"
         ))?;
-        let mut rows = stmt.query([&list])?;
+        let mut rows = stmt.query([&delivery_list])?;
         while let Some(r) = rows.next()? {
             if let Some(m) = by_id.get_mut(&r.get::<_, i64>(0)?) {
                 m.deliveries.push(delivery_row(r, 1)?);
@@ -1812,7 +1866,7 @@ impl Store for SqliteStore {
     }
 
     fn messages(&self, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
-        load_messages(&self.conn, ids)
+        load_messages(&self.conn, ids, Deliveries::All)
     }
 
     fn message_by_message_id(&self, message_id: &str) -> Result<Option<StoredMessage>, StoreError> {
