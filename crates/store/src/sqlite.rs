@@ -290,23 +290,32 @@ const MIGRATIONS: &[&str] = &[
         WHERE m.direction = 'outbound' AND instr(r.address, '@') > 0
         GROUP BY 1;
     "#,
-    // 7: the recipients' addresses are no longer a B-tree of their own but
-    // one full-text token each (the address's UTF-8 in hex, which the
-    // `ascii` tokenizer keeps whole) in `fts_addr`, written in sorted
-    // segments like the other full-text tables: the B-tree cost bulk
-    // imports a third of their time, because every commit rewrote pages
-    // scattered all over it. `employee:` / `dept:` read it
-    // (`push_people_messages`)
+    // 7: addresses and client IPs are no longer B-trees over every
+    // message and recipient but one full-text token each in `fts_addr`
+    // (`s`, `r` or `i`, then the value's UTF-8 in hex, which the `ascii`
+    // tokenizer keeps whole), written in sorted segments like the other
+    // full-text tables: the B-trees cost bulk imports a third of their
+    // time, because every commit rewrote pages scattered all over them.
+    // `from:`, `employee:`, `dept:` and `device:` read the tokens
+    // (`address_token`).
     r#"
     DROP INDEX IF EXISTS recipients_address;
+    DROP INDEX IF EXISTS messages_from_addr;
+    DROP INDEX IF EXISTS messages_envelope_from;
+    DROP INDEX IF EXISTS messages_client_ip;
     CREATE VIRTUAL TABLE fts_addr USING fts5(
-        rcpt,
+        tokens,
         tokenize = 'ascii', content = '', contentless_delete = 1, detail = none
     );
-    INSERT INTO fts_addr (rowid, rcpt)
-        SELECT message, group_concat(hex(address), ' ')
-        FROM (SELECT DISTINCT message, address FROM recipients)
-        GROUP BY message;
+    INSERT INTO fts_addr (rowid, tokens)
+        SELECT m.id, trim(
+            CASE WHEN m.from_addr IS NOT NULL THEN 's' || hex(m.from_addr) ELSE '' END || ' ' ||
+            CASE WHEN m.envelope_from IS NOT NULL AND m.envelope_from IS NOT m.from_addr
+                THEN 's' || hex(m.envelope_from) ELSE '' END || ' ' ||
+            ifnull((SELECT group_concat('r' || hex(address), ' ')
+                    FROM (SELECT DISTINCT address FROM recipients WHERE message = m.id)), '') || ' ' ||
+            CASE WHEN m.client_ip IS NOT NULL THEN 'i' || hex(m.client_ip) ELSE '' END)
+        FROM messages m;
     "#,
 ];
 
@@ -790,10 +799,15 @@ impl Writer<'_> {
         if merged.recipients != existing.recipients {
             tx.prepare_cached("DELETE FROM recipients WHERE message = ?1")?
                 .execute([id])?;
-            tx.prepare_cached("DELETE FROM fts_addr WHERE rowid = ?1")?
-                .execute([id])?;
             insert_recipients(tx, id, &merged.recipients)?;
             self.note_contacted_domains(tx, &merged)?;
+        }
+        if merged.recipients != existing.recipients
+            || merged.from != existing.from
+            || merged.envelope_from != existing.envelope_from
+            || merged.client_ip != existing.client_ip
+        {
+            index_addresses(tx, id, &merged, true)?;
         }
         for (seq, d) in (existing.deliveries.len()..).zip(&new_deliveries) {
             insert_delivery(tx, id, seq, d)?;
@@ -845,6 +859,7 @@ impl Writer<'_> {
             .execute(params![key, id, time])?;
         }
         insert_recipients(tx, id, &record.recipients)?;
+        index_addresses(tx, id, &record, false)?;
         self.note_contacted_domains(tx, &record)?;
         let mut seen = std::collections::HashSet::new();
         let mut seq = 0;
@@ -1048,28 +1063,82 @@ fn insert_recipients(
     for r in recipients {
         stmt.execute(params![id, r.address, r.kind.as_str(), r.display_name])?;
     }
-    let mut tokens = String::new();
-    let mut seen = BTreeSet::new();
-    for r in recipients {
-        if seen.insert(r.address.as_str()) {
-            if !tokens.is_empty() {
-                tokens.push(' ');
-            }
-            push_address_token(&mut tokens, &r.address);
-        }
-    }
-    tx.prepare_cached("INSERT INTO fts_addr (rowid, rcpt) VALUES (?1, ?2)")?
-        .execute(params![id, tokens])?;
     Ok(())
 }
 
-/// An address as one `fts_addr` token: its UTF-8 bytes in hex, as SQL's
-/// `hex()` writes them (migration 7 computes the same in SQL).
-fn push_address_token(out: &mut String, address: &str) {
+/// What an `fts_addr` token stands for.
+#[derive(Clone, Copy)]
+pub(crate) enum AddressRole {
+    /// The header or envelope sender.
+    Sender,
+    /// Any recipient (To, Cc, Bcc, envelope).
+    Recipient,
+    /// The client IP the message came from.
+    ClientIp,
+}
+
+/// One `fts_addr` token: the role's letter, then the value's UTF-8 bytes in
+/// hex as SQL's `hex()` writes them (migration 7 computes the same in SQL).
+/// Only ASCII letters and digits, so FTS5's `ascii` tokenizer keeps it
+/// whole; the letter is never a hex digit, so roles never collide.
+fn push_address_token(out: &mut String, role: AddressRole, value: &str) {
     use std::fmt::Write;
-    for b in address.bytes() {
+    out.push(match role {
+        AddressRole::Sender => 's',
+        AddressRole::Recipient => 'r',
+        AddressRole::ClientIp => 'i',
+    });
+    for b in value.bytes() {
         let _ = write!(out, "{b:02X}");
     }
+}
+
+/// [`push_address_token`] as a quoted FTS5 query term.
+pub(crate) fn address_token(role: AddressRole, value: &str) -> String {
+    let mut token = String::from("\"");
+    push_address_token(&mut token, role, value);
+    token.push('"');
+    token
+}
+
+/// Index a message's senders, recipients and client IP in `fts_addr`
+/// (replacing what was indexed for it).
+fn index_addresses(
+    tx: &Transaction<'_>,
+    id: i64,
+    r: &MessageRecord,
+    replace: bool,
+) -> Result<(), StoreError> {
+    if replace {
+        tx.prepare_cached("DELETE FROM fts_addr WHERE rowid = ?1")?
+            .execute([id])?;
+    }
+    let mut tokens = String::new();
+    let mut push = |role, value: &str| {
+        if !tokens.is_empty() {
+            tokens.push(' ');
+        }
+        push_address_token(&mut tokens, role, value);
+    };
+    let from = r.from.as_ref().map(|m| m.address.as_str());
+    if let Some(from) = from {
+        push(AddressRole::Sender, from);
+    }
+    if let Some(envelope) = r.envelope_from.as_deref().filter(|e| Some(*e) != from) {
+        push(AddressRole::Sender, envelope);
+    }
+    let mut seen = BTreeSet::new();
+    for rc in &r.recipients {
+        if seen.insert(rc.address.as_str()) {
+            push(AddressRole::Recipient, &rc.address);
+        }
+    }
+    if let Some(ip) = r.client_ip.as_deref() {
+        push(AddressRole::ClientIp, ip);
+    }
+    tx.prepare_cached("INSERT INTO fts_addr (rowid, tokens) VALUES (?1, ?2)")?
+        .execute(params![id, tokens])?;
+    Ok(())
 }
 
 /// Insert one delivery. Deliveries are de-duplicated by the caller against
@@ -1576,13 +1645,22 @@ fn compile_term(conn: &Connection, term: &Term, c: &mut Compiled) -> Result<(), 
             field: TextField::From,
             text,
         } if complete_address(text).is_some() => {
-            // The header sender or the envelope sender, exactly (indexed).
-            // `IS`, not `=`: a missing sender is "not this address", never
-            // NULL, so that `-from:` excludes exactly what `from:` finds.
+            // The header sender or the envelope sender, exactly: by its
+            // `fts_addr` token, or compared on each message when messages
+            // are walked newest first. Never NULL either way (`IS`, not `=`:
+            // a missing sender is "not this address"), so that `-from:`
+            // excludes exactly what `from:` finds.
             let address = complete_address(text).unwrap_or_default();
-            let p = param(c, Value::Text(address));
-            c.sql
-                .push_str(&format!("(m.from_addr IS {p} OR m.envelope_from IS {p})"));
+            if c.scan_in_order {
+                let p = param(c, Value::Text(address));
+                c.sql
+                    .push_str(&format!("(m.from_addr IS {p} OR m.envelope_from IS {p})"));
+            } else {
+                let token = param(c, Value::Text(address_token(AddressRole::Sender, &address)));
+                c.sql.push_str(&format!(
+                    "m.id IN (SELECT rowid FROM fts_addr WHERE fts_addr MATCH {token})"
+                ));
+            }
         }
         Term::Text { field, text } => {
             let rowids = text_rowids(*field, text, c)?;
@@ -1655,13 +1733,17 @@ fn compile_term(conn: &Connection, term: &Term, c: &mut Compiled) -> Result<(), 
         Term::Device(host) => {
             let h = param(c, Value::Text(host.clone()));
             let reporter = param(c, Value::Text(format!("@{host} ")));
+            // The device's addresses, each through its `fts_addr` token
+            // (`i` and the address in hex, see `push_address_token`), in
+            // the time it held the address.
             c.sql.push_str(&format!(
                 "(m.id IN (SELECT dm.id FROM devices d \
                    JOIN device_addresses da ON da.device = d.id \
-                   JOIN messages dm ON dm.client_ip = da.ip \
+                   JOIN fts_addr f ON fts_addr MATCH ('\"i' || hex(da.ip) || '\"') \
+                   JOIN messages dm ON dm.id = f.rowid \
                      AND dm.sort_time >= coalesce(da.valid_from, -9223372036854775808) \
                      AND dm.sort_time < coalesce(da.valid_until, 9223372036854775807) \
-                   WHERE d.hostname = {h} AND dm.client_ip IS NOT NULL) \
+                   WHERE d.hostname = {h} AND da.ip IS NOT NULL AND dm.client_ip = da.ip) \
                  OR instr(m.systems || ' ', {reporter}) > 0)"
             ));
         }
@@ -1689,8 +1771,8 @@ fn people_addresses(
 }
 
 /// Messages sent or received at `addresses` (a person's or a department's):
-/// senders by the sender indexes, recipients by their `fts_addr` tokens
-/// (one exact token per address, see migration 7).
+/// by their `fts_addr` tokens, one sender and one recipient token per
+/// address (see [`push_address_token`]).
 fn push_people_messages(c: &mut Compiled, addresses: &[String]) -> Result<(), StoreError> {
     if addresses.is_empty() {
         // Nobody (or nobody with an address): matches no message, and its
@@ -1698,11 +1780,11 @@ fn push_people_messages(c: &mut Compiled, addresses: &[String]) -> Result<(), St
         c.sql.push('0');
         return Ok(());
     }
-    let list = serde_json::to_string(addresses)
-        .map_err(|e| StoreError::Invalid(format!("address list: {e}")))?;
-    let list = param(c, Value::Text(list));
-    let set = format!("(SELECT value FROM json_each({list}))");
     if c.scan_in_order {
+        let list = serde_json::to_string(addresses)
+            .map_err(|e| StoreError::Invalid(format!("address list: {e}")))?;
+        let list = param(c, Value::Text(list));
+        let set = format!("(SELECT value FROM json_each({list}))");
         // Many matches (a large department): messages are walked newest
         // first until the page is full, so test each one directly instead
         // of collecting every match first. Never NULL (see below).
@@ -1719,11 +1801,11 @@ fn push_people_messages(c: &mut Compiled, addresses: &[String]) -> Result<(), St
     // every list at every step (0.4 s; 4.6 s for 2,000 people).
     let tokens: Vec<String> = addresses
         .iter()
-        .map(|address| {
-            let mut token = String::from("\"");
-            push_address_token(&mut token, address);
-            token.push('"');
-            token
+        .flat_map(|address| {
+            [
+                address_token(AddressRole::Sender, address),
+                address_token(AddressRole::Recipient, address),
+            ]
         })
         .collect();
     let tokens = serde_json::to_string(&tokens)
@@ -1732,9 +1814,7 @@ fn push_people_messages(c: &mut Compiled, addresses: &[String]) -> Result<(), St
     // One `m.id IN (…)`, never NULL, so that `-employee:` excludes exactly
     // what `employee:` finds (a log-only message has no header sender).
     c.sql.push_str(&format!(
-        "m.id IN (SELECT id FROM messages WHERE from_addr IN {set} \
-         UNION SELECT id FROM messages WHERE envelope_from IN {set} \
-         UNION SELECT f.rowid FROM json_each({tokens}) t, fts_addr f WHERE fts_addr MATCH t.value)"
+        "m.id IN (SELECT f.rowid FROM json_each({tokens}) t, fts_addr f WHERE fts_addr MATCH t.value)"
     ));
     Ok(())
 }

@@ -2,10 +2,10 @@
 //! plan the store picks (collect the matches, or walk messages newest first
 //! when they are common), and the same answer after a database written
 //! before migration 7 (when recipients had a B-tree over their addresses)
-//! is migrated.
+//! is migrated. `from:` and `device:` read the same index of addresses.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use mailtrail_model::directory::{DirectorySnapshot, Person};
+use mailtrail_model::directory::{Device, DeviceAssignment, DirectorySnapshot, Person};
 use mailtrail_model::{Mailbox, MessageRecord, OrgDomains, Recipient, RecipientKind};
 use mailtrail_store::directory::DirectoryStore;
 use mailtrail_store::query::{parse, QueryContext};
@@ -41,7 +41,18 @@ fn directory() -> DirectorySnapshot {
             person("2", "hanako.sato@example.co.jp", "本社/営業部/第一課"),
             person("3", "ichiro.suzuki@example.co.jp", "本社/開発部"),
         ],
-        devices: Vec::new(),
+        devices: vec![Device {
+            hostname: "pc-0001".into(),
+            owner: Some("1".into()),
+            // Taro's PC had 10.0.0.5 from the 3rd of November on; before,
+            // the address was someone else's.
+            assignments: vec![DeviceAssignment {
+                ip: Some("10.0.0.5".parse().unwrap()),
+                mac: None,
+                from: Some(start() + Duration::days(1)),
+                until: None,
+            }],
+        }],
     };
     snapshot.people[0]
         .addresses
@@ -90,16 +101,27 @@ fn message(i: usize) -> MessageRecord {
             RecipientKind::To,
         ),
     };
+    // Sent from 10.0.0.5 (every tenth message), a day apart from the
+    // 200th message on.
+    let client_ip = (i % 10 == 5).then(|| "10.0.0.5".to_string());
     MessageRecord {
+        client_ip,
         message_id: Some(format!("<m{i}@test.example>")),
-        date: Some(start() + Duration::minutes(i as i64)),
-        first_seen: Some(start() + Duration::minutes(i as i64)),
+        date: Some(time(i)),
+        first_seen: Some(time(i)),
         from: Mailbox::new(from, None),
         subject: Some(format!("message {i}")),
         recipients: vec![Recipient::new(to, None, kind).unwrap()],
         systems: vec!["journal".into()],
         ..Default::default()
     }
+}
+
+/// Message `i`'s time: a minute apart, except that from the 200th on
+/// they are on the 3rd of November and later.
+fn time(i: usize) -> DateTime<Utc> {
+    let minutes = if i < 200 { i } else { 24 * 60 + i };
+    start() + Duration::minutes(minutes as i64)
 }
 
 /// What the query should find, by the rule it names.
@@ -114,6 +136,10 @@ fn expected(query: &str, n: usize) -> Vec<String> {
         "dept:第一課" => Box::new(hanako),
         "dept:開発部" => Box::new(ichiro),
         "-dept:営業部" => Box::new(move |i| !(taro(i) || hanako(i))),
+        "from:taro.yamada@example.co.jp" => Box::new(|i| i % 10 == 5),
+        "-from:hanako.sato@example.co.jp" => Box::new(|i| i % 10 != 6),
+        // The PC's address before it was the PC's does not count.
+        "device:pc-0001" => Box::new(|i| i % 10 == 5 && i >= 200),
         "employee:nobody" => Box::new(|_| false),
         "-employee:nobody" => Box::new(|_| true),
         other => panic!("no rule for {other}"),
@@ -126,7 +152,10 @@ fn expected(query: &str, n: usize) -> Vec<String> {
     ids
 }
 
-const QUERIES: [&str; 8] = [
+const QUERIES: [&str; 11] = [
+    "from:taro.yamada@example.co.jp",
+    "-from:hanako.sato@example.co.jp",
+    "device:pc-0001",
     "employee:1",
     "employee:t.yamada@example.co.jp",
     "dept:営業部",
@@ -195,7 +224,7 @@ fn a_changed_recipient_list_is_found_under_its_new_addresses_only() {
 #[test]
 fn a_store_written_before_migration_7_finds_the_same_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let n = 200;
+    let n = 300;
     {
         let mut store = open(dir.path());
         store.apply_directory("hr", &directory(), false).unwrap();

@@ -76,25 +76,21 @@ impl RiskStore for SqliteStore {
         if senders.is_empty() {
             return Ok(out);
         }
-        // The sender indexes find the person's messages; the recipients'
-        // primary key their addresses. `rarray` is not loaded, so the
-        // addresses are bound one by one.
-        let marks = (1..=senders.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT DISTINCT r.address FROM recipients r WHERE r.message IN (
-                 SELECT m.id FROM messages m WHERE m.from_addr IN ({marks})
-                     AND m.sort_time < ?{n} AND m.direction = 'outbound'
-                 UNION
-                 SELECT m.id FROM messages m WHERE m.envelope_from IN ({marks})
-                     AND m.sort_time < ?{n} AND m.direction = 'outbound')",
-            n = senders.len() + 1
-        );
-        let mut values: Vec<Value> = senders.iter().map(|s| Value::Text(s.clone())).collect();
-        values.push(Value::Integer(micros(before)));
-        let mut stmt = self.conn.prepare(&sql)?;
+        // The senders' `fts_addr` tokens find the person's messages; the
+        // recipients' primary key their addresses.
+        let tokens: Vec<String> = senders
+            .iter()
+            .map(|s| super::address_token(super::AddressRole::Sender, s))
+            .collect();
+        let tokens =
+            serde_json::to_string(&tokens).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let sql = "SELECT DISTINCT r.address FROM recipients r WHERE r.message IN (
+                 SELECT m.id FROM json_each(?1) t
+                     JOIN fts_addr f ON fts_addr MATCH t.value
+                     JOIN messages m ON m.id = f.rowid
+                 WHERE m.sort_time < ?2 AND m.direction = 'outbound')";
+        let values = vec![Value::Text(tokens), Value::Integer(micros(before))];
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
         while let Some(row) = rows.next()? {
             let address: String = row.get(0)?;
