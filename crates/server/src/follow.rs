@@ -373,6 +373,16 @@ struct Follower {
     source: String,
     line_number: u64,
     metrics: Arc<Metrics>,
+    /// What every checkpoint says about files it does not list: every
+    /// sibling last modified before this time (seconds) was read, or is
+    /// listed. The time of the last look at the followed path that found
+    /// the file being read (not the time of saving: a rotation since that
+    /// look may have created a file that was written, rotated away and fell
+    /// quiet before the save, and a restart must still read it).
+    horizon: Option<i64>,
+    /// Files to list in every checkpoint besides those being read: at
+    /// start-up, the rotated siblings still waiting to be read.
+    waiting: Vec<Checkpoint>,
 }
 
 impl Follower {
@@ -423,9 +433,18 @@ impl Follower {
         let _ = self.dispatcher.finish(&mut self.pending);
         let records = std::mem::take(&mut self.pending.records);
         let rejects = std::mem::take(&mut self.pending.rejects);
+        let mut listed: Vec<Checkpoint> = files.iter().map(|f| f.checkpoint()).collect();
+        for waiting in &self.waiting {
+            if !listed
+                .iter()
+                .any(|c| c.device == waiting.device && c.inode == waiting.inode)
+            {
+                listed.push(*waiting);
+            }
+        }
         let state = FollowState {
-            files: files.iter().map(|f| f.checkpoint()).collect(),
-            saved_at: Some(Utc::now().timestamp()),
+            files: listed,
+            saved_at: self.horizon,
         };
         let settings = vec![(checkpoint_key(&self.config.path), state.format())];
         self.writer
@@ -438,7 +457,7 @@ impl Follower {
 /// from their offset, files unknown to it but written after it from 0.
 /// Compressed rotations (`.gz` and the like) were complete before they were
 /// compressed, so they are never among them.
-fn unread_siblings(path: &Path, state: &FollowState) -> Vec<(PathBuf, u64)> {
+fn unread_siblings(path: &Path, state: &FollowState) -> Vec<(PathBuf, Checkpoint)> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Vec::new();
     };
@@ -451,7 +470,7 @@ fn unread_siblings(path: &Path, state: &FollowState) -> Vec<(PathBuf, u64)> {
     }) else {
         return Vec::new();
     };
-    let mut found: Vec<(std::time::SystemTime, PathBuf, u64)> = Vec::new();
+    let mut found: Vec<(std::time::SystemTime, PathBuf, Checkpoint)> = Vec::new();
     for entry in entries.flatten() {
         let sibling = entry.path();
         let file_name = entry.file_name().to_string_lossy().to_string();
@@ -474,10 +493,15 @@ fn unread_siblings(path: &Path, state: &FollowState) -> Vec<(PathBuf, u64)> {
             None => continue,
         };
         let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-        found.push((modified, sibling, start));
+        let from = Checkpoint {
+            device: meta.dev(),
+            inode: meta.ino(),
+            offset: start,
+        };
+        found.push((modified, sibling, from));
     }
-    found.sort();
-    found.into_iter().map(|(_, p, start)| (p, start)).collect()
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    found.into_iter().map(|(_, p, from)| (p, from)).collect()
 }
 
 /// Follow one file until `stop` is set; commits on the way and at the end.
@@ -503,29 +527,46 @@ pub fn follow(
             line_number: 0,
             metrics,
             config,
+            horizon: None,
+            waiting: Vec::new(),
         };
         let path = follower.config.path.clone();
-        // Finish files rotated away while we were down, oldest first.
         let state = checkpoint.unwrap_or_default();
-        for (rotated, offset) in unread_siblings(&path, &state) {
-            if let Ok(mut old) = Open::at(&rotated, offset) {
-                while follower.drain(&mut old).unwrap_or(false) {
-                    follower.flush(&[&old], &stop);
-                }
-                follower.flush(&[&old], &stop);
-            }
-        }
+        // The followed file is opened first, so that a rotation while the
+        // siblings are read is seen by the loop below (it holds the file).
+        // (Seconds, one early: file times have whole-second resolution here.)
+        let opened_at = Utc::now().timestamp() - 1;
         let start = std::fs::metadata(&path)
             .ok()
             .and_then(|m| state.offset_of(m.dev(), m.ino()))
             .unwrap_or(0);
         let mut open: Option<Open> = Open::at(&path, start).ok();
+        // Finish files rotated away while we were down, oldest first. Until
+        // they are read, checkpoints keep listing them and keep the old
+        // horizon: a crash meanwhile must find them again.
+        let siblings = unread_siblings(&path, &state);
+        follower.horizon = state.saved_at.or(Some(opened_at));
+        follower.waiting = siblings.iter().map(|(_, from)| *from).collect();
+        for (rotated, from) in siblings {
+            follower
+                .waiting
+                .retain(|w| (w.device, w.inode) != (from.device, from.inode));
+            if let Ok(mut old) = Open::at(&rotated, from.offset) {
+                while follower.drain(&mut old).unwrap_or(false) {
+                    let files: Vec<&Open> = open.iter().chain([&old]).collect();
+                    follower.flush(&files, &stop);
+                }
+                let files: Vec<&Open> = open.iter().chain([&old]).collect();
+                follower.flush(&files, &stop);
+            }
+        }
+        follower.waiting.clear();
+        follower.horizon = Some(opened_at);
         let mut last_flush = Instant::now();
         let mut dirty = false;
         let mut rotated = false;
-        // When the followed path was last seen to be the file being read
-        // (seconds, one early: file times have whole-second resolution here).
-        let mut last_look = Utc::now().timestamp() - 1;
+        // When the followed path was last seen to be the file being read.
+        let mut last_look = opened_at;
         // A file rotated away by rename, read until it has been quiet a while.
         let mut retiring: Option<(Open, Instant)> = None;
         let mut last_growth = Instant::now();
@@ -576,8 +617,8 @@ pub fn follow(
                                     .collect(),
                                 saved_at: Some(last_look),
                             };
-                            for (between, offset) in unread_siblings(&path, &known) {
-                                if let Ok(mut file) = Open::at(&between, offset) {
+                            for (between, from) in unread_siblings(&path, &known) {
+                                if let Ok(mut file) = Open::at(&between, from.offset) {
                                     while follower.drain(&mut file).unwrap_or(false) {
                                         follower.flush(&[current, &file], &stop);
                                     }
@@ -589,6 +630,7 @@ pub fn follow(
                         _ => {}
                     }
                     last_look = looked_at;
+                    follower.horizon = Some(last_look);
                 }
             }
             if rotated {
@@ -764,5 +806,138 @@ mod tests {
         assert_eq!(Checkpoint::parse("1:2"), None);
         assert_eq!(Checkpoint::parse("1:2:3:4"), None);
         assert_eq!(Checkpoint::parse("a:b:c"), None);
+    }
+}
+
+#[cfg(test)]
+mod restart_tests {
+    //! A restart after a rotation the follower never saw (regression: the
+    //! checkpoint's time was the time of saving, so a file created after
+    //! the follower's last look, written, rotated away and quiet by the
+    //! time of saving was taken for old history and never read).
+
+    use super::*;
+    use mailtrail_model::OrgDomains;
+    use mailtrail_store::sqlite::SqliteOptions;
+    use mailtrail_store::{SqliteStore, Store};
+
+    fn flow(n: u32) -> String {
+        let stamp = Utc::now().format("%b %e %H:%M:%S");
+        let qid = format!("{:010X}", 0xB0000 + n);
+        format!(
+            "{stamp} mx1 postfix/smtpd[10]: {qid}: client=pc.example.co.jp[10.1.0.7]\n\
+             {stamp} mx1 postfix/cleanup[11]: {qid}: message-id=<restart-{n}@example.co.jp>\n\
+             {stamp} mx1 postfix/qmgr[12]: {qid}: from=<taro@example.co.jp>, size=900, nrcpt=1 (queue active)\n\
+             {stamp} mx1 postfix/smtp[13]: {qid}: to=<r{n}@partner.example>, relay=mx.partner.example[192.0.2.25]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)\n\
+             {stamp} mx1 postfix/qmgr[12]: {qid}: removed\n"
+        )
+    }
+
+    fn write(path: &Path, flows: std::ops::RangeInclusive<u32>) {
+        let text: String = flows.map(flow).collect();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn open(data: &Path, read_only: bool) -> SqliteStore {
+        SqliteStore::open(
+            data,
+            SqliteOptions {
+                org_domains: OrgDomains::new(["example.co.jp"]),
+                read_only,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn stored(data: &Path) -> u64 {
+        open(data, true).stats().unwrap().messages
+    }
+
+    fn wait_for(data: &Path, n: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && stored(data) < n {
+            thread::sleep(Duration::from_millis(50));
+        }
+        stored(data)
+    }
+
+    /// Follow `log` from `checkpoint` until `stop`; returns the thread and
+    /// the writer's thread.
+    fn run(
+        data: &Path,
+        log: &Path,
+        poll: Duration,
+        checkpoint: Option<FollowState>,
+        stop: Arc<AtomicBool>,
+    ) -> (thread::JoinHandle<()>, thread::JoinHandle<()>) {
+        let metrics = Arc::new(Metrics::default());
+        let (writer, writer_thread) = StoreWriter::start(open(data, false), 16, metrics.clone());
+        let config = FollowConfig {
+            poll,
+            flush_every: Duration::ZERO,
+            ..FollowConfig::new(log.to_path_buf())
+        };
+        (
+            follow(
+                config,
+                checkpoint,
+                writer,
+                stop,
+                metrics,
+                DecodeOptions::default(),
+            ),
+            writer_thread,
+        )
+    }
+
+    #[test]
+    fn a_file_rotated_in_and_out_between_two_looks_is_read_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let log = dir.path().join("mail.log");
+        let rotated = |n: u32| dir.path().join(format!("mail.log.{n}"));
+        write(&log, 1..=3);
+
+        // A follower that looks at the log every 6 s: it reads the first
+        // file, then sleeps while the log is rotated twice.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (follower, writer) = run(&data, &log, Duration::from_secs(6), None, stop.clone());
+        assert_eq!(wait_for(&data, 3), 3);
+        std::fs::rename(&log, rotated(1)).unwrap();
+        write(&log, 4..=6);
+        // Quiet for more than a second (file times have whole seconds)...
+        thread::sleep(Duration::from_millis(2100));
+        std::fs::rename(rotated(1), rotated(2)).unwrap();
+        std::fs::rename(&log, rotated(1)).unwrap();
+        write(&log, 7..=7);
+        // ...then stopped before its next look: it saves a checkpoint that
+        // lists only the first file.
+        stop.store(true, Ordering::Relaxed);
+        follower.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(stored(&data), 3, "the stopped follower never looked again");
+
+        let saved = open(&data, true)
+            .setting(&checkpoint_key(&log))
+            .unwrap()
+            .and_then(|s| FollowState::parse(&s))
+            .expect("a checkpoint");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (follower, writer) = run(
+            &data,
+            &log,
+            Duration::from_millis(50),
+            Some(saved),
+            stop.clone(),
+        );
+        let found = wait_for(&data, 7);
+        stop.store(true, Ordering::Relaxed);
+        follower.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            found, 7,
+            "after the restart, the file that came and went while the follower slept is read"
+        );
     }
 }
