@@ -404,6 +404,11 @@ impl SqliteStore {
         // same near √(total × (offset + limit)) matches. The count, when the
         // caller has it, says which; otherwise a count that stops there does,
         // for a fraction of either plan's cost.
+        if let Some((field, text)) = lone_text(query) {
+            let matches = self.text_matches(field, text)?;
+            let ids = self.page_of_matches(&matches, page)?;
+            return load_messages(&self.conn, &ids, Deliveries::All);
+        }
         let total: i64 = self
             .conn
             .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
@@ -445,13 +450,7 @@ impl SqliteStore {
             .prepare_cached(&sql)?
             .query_map(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(m) = self.load_message(id)? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        load_messages(&self.conn, &ids, Deliveries::All)
     }
 
     /// Open (creating if needed) the store in a data directory.
@@ -549,6 +548,85 @@ impl SqliteStore {
     /// log-derived mail, whose deliveries are most of its rows.
     pub fn messages_for_rules(&self, ids: &[i64]) -> Result<Vec<StoredMessage>, StoreError> {
         load_messages(&self.conn, ids, Deliveries::OfUndated)
+    }
+
+    /// The ids of the messages whose indexed text matches `text` in
+    /// `field`, ascending. Each full-text table gives its rowids in
+    /// ascending order and they are merged here: de-duplicating them in SQL
+    /// (`UNION`) built a temporary B-tree of every match, about ten times
+    /// the cost of reading them (a word in 24,000 of 1.1M messages: 7 ms
+    /// against under 1 ms per table).
+    fn text_matches(&self, field: TextField, text: &str) -> Result<Vec<i64>, StoreError> {
+        let mut lists = Vec::new();
+        for (table, expr) in text_targets(field, text)? {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT rowid FROM {table} WHERE {table} MATCH ?1 ORDER BY rowid"
+            ))?;
+            let ids = stmt
+                .query_map([expr], |r| r.get::<_, i64>(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            lists.push(ids);
+        }
+        Ok(merge_ascending(lists))
+    }
+
+    /// One page, newest first, of the messages `matches` (ascending ids).
+    /// Two plans, as in [`SqliteStore::search_planned`]: many matches — walk
+    /// the messages newest first, keeping those in the list, until the page
+    /// is full; few — order the matches by time.
+    fn page_of_matches(&self, matches: &[i64], page: Page) -> Result<Vec<i64>, StoreError> {
+        let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        let limit = page.limit as usize;
+        if limit == 0 || matches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
+            .query_row([], |r| r.get(0))?;
+        let window = offset.saturating_add(limit);
+        let cap = ((total as f64) * (window as f64)).sqrt();
+        if matches.len() as f64 >= cap {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id FROM messages ORDER BY sort_time DESC, id DESC")?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::with_capacity(limit);
+            let mut skipped = 0usize;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                if matches.binary_search(&id).is_err() {
+                    continue;
+                }
+                if skipped < offset {
+                    skipped += 1;
+                    continue;
+                }
+                out.push(id);
+                if out.len() == limit {
+                    break;
+                }
+            }
+            return Ok(out);
+        }
+        let list =
+            serde_json::to_string(matches).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let ids = self
+            .conn
+            .prepare_cached(
+                "SELECT m.id FROM json_each(?1) j JOIN messages m ON m.id = j.value
+                 ORDER BY m.sort_time DESC, m.id DESC LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(
+                params![
+                    list,
+                    i64::from(page.limit),
+                    i64::try_from(page.offset).unwrap_or(i64::MAX)
+                ],
+                |r| r.get::<_, i64>(0),
+            )?
+            .collect::<Result<Vec<i64>, _>>()?;
+        Ok(ids)
     }
 
     /// A second, read-only connection to the same store, for another
@@ -1596,17 +1674,17 @@ fn param(c: &mut Compiled, v: Value) -> String {
     format!("?{}", c.params.len())
 }
 
-/// The rowids (message ids) whose indexed text matches, as a subquery over
-/// the full-text tables. Text with nothing to search for (punctuation only)
-/// is an error, not a match-everything.
-fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Result<String, StoreError> {
+/// The full-text queries that find `text` in `field`: one `SELECT rowid`
+/// per table, each with its match expression. Text with nothing to search
+/// for (punctuation only) is an error, not a match-everything.
+fn text_targets(field: TextField, text: &str) -> Result<Vec<(&'static str, String)>, StoreError> {
     let phrase = tokenize::match_expression(text).ok_or_else(|| {
         StoreError::Invalid(format!(
             "nothing searchable in {text:?}: give at least one letter, digit or Japanese character"
         ))
     })?;
     // (table, column filter); an empty filter searches every column of the table.
-    let targets: &[(&str, &str)] = match field {
+    let targets: &[(&'static str, &str)] = match field {
         TextField::Any => &[("fts_meta", ""), ("fts_body", "")],
         TextField::Subject => &[("fts_meta", "subject")],
         TextField::Body => &[("fts_body", "")],
@@ -1616,17 +1694,87 @@ fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Result<String,
         TextField::Cc => &[("fts_meta", "cc_addr")],
         TextField::Bcc => &[("fts_meta", "bcc_addr")],
     };
+    Ok(targets
+        .iter()
+        .map(|(table, cols)| {
+            let expr = if cols.is_empty() {
+                phrase.clone()
+            } else {
+                format!("{cols} : {phrase}")
+            };
+            (*table, expr)
+        })
+        .collect())
+}
+
+/// The rowids (message ids) whose indexed text matches, as a subquery over
+/// the full-text tables.
+fn text_rowids(field: TextField, text: &str, c: &mut Compiled) -> Result<String, StoreError> {
     let mut parts = Vec::new();
-    for (table, cols) in targets {
-        let expr = if cols.is_empty() {
-            phrase.clone()
-        } else {
-            format!("{cols} : {phrase}")
-        };
+    for (table, expr) in text_targets(field, text)? {
         let p = param(c, Value::Text(expr));
         parts.push(format!("SELECT rowid FROM {table} WHERE {table} MATCH {p}"));
     }
     Ok(parts.join(" UNION "))
+}
+
+/// The query's one text term, when that is all it is (`invoice`,
+/// `subject:社外秘`): answered by [`SqliteStore::text_matches`].
+fn lone_text(query: &Expr) -> Option<(TextField, &str)> {
+    let mut lone = query;
+    while let Expr::And(items) | Expr::Or(items) = lone {
+        match items.as_slice() {
+            [only] => lone = only,
+            _ => break,
+        }
+    }
+    match lone {
+        Expr::Term(Term::Text { field, text })
+            if !(*field == TextField::From && complete_address(text).is_some()) =>
+        {
+            Some((*field, text))
+        }
+        _ => None,
+    }
+}
+
+/// Merge ascending id lists into one, each id once.
+fn merge_ascending(lists: Vec<Vec<i64>>) -> Vec<i64> {
+    let mut lists = lists.into_iter();
+    let Some(mut merged) = lists.next() else {
+        return Vec::new();
+    };
+    for list in lists {
+        let mut out = Vec::with_capacity(merged.len() + list.len());
+        let (mut a, mut b) = (merged.iter().peekable(), list.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) => {
+                    if x <= y {
+                        out.push(x);
+                        a.next();
+                        if x == y {
+                            b.next();
+                        }
+                    } else {
+                        out.push(y);
+                        b.next();
+                    }
+                }
+                (Some(&&x), None) => {
+                    out.push(x);
+                    a.next();
+                }
+                (None, Some(&&y)) => {
+                    out.push(y);
+                    b.next();
+                }
+                (None, None) => break,
+            }
+        }
+        merged = out;
+    }
+    merged
 }
 
 /// A complete mail address (`local@domain.tld`), normalised as stored; a
@@ -1899,28 +2047,11 @@ impl Store for SqliteStore {
         // A lone text term is counted on the index alone: every indexed rowid
         // is a message (both are written in one transaction), so the message
         // rows need not be visited.
-        let mut lone = query;
-        while let Expr::And(items) | Expr::Or(items) = lone {
-            match items.as_slice() {
-                [only] => lone = only,
-                _ => break,
-            }
+        if let Some((field, text)) = lone_text(query) {
+            return Ok(self.text_matches(field, text)?.len() as u64);
         }
-        let mut c = Compiled::default();
-        let sql = match lone {
-            Expr::Term(Term::Text { field, text })
-                if !(*field == TextField::From && complete_address(text).is_some()) =>
-            {
-                format!(
-                    "SELECT count(*) FROM ({})",
-                    text_rowids(*field, text, &mut c)?
-                )
-            }
-            _ => {
-                c = compile(&self.conn, query, false)?;
-                format!("SELECT count(*) FROM messages m WHERE {}", c.sql)
-            }
-        };
+        let c = compile(&self.conn, query, false)?;
+        let sql = format!("SELECT count(*) FROM messages m WHERE {}", c.sql);
         let n: i64 = self
             .conn
             .prepare_cached(&sql)?
