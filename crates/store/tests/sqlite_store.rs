@@ -812,3 +812,65 @@ fn a_lone_word_counts_and_pages_like_the_general_plan() {
         }
     }
 }
+
+/// The full-text answer a page reuses after its count is never stale:
+/// a message stored through this connection or through another one is
+/// counted by the next search.
+#[test]
+fn a_remembered_word_search_sees_new_messages_from_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    store
+        .write_batch(vec![content_record("a@x", "議事録", "text", t0)], vec![])
+        .unwrap();
+    let q = parse("議事録", &ctx()).unwrap();
+    assert_eq!(store.count(&q).unwrap(), 1);
+    store
+        .write_batch(
+            vec![content_record(
+                "b@x",
+                "re",
+                "議事録",
+                t0 + chrono::Duration::hours(1),
+            )],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(
+        store.count(&q).unwrap(),
+        2,
+        "written through this connection"
+    );
+    let mut other = open(dir.path());
+    other
+        .write_batch(
+            vec![content_record(
+                "c@x",
+                "議事録 2",
+                "text",
+                t0 + chrono::Duration::hours(2),
+            )],
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(
+        store.count(&q).unwrap(),
+        3,
+        "written through another connection"
+    );
+    let page = store
+        .search(
+            &q,
+            Page {
+                limit: 10,
+                offset: 0,
+            },
+        )
+        .unwrap();
+    let ids: Vec<&str> = page
+        .iter()
+        .filter_map(|m| m.message_id.as_deref())
+        .collect();
+    assert_eq!(ids, vec!["c@x", "b@x", "a@x"]);
+}
