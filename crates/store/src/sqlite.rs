@@ -2330,70 +2330,71 @@ impl Store for SqliteStore {
             .sort_by_key(|(d, _)| Direction::ALL.iter().position(|x| x == d));
 
         let limit = i64::from(top);
-        let ranked = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
-            let mut stmt = self.conn.prepare_cached(sql)?;
-            let rows = stmt.query_map(params![lo, hi, limit], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            let mut list = Vec::new();
-            for row in rows {
-                let (k, n) = row?;
-                list.push((k, u64::try_from(n).unwrap_or(0)));
-            }
-            Ok(list)
-        };
-        // What `from:` searches: the header From and the envelope sender.
-        out.top_senders = ranked(
-            "SELECT a, count(DISTINCT id) FROM (
-                 SELECT m.id, m.from_addr AS a FROM messages m
-                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND m.from_addr IS NOT NULL
-                 UNION
-                 SELECT m.id, m.envelope_from FROM messages m
-                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND m.envelope_from IS NOT NULL)
-             WHERE a != '' GROUP BY a ORDER BY 2 DESC, 1 LIMIT ?3",
-        )?;
-        // What `to:`/`cc:`/`bcc:` search: every kind of recipient and every
-        // delivery's recipient.
-        out.top_recipients = ranked(
-            "SELECT a, count(DISTINCT id) FROM (
-                 SELECT m.id, r.address AS a FROM messages m JOIN recipients r ON r.message = m.id
-                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2
-                 UNION
-                 SELECT m.id, d.recipient FROM messages m JOIN deliveries d ON d.message = m.id
-                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2)
-             WHERE a != '' GROUP BY a ORDER BY 2 DESC, 1 LIMIT ?3",
-        )?;
-        // Every party's domain, most mail first; the organisation's own are
-        // skipped here (OrgDomains decides, subdomains included).
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT dom, count(DISTINCT id) FROM (
-                 SELECT id, lower(substr(a, instr(a, '@') + 1)) AS dom FROM (
-                     SELECT m.id, m.from_addr AS a FROM messages m
-                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2
-                     UNION ALL
-                     SELECT m.id, m.envelope_from FROM messages m
-                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2
-                     UNION ALL
-                     SELECT m.id, r.address FROM messages m JOIN recipients r ON r.message = m.id
-                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2
-                     UNION ALL
-                     SELECT m.id, d.recipient FROM messages m JOIN deliveries d ON d.message = m.id
-                     WHERE m.sort_time >= ?1 AND m.sort_time < ?2)
-                 WHERE a IS NOT NULL AND instr(a, '@') > 0)
-             WHERE dom != '' GROUP BY dom ORDER BY 2 DESC, 1",
-        )?;
         let wanted = usize::try_from(top).unwrap_or(usize::MAX);
-        let mut rows = stmt.query(params![lo, hi])?;
-        while out.top_domains.len() < wanted && !self.org.is_empty() {
-            let Some(row) = rows.next()? else { break };
-            let domain: String = row.get(0)?;
-            if !self.org.is_internal(&format!("x@{domain}")) {
-                out.top_domains
-                    .push((domain, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0)));
+        // The parties, domains and delivery states of the period in one
+        // pass over its messages, recipients and deliveries, counted here.
+        // (One GROUP BY per figure re-read the period and sorted its rows
+        // each time: ~1.9 s for 30 days of a million-message store.) Each
+        // figure counts messages, as its search does: `from:` the header
+        // or envelope sender, `to:`/`cc:`/`bcc:` any recipient or delivery
+        // recipient, `status:` any delivery's state.
+        let mut tally = PeriodTally::default();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT m.id, m.from_addr, m.envelope_from FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2",
+            )?;
+            let mut rows = stmt.query(params![lo, hi])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                for column in [1, 2] {
+                    if let Some(address) = row.get_ref(column)?.as_str_or_null().ok().flatten() {
+                        tally.sender(id, address);
+                    }
+                }
             }
         }
-        drop(rows);
-        drop(stmt);
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT r.message, r.address FROM messages m JOIN recipients r ON r.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2",
+            )?;
+            let mut rows = stmt.query(params![lo, hi])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                if let Ok(address) = row.get_ref(1)?.as_str() {
+                    tally.recipient(id, address);
+                }
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT d.message, d.recipient, d.status FROM messages m
+                 JOIN deliveries d ON d.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2",
+            )?;
+            let mut rows = stmt.query(params![lo, hi])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let (Ok(address), Ok(status)) =
+                    (row.get_ref(1)?.as_str(), row.get_ref(2)?.as_str())
+                else {
+                    continue;
+                };
+                tally.delivery(id, address, status);
+            }
+        }
+        out.top_senders = PeriodTally::ranked(&mut tally.senders, wanted);
+        out.top_recipients = PeriodTally::ranked(&mut tally.recipients, wanted);
+        // Every party's domain, most mail first; the organisation's own are
+        // skipped (OrgDomains decides, subdomains included).
+        if !self.org.is_empty() {
+            out.top_domains = PeriodTally::ranked(&mut tally.domains, usize::MAX)
+                .into_iter()
+                .filter(|(domain, _)| !self.org.is_internal(&format!("x@{domain}")))
+                .take(wanted)
+                .collect();
+        }
 
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.message, a.filename, a.content_type, a.size, a.blake3
@@ -2414,20 +2415,10 @@ impl Store for SqliteStore {
         }
 
         // What `status:X` searches: messages with some delivery of status X.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT d.status, count(DISTINCT m.id) FROM messages m
-             JOIN deliveries d ON d.message = m.id
-             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 GROUP BY d.status",
-        )?;
-        let mut by_status = Vec::new();
-        for row in stmt.query_map(params![lo, hi], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })? {
-            let (status, n) = row?;
-            if let Ok(status) = status.parse::<DeliveryStatus>() {
-                by_status.push((status, u64::try_from(n).unwrap_or(0)));
-            }
-        }
+        let by_status: Vec<(DeliveryStatus, u64)> = PeriodTally::counted(&mut tally.statuses)
+            .into_iter()
+            .filter_map(|(status, n)| Some((status.parse().ok()?, n)))
+            .collect();
         out.failures = FAILURE_STATUSES
             .iter()
             .map(|s| {
@@ -2438,27 +2429,99 @@ impl Store for SqliteStore {
                 (*s, n)
             })
             .collect();
-        let finals = FINAL_FAILURES
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.failing_recipients = ranked(&format!(
-            "SELECT d.recipient, count(DISTINCT m.id) FROM messages m
-             JOIN deliveries d ON d.message = m.id
-             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND d.status IN ({finals})
-               AND d.recipient != ''
-             GROUP BY d.recipient ORDER BY 2 DESC, 1 LIMIT ?3"
-        ))?;
-        out.failing_domains = ranked(&format!(
-            "SELECT lower(substr(d.recipient, instr(d.recipient, '@') + 1)) AS dom,
-                    count(DISTINCT m.id) FROM messages m
-             JOIN deliveries d ON d.message = m.id
-             WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND d.status IN ({finals})
-               AND instr(d.recipient, '@') > 0
-             GROUP BY dom ORDER BY 2 DESC, 1 LIMIT ?3"
-        ))?;
+        out.failing_recipients = PeriodTally::ranked(&mut tally.failing_recipients, wanted);
+        out.failing_domains = PeriodTally::ranked(&mut tally.failing_domains, wanted);
         Ok(out)
+    }
+}
+
+/// The dashboard's counts of one period: for each key, the messages it
+/// appears in. Ids are pushed as rows come (a message's rows are adjacent
+/// within each query, so repeats there are skipped at once) and made
+/// distinct once at the end: a set per key cost more than the queries.
+#[derive(Default)]
+struct PeriodTally {
+    senders: std::collections::HashMap<String, Vec<i64>>,
+    recipients: std::collections::HashMap<String, Vec<i64>>,
+    domains: std::collections::HashMap<String, Vec<i64>>,
+    statuses: std::collections::HashMap<String, Vec<i64>>,
+    failing_recipients: std::collections::HashMap<String, Vec<i64>>,
+    failing_domains: std::collections::HashMap<String, Vec<i64>>,
+}
+
+impl PeriodTally {
+    fn note(map: &mut std::collections::HashMap<String, Vec<i64>>, key: &str, id: i64) {
+        match map.get_mut(key) {
+            Some(ids) => {
+                if ids.last() != Some(&id) {
+                    ids.push(id);
+                }
+            }
+            None => {
+                map.insert(key.to_string(), vec![id]);
+            }
+        }
+    }
+
+    /// The part after the first `@`, ASCII lower-cased (as SQL's `lower`).
+    fn domain(address: &str) -> Option<String> {
+        let (_, domain) = address.split_once('@')?;
+        Some(domain.to_ascii_lowercase())
+    }
+
+    fn party_domain(&mut self, id: i64, address: &str) {
+        if let Some(domain) = Self::domain(address).filter(|d| !d.is_empty()) {
+            Self::note(&mut self.domains, &domain, id);
+        }
+    }
+
+    fn sender(&mut self, id: i64, address: &str) {
+        if !address.is_empty() {
+            Self::note(&mut self.senders, address, id);
+        }
+        self.party_domain(id, address);
+    }
+
+    fn recipient(&mut self, id: i64, address: &str) {
+        if !address.is_empty() {
+            Self::note(&mut self.recipients, address, id);
+        }
+        self.party_domain(id, address);
+    }
+
+    fn delivery(&mut self, id: i64, recipient: &str, status: &str) {
+        self.recipient(id, recipient);
+        Self::note(&mut self.statuses, status, id);
+        if FINAL_FAILURES.iter().any(|s| s.as_str() == status) {
+            if !recipient.is_empty() {
+                Self::note(&mut self.failing_recipients, recipient, id);
+            }
+            if let Some(domain) = Self::domain(recipient) {
+                Self::note(&mut self.failing_domains, &domain, id);
+            }
+        }
+    }
+
+    /// Each key with the number of distinct messages it appears in.
+    fn counted(map: &mut std::collections::HashMap<String, Vec<i64>>) -> Vec<(String, u64)> {
+        map.drain()
+            .map(|(key, mut ids)| {
+                ids.sort_unstable();
+                ids.dedup();
+                (key, ids.len() as u64)
+            })
+            .collect()
+    }
+
+    /// The `n` keys in most messages, ties by key.
+    fn ranked(
+        map: &mut std::collections::HashMap<String, Vec<i64>>,
+        n: usize,
+    ) -> Vec<(String, u64)> {
+        let mut list = Self::counted(map);
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(n);
+        list
     }
 }
 

@@ -1,6 +1,6 @@
 //! The embedded store's contract: merging, idempotency, search semantics.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use mailtrail_model::{
     Attachment, Delivery, DeliveryStatus, Direction, Mailbox, MessageRecord, OrgDomains, Position,
     Recipient, RecipientKind, Reject,
@@ -873,4 +873,192 @@ fn a_remembered_word_search_sees_new_messages_from_any_connection() {
         .filter_map(|m| m.message_id.as_deref())
         .collect();
     assert_eq!(ids, vec!["c@x", "b@x", "a@x"]);
+}
+
+/// The dashboard's figures, counted in one pass over the period, equal one
+/// GROUP BY per figure over the same database (the queries it used before),
+/// on mail with every kind of party: header and envelope senders, To/Cc/Bcc,
+/// deliveries to recipients the headers do not name, failures of each kind,
+/// mail outside the period.
+#[test]
+fn the_dashboard_tally_equals_a_group_by_per_figure() {
+    use mailtrail_store::Store as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let domains = [
+        "example.co.jp",
+        "partner.example",
+        "Tokyo-Shoji.co.jp",
+        "gmail.com",
+    ];
+    let statuses = [
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Deferred,
+        DeliveryStatus::Bounced,
+        DeliveryStatus::Rejected,
+        DeliveryStatus::Expired,
+    ];
+    let mut seed = 0x2545_f491_u64;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut batch = Vec::new();
+    for i in 0..400u32 {
+        let mut party = |prefix: &str| {
+            format!(
+                "{prefix}{}@{}",
+                next(7),
+                domains[next(domains.len() as u64) as usize]
+            )
+        };
+        let from = party("s");
+        let envelope = if i % 3 == 0 { None } else { Some(party("e")) };
+        let to = party("t");
+        let cc = party("c");
+        let extra = party("d");
+        let time = t(1, 0) + chrono::Duration::hours(i64::from(i % 200));
+        let mut record = MessageRecord {
+            message_id: Some(format!("<tally-{i}@x>")),
+            date: Some(time),
+            first_seen: Some(time),
+            from: Mailbox::new(&from, None),
+            envelope_from: envelope.map(|e| e.to_lowercase()),
+            recipients: vec![
+                Recipient::new(&to, None, RecipientKind::To).unwrap(),
+                Recipient::new(&cc, None, RecipientKind::Cc).unwrap(),
+            ],
+            systems: vec!["postfix@mx1".into()],
+            ..Default::default()
+        };
+        for (n, address) in [to, extra].iter().enumerate() {
+            let status = statuses[next(statuses.len() as u64) as usize];
+            record.deliveries.push(delivery(
+                time,
+                &address.to_lowercase(),
+                status,
+                &format!("Q{i}{n}"),
+            ));
+        }
+        batch.push(record);
+    }
+    store.write_batch(batch, vec![]).unwrap();
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 11, 6).unwrap(),
+    );
+    let tz = chrono_tz::Asia::Tokyo;
+    let dash = store.dashboard(from, to, tz, 5).unwrap();
+
+    let conn = rusqlite::Connection::open(dir.path().join("mailtrail.db")).unwrap();
+    let lo = tz
+        .from_local_datetime(&from.and_hms_opt(0, 0, 0).unwrap())
+        .unwrap()
+        .timestamp_micros();
+    let hi = tz
+        .from_local_datetime(&to.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap())
+        .unwrap()
+        .timestamp_micros();
+    let ranked = |sql: &str, limit: i64| -> Vec<(String, u64)> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map(rusqlite::params![lo, hi, limit], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    assert!(dash.total > 50, "the period holds mail: {}", dash.total);
+    assert_eq!(
+        dash.top_senders,
+        ranked(
+            "SELECT a, count(DISTINCT id) FROM (
+                 SELECT m.id, m.from_addr AS a FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND m.from_addr IS NOT NULL
+                 UNION
+                 SELECT m.id, m.envelope_from FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND m.envelope_from IS NOT NULL)
+             WHERE a != '' GROUP BY a ORDER BY 2 DESC, 1 LIMIT ?3",
+            5
+        )
+    );
+    assert_eq!(
+        dash.top_recipients,
+        ranked(
+            "SELECT a, count(DISTINCT id) FROM (
+                 SELECT m.id, r.address AS a FROM messages m JOIN recipients r ON r.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                 UNION
+                 SELECT m.id, d.recipient FROM messages m JOIN deliveries d ON d.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2)
+             WHERE a != '' GROUP BY a ORDER BY 2 DESC, 1 LIMIT ?3",
+            5
+        )
+    );
+    let external: Vec<(String, u64)> = ranked(
+        "SELECT dom, count(DISTINCT id) FROM (
+             SELECT id, lower(substr(a, instr(a, '@') + 1)) AS dom FROM (
+                 SELECT m.id, m.from_addr AS a FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                 UNION ALL
+                 SELECT m.id, m.envelope_from FROM messages m
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                 UNION ALL
+                 SELECT m.id, r.address FROM messages m JOIN recipients r ON r.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2
+                 UNION ALL
+                 SELECT m.id, d.recipient FROM messages m JOIN deliveries d ON d.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2)
+             WHERE a IS NOT NULL AND instr(a, '@') > 0)
+         WHERE dom != '' AND ?3 = ?3 GROUP BY dom ORDER BY 2 DESC, 1",
+        0,
+    )
+    .into_iter()
+    .filter(|(d, _)| d != "example.co.jp")
+    .take(5)
+    .collect();
+    assert_eq!(dash.top_domains, external);
+    let finals = "'bounced', 'rejected', 'failed', 'expired'";
+    assert_eq!(
+        dash.failing_recipients,
+        ranked(
+            &format!(
+                "SELECT d.recipient, count(DISTINCT m.id) FROM messages m
+                 JOIN deliveries d ON d.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND d.status IN ({finals})
+                   AND d.recipient != ''
+                 GROUP BY d.recipient ORDER BY 2 DESC, 1 LIMIT ?3"
+            ),
+            5
+        )
+    );
+    assert_eq!(
+        dash.failing_domains,
+        ranked(
+            &format!(
+                "SELECT lower(substr(d.recipient, instr(d.recipient, '@') + 1)) AS dom,
+                        count(DISTINCT m.id) FROM messages m
+                 JOIN deliveries d ON d.message = m.id
+                 WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND d.status IN ({finals})
+                   AND instr(d.recipient, '@') > 0
+                 GROUP BY dom ORDER BY 2 DESC, 1 LIMIT ?3"
+            ),
+            5
+        )
+    );
+    let by_status = ranked(
+        "SELECT d.status, count(DISTINCT m.id) FROM messages m
+         JOIN deliveries d ON d.message = m.id
+         WHERE m.sort_time >= ?1 AND m.sort_time < ?2 AND ?3 = ?3 GROUP BY d.status",
+        0,
+    );
+    for (status, n) in &dash.failures {
+        let want = by_status
+            .iter()
+            .find(|(s, _)| s == status.as_str())
+            .map_or(0, |(_, n)| *n);
+        assert_eq!(*n, want, "{status:?}");
+    }
 }
