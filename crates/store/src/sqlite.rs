@@ -2435,22 +2435,25 @@ impl Store for SqliteStore {
     }
 }
 
+/// The messages each key (an address, a domain, a state) appears in.
+type IdsByKey = std::collections::HashMap<String, Vec<i64>>;
+
 /// The dashboard's counts of one period: for each key, the messages it
 /// appears in. Ids are pushed as rows come (a message's rows are adjacent
 /// within each query, so repeats there are skipped at once) and made
 /// distinct once at the end: a set per key cost more than the queries.
 #[derive(Default)]
 struct PeriodTally {
-    senders: std::collections::HashMap<String, Vec<i64>>,
-    recipients: std::collections::HashMap<String, Vec<i64>>,
-    domains: std::collections::HashMap<String, Vec<i64>>,
-    statuses: std::collections::HashMap<String, Vec<i64>>,
-    failing_recipients: std::collections::HashMap<String, Vec<i64>>,
-    failing_domains: std::collections::HashMap<String, Vec<i64>>,
+    senders: IdsByKey,
+    recipients: IdsByKey,
+    domains: IdsByKey,
+    statuses: IdsByKey,
+    failing_recipients: IdsByKey,
+    failing_domains: IdsByKey,
 }
 
 impl PeriodTally {
-    fn note(map: &mut std::collections::HashMap<String, Vec<i64>>, key: &str, id: i64) {
+    fn note(map: &mut IdsByKey, key: &str, id: i64) {
         match map.get_mut(key) {
             Some(ids) => {
                 if ids.last() != Some(&id) {
@@ -2503,7 +2506,7 @@ impl PeriodTally {
     }
 
     /// Each key with the number of distinct messages it appears in.
-    fn counted(map: &mut std::collections::HashMap<String, Vec<i64>>) -> Vec<(String, u64)> {
+    fn counted(map: &mut IdsByKey) -> Vec<(String, u64)> {
         map.drain()
             .map(|(key, mut ids)| {
                 ids.sort_unstable();
@@ -2514,10 +2517,7 @@ impl PeriodTally {
     }
 
     /// The `n` keys in most messages, ties by key.
-    fn ranked(
-        map: &mut std::collections::HashMap<String, Vec<i64>>,
-        n: usize,
-    ) -> Vec<(String, u64)> {
+    fn ranked(map: &mut IdsByKey, n: usize) -> Vec<(String, u64)> {
         let mut list = Self::counted(map);
         list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         list.truncate(n);
