@@ -259,6 +259,19 @@ pub trait Store {
         self.search(query, page)
     }
 
+    /// The exact count and one page of a query, as a results page shows
+    /// them. Both come from one view of the store where the backend can
+    /// give it: a message committed in between cannot make the page
+    /// disagree with its count, and work the two share is done once.
+    fn count_and_search(
+        &self,
+        query: &query::Expr,
+        page: Page,
+    ) -> Result<(u64, Vec<StoredMessage>), StoreError> {
+        let count = self.count(query)?;
+        Ok((count, self.search_counted(query, page, count)?))
+    }
+
     /// One message by internal id.
     /// The numbers of every message `query` matches, ascending: for work
     /// that visits all of them (a rule's retro-hunt), without paging.

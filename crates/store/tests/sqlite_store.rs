@@ -813,6 +813,55 @@ fn a_lone_word_counts_and_pages_like_the_general_plan() {
     }
 }
 
+/// A word only in the oldest mail: the newest-first walk, chosen for the
+/// number of matches, meets none for most of the store, gives up at its
+/// budget, and the page comes from looking the matches up. Every page is
+/// the general plan's.
+#[test]
+fn a_word_only_in_old_mail_pages_like_the_general_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut batch = Vec::new();
+    for i in 0..2000u32 {
+        // A permutation of 0..2000 (7919 is prime): times out of id order.
+        let minute = (i * 7919) % 2000;
+        let subject = if minute < 40 { "archaic note" } else { "note" };
+        let time = t0 + chrono::Duration::minutes(i64::from(minute));
+        batch.push(MessageRecord {
+            message_id: Some(format!("old{i}@x")),
+            date: Some(time),
+            first_seen: Some(time),
+            from: Mailbox::new("taro.yamada@example.co.jp", None),
+            subject: Some(subject.into()),
+            systems: vec!["mailbox".into()],
+            ..Default::default()
+        });
+    }
+    store.write_batch(batch, vec![]).unwrap();
+    let ids = |found: Vec<mailtrail_store::StoredMessage>| -> Vec<i64> {
+        found.into_iter().map(|m| m.id).collect()
+    };
+    for (word, expected) in [("archaic", 40), ("note", 2000)] {
+        let lone = parse(word, &ctx()).unwrap();
+        let general = parse(&format!("{word} after:2000-01-01"), &ctx()).unwrap();
+        assert_eq!(store.count(&lone).unwrap(), expected, "{word}");
+        for (limit, offset) in [(10, 0), (10, 30), (5, 38), (50, 0), (10, 1990)] {
+            let page = Page { limit, offset };
+            let got = ids(store.search(&lone, page).unwrap());
+            assert_eq!(
+                got,
+                ids(store.search(&general, page).unwrap()),
+                "{word} limit {limit} offset {offset}"
+            );
+            let want = (expected as usize)
+                .saturating_sub(offset as usize)
+                .min(limit as usize);
+            assert_eq!(got.len(), want, "{word} limit {limit} offset {offset}");
+        }
+    }
+}
+
 /// The full-text answer a page reuses after its count is never stale:
 /// a message stored through this connection or through another one is
 /// counted by the next search.

@@ -383,10 +383,9 @@ async fn search(
         record(shared, visitor, "search", None, Some(q)).await?;
         let readers = shared.readers.clone();
         let (count, found) = blocking(move || {
-            let store = readers.get()?;
-            let count = store.count(&expr)?;
-            let found = store.search_counted(&expr, Page { limit, offset }, count)?;
-            Ok((count, found))
+            Ok(readers
+                .get()?
+                .count_and_search(&expr, Page { limit, offset })?)
         })
         .await?;
         Ok(SearchAnswer {

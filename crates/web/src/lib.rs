@@ -659,7 +659,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Read-only connections to the mail store, kept between requests, at
-/// most [`ReaderPool::MAX`] at once.
+/// most [`ReaderPool::MAX`] at once, lent in the order they were asked for.
 ///
 /// Opening one per request cost a schema check, a cold page cache and a
 /// fresh memory map each time, and with many requests at once a map per
@@ -669,12 +669,28 @@ async fn blocking<T: Send + 'static>(
 /// measured on 100,000 messages); a request beyond the limit waits for a
 /// connection instead of adding a map — on a machine of a few cores more
 /// queries at once only share the same CPUs.
+///
+/// Waiting is first come, first served (a ticket each): when a returned
+/// connection went to whichever thread took the lock first, a request
+/// arriving just then overtook those already waiting, and under 20 users
+/// a few requests waited a second or more behind newer ones.
 struct ReaderPool {
     data_dir: PathBuf,
     org_domains: Vec<String>,
-    /// Idle connections, and how many exist (idle or lent).
-    state: Mutex<(Vec<SqliteStore>, usize)>,
+    state: Mutex<PoolState>,
     returned: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Connections not lent out.
+    idle: Vec<SqliteStore>,
+    /// Connections that exist, idle or lent.
+    open: usize,
+    /// The ticket the next request gets.
+    next_ticket: u64,
+    /// The ticket whose turn it is.
+    serving: u64,
 }
 
 impl ReaderPool {
@@ -684,44 +700,50 @@ impl ReaderPool {
         ReaderPool {
             data_dir,
             org_domains,
-            state: Mutex::new((Vec::new(), 0)),
+            state: Mutex::new(PoolState::default()),
             returned: std::sync::Condvar::new(),
         }
     }
 
-    /// A connection: an idle one, a new one while fewer than [`Self::MAX`]
-    /// exist, else the next one returned. Call from a blocking thread.
+    /// A connection when this request's turn comes: an idle one, a new one
+    /// while fewer than [`Self::MAX`] exist, else the next one returned.
+    /// Call from a blocking thread.
     fn get(self: &Arc<Self>) -> Result<PooledReader, WebError> {
-        let poisoned = || WebError::Internal("the reader pool's lock is poisoned".into());
-        let mut state = self.state.lock().map_err(|_| poisoned())?;
-        loop {
-            if let Some(store) = state.0.pop() {
-                return Ok(self.lend(store));
+        // A poisoned lock is taken over, not refused: a ticket given out
+        // must be served, or every later request would wait for it.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        while state.serving != ticket || (state.idle.is_empty() && state.open >= Self::MAX) {
+            state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        state.serving += 1;
+        let idle = state.idle.pop();
+        if idle.is_none() {
+            state.open += 1;
+        }
+        drop(state);
+        // The next ticket may be served too (a connection left, or room to open one).
+        self.returned.notify_all();
+        if let Some(store) = idle {
+            return Ok(self.lend(store));
+        }
+        let opened = SqliteStore::open(
+            &self.data_dir,
+            SqliteOptions {
+                org_domains: OrgDomains::new(&self.org_domains),
+                durable: true,
+                read_only: true,
+                journal_addresses: Vec::new(),
+            },
+        );
+        match opened {
+            Ok(store) => Ok(self.lend(store)),
+            Err(e) => {
+                self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                self.returned.notify_all();
+                Err(e.into())
             }
-            if state.1 < Self::MAX {
-                state.1 += 1;
-                drop(state);
-                let opened = SqliteStore::open(
-                    &self.data_dir,
-                    SqliteOptions {
-                        org_domains: OrgDomains::new(&self.org_domains),
-                        durable: true,
-                        read_only: true,
-                        journal_addresses: Vec::new(),
-                    },
-                );
-                return match opened {
-                    Ok(store) => Ok(self.lend(store)),
-                    Err(e) => {
-                        if let Ok(mut state) = self.state.lock() {
-                            state.1 -= 1;
-                        }
-                        self.returned.notify_one();
-                        Err(e.into())
-                    }
-                };
-            }
-            state = self.returned.wait(state).map_err(|_| poisoned())?;
         }
     }
 
@@ -749,10 +771,15 @@ impl std::ops::Deref for PooledReader {
 
 impl Drop for PooledReader {
     fn drop(&mut self) {
-        if let (Some(store), Ok(mut state)) = (self.store.take(), self.pool.state.lock()) {
-            state.0.push(store);
+        if let Some(store) = self.store.take() {
+            self.pool
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .idle
+                .push(store);
         }
-        self.pool.returned.notify_one();
+        self.pool.returned.notify_all();
     }
 }
 
@@ -785,15 +812,16 @@ async fn visitor(shared: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<
             session: None,
         });
     };
-    let app = shared.clone();
+    // A read: on a pooled reader, not behind the console connection's
+    // lock, where it would queue after other requests' audit writes.
+    let readers = shared.readers.clone();
     let signed_in = blocking(move || {
-        with_console(&app, |store| {
-            let Some(session) = store.session(&auth::token_hash(&token), Utc::now())? else {
-                return Ok(None);
-            };
-            let user = store.user(&session.user)?;
-            Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
-        })
+        let store = readers.get()?;
+        let Some(session) = store.session(&auth::token_hash(&token), Utc::now())? else {
+            return Ok(None);
+        };
+        let user = store.user(&session.user)?;
+        Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
     })
     .await?;
     let (session, user) = signed_in.unzip();
@@ -1586,9 +1614,7 @@ async fn search(
             record(shared, visitor, "search", None, Some(page.q.clone())).await?;
             blocking(move || {
                 let store = readers.get()?;
-                let count = store.count(&expr)?;
-                let found = store.search_counted(&expr, window, count)?;
-                Ok((count, found))
+                Ok(store.count_and_search(&expr, window)?)
             })
             .await
         };
@@ -2879,4 +2905,48 @@ pub fn create_api_token(
 pub fn revoke_api_token(data_dir: &std::path::Path, name: &str) -> Result<bool, WebError> {
     let mut store = SqliteStore::open(data_dir, SqliteOptions::default())?;
     Ok(store.revoke_api_token(name, Utc::now())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests waiting for a reader are served in the order they asked,
+    /// and one arriving just as a connection comes back does not overtake
+    /// them (it used to: a returned connection went to whichever thread
+    /// took the lock first).
+    #[test]
+    fn the_reader_pool_serves_waiting_requests_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+        let pool = Arc::new(ReaderPool::new(dir.path().to_path_buf(), Vec::new()));
+        let mut lent: Vec<PooledReader> =
+            (0..ReaderPool::MAX).map(|_| pool.get().unwrap()).collect();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let tickets = |pool: &Arc<ReaderPool>| pool.state.lock().unwrap().next_ticket;
+        let mut waiters = Vec::new();
+        for who in 1..=2u32 {
+            let (pool2, order2) = (Arc::clone(&pool), Arc::clone(&order));
+            let before = tickets(&pool);
+            waiters.push(std::thread::spawn(move || {
+                let reader = pool2.get().unwrap();
+                order2.lock().unwrap().push(who);
+                std::thread::sleep(Duration::from_millis(20));
+                drop(reader);
+            }));
+            // Wait until this waiter holds its ticket.
+            while tickets(&pool) == before {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // One connection comes back; this thread asks at once.
+        lent.pop();
+        let mine = pool.get().unwrap();
+        order.lock().unwrap().push(0);
+        drop(mine);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![1, 2, 0]);
+    }
 }
