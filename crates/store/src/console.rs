@@ -169,7 +169,13 @@ pub trait ConsoleStore {
 
     /// Append to the audit log (in its own transaction: an audited action is
     /// recorded before its answer is sent).
-    fn audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError>;
+    fn audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        self.audit_all(std::slice::from_ref(entry))
+    }
+    /// Append several entries, in this order, in one transaction: the
+    /// actions of requests that arrived together share one commit (and one
+    /// `fsync`) instead of queueing for one each.
+    fn audit_all(&mut self, entries: &[NewAuditEntry]) -> Result<(), StoreError>;
     /// Newest first.
     fn audit_log(&self, filter: &AuditFilter, page: Page) -> Result<Vec<AuditEntry>, StoreError>;
     /// Recompute the chain over every entry: `None` when intact.

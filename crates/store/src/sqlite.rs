@@ -2669,7 +2669,10 @@ impl ConsoleStore for SqliteStore {
         Ok(n as u64)
     }
 
-    fn audit(&mut self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+    fn audit_all(&mut self, entries: &[NewAuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         // IMMEDIATE: the write lock is taken before the chain's last entry
         // is read. A deferred transaction would start as a reader and fail
         // at once with "database is locked" (no busy wait: SQLite refuses to
@@ -2678,27 +2681,33 @@ impl ConsoleStore for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (last_id, previous): (i64, String) = tx
+        let (mut last_id, mut previous): (i64, String) = tx
             .prepare_cached("SELECT id, chain FROM audit_log ORDER BY id DESC LIMIT 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, String::new()));
-        let id = last_id + 1;
-        let chain = chain_hash(&previous, id, entry);
-        tx.prepare_cached(
-            "INSERT INTO audit_log (id, time, user, ip, action, target, detail, chain)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            id,
-            micros(entry.time),
-            entry.user,
-            entry.ip,
-            entry.action,
-            entry.target,
-            entry.detail,
-            chain
-        ])?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit_log (id, time, user, ip, action, target, detail, chain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for entry in entries {
+                let id = last_id + 1;
+                let chain = chain_hash(&previous, id, entry);
+                insert.execute(params![
+                    id,
+                    micros(entry.time),
+                    entry.user,
+                    entry.ip,
+                    entry.action,
+                    entry.target,
+                    entry.detail,
+                    chain
+                ])?;
+                last_id = id;
+                previous = chain;
+            }
+        }
         tx.commit()?;
         Ok(())
     }

@@ -77,6 +77,54 @@ fn sessions_expire_and_end() {
     assert!(store.session("b", now).unwrap().is_none());
 }
 
+/// Entries written together (the requests of one moment sharing a commit)
+/// get the ids and chain values they would have got one by one, in the
+/// order given, and the chain verifies.
+#[test]
+fn audit_entries_written_together_chain_as_if_written_one_by_one() {
+    let actions = [
+        "search",
+        "view",
+        "download-raw",
+        "export",
+        "search",
+        "view",
+        "sign-in",
+    ];
+    let entries: Vec<NewAuditEntry> = (1..=7u32)
+        .map(|n| entry(n, actions[n as usize - 1]))
+        .collect();
+    let one_by_one = tempfile::tempdir().unwrap();
+    let mut store = open(one_by_one.path());
+    for e in &entries {
+        store.audit(e).unwrap();
+    }
+    let together = tempfile::tempdir().unwrap();
+    let mut batched = open(together.path());
+    batched.audit(&entries[0]).unwrap();
+    batched.audit_all(&entries[1..5]).unwrap();
+    batched.audit_all(&[]).unwrap();
+    batched.audit_all(&entries[5..]).unwrap();
+    assert_eq!(batched.verify_audit_chain().unwrap(), None);
+    let chains = |dir: &std::path::Path| -> Vec<(i64, String, String)> {
+        let conn = rusqlite::Connection::open(dir.join("mailtrail.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, action, chain FROM audit_log ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let want = chains(one_by_one.path());
+    assert_eq!(want.len(), 7);
+    assert_eq!(
+        want.iter().map(|(_, a, _)| a.as_str()).collect::<Vec<_>>(),
+        actions
+    );
+    assert_eq!(chains(together.path()), want);
+}
+
 #[test]
 fn the_audit_log_lists_filters_and_proves_it_was_not_edited() {
     let dir = tempfile::tempdir().unwrap();

@@ -181,6 +181,8 @@ struct Shared {
     /// Held while a rule file is checked and written, so that two saves
     /// never interleave (each reads the files the other wrote).
     rules_write: tokio::sync::Mutex<()>,
+    /// Audit entries waiting to be committed together.
+    audit: AuditQueue,
 }
 
 /// A period's latest figures, when they were computed, and the lock held by
@@ -565,6 +567,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         systems: Mutex::new(None),
         dashboards: Mutex::new(DashboardCache::new()),
         rules_write: tokio::sync::Mutex::new(()),
+        audit: AuditQueue::default(),
     });
     Ok(Router::new()
         .route("/", get(|| async { Redirect::to("/search") }))
@@ -922,8 +925,88 @@ async fn record(
         target,
         detail,
     };
-    let app = shared.clone();
-    blocking(move || with_console(&app, |store| store.audit(&entry))).await
+    let (done, committed) = tokio::sync::oneshot::channel();
+    let start_writer = {
+        let mut queue = shared.audit.lock();
+        queue.waiting.push((entry, done));
+        !std::mem::replace(&mut queue.writing, true)
+    };
+    if start_writer {
+        let app = shared.clone();
+        tokio::task::spawn_blocking(move || write_audit_queue(&app));
+    }
+    match committed.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(WebError::Internal(format!("writing the audit log: {e}"))),
+        Err(_) => Err(WebError::Internal("the audit log's writer stopped".into())),
+    }
+}
+
+/// Audit entries waiting for their commit, and whether a writer is at work.
+///
+/// Every audited request waits until its entry is committed — durably: the
+/// console connection syncs each commit — before it answers. With a commit
+/// per request, the requests of a busy moment queued behind each other's
+/// `fsync` (a slow disk allows only so many a second, whatever the CPUs);
+/// here the entries that arrive while a commit is under way are written
+/// together by the next one, in arrival order, so the chain is the one
+/// they would have had one by one.
+#[derive(Default)]
+struct AuditQueue {
+    state: Mutex<AuditQueueState>,
+}
+
+#[derive(Default)]
+struct AuditQueueState {
+    /// Entries not yet written, each with its request's answer channel.
+    waiting: Vec<(NewAuditEntry, AuditDone)>,
+    /// A writer ([`write_audit_queue`]) is running and will take them.
+    writing: bool,
+}
+
+type AuditDone = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+impl AuditQueue {
+    /// The state; a poisoned lock is taken over (the state stays valid: it
+    /// is only pushed to and taken from).
+    fn lock(&self) -> std::sync::MutexGuard<'_, AuditQueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Write the waiting audit entries, one commit for all that are waiting,
+/// until none are left. Run on a blocking thread.
+fn write_audit_queue(shared: &Shared) {
+    /// If the writer panics: the entries still waiting are answered with an
+    /// error (their senders dropped) and the next request starts a writer.
+    struct OnPanic<'a>(&'a AuditQueue);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let mut queue = self.0.lock();
+                queue.waiting.clear();
+                queue.writing = false;
+            }
+        }
+    }
+    let _on_panic = OnPanic(&shared.audit);
+    loop {
+        let batch = {
+            let mut queue = shared.audit.lock();
+            if queue.waiting.is_empty() {
+                queue.writing = false;
+                return;
+            }
+            std::mem::take(&mut queue.waiting)
+        };
+        let (entries, done): (Vec<NewAuditEntry>, Vec<AuditDone>) = batch.into_iter().unzip();
+        let result =
+            with_console(shared, |store| store.audit_all(&entries)).map_err(|e| error_chain(&e));
+        for d in done {
+            // A request that has gone away (client closed) no longer listens.
+            let _ = d.send(result.clone());
+        }
+    }
 }
 
 fn html_page(status: StatusCode, page: impl Template) -> Response {

@@ -323,6 +323,61 @@ fn an_administrator_searches_reads_downloads_and_every_look_is_audited() {
     );
 }
 
+/// Requests at the same moment share audit commits: each one is still
+/// recorded exactly once, under its own user and query, before it answers,
+/// and the chain verifies.
+#[test]
+fn concurrent_searches_are_each_audited_once_in_an_intact_chain() {
+    let c = start();
+    let (admin, _) = sign_in(c.addr, "kanri", "kanri-password-1");
+    let (viewer, _) = sign_in(c.addr, "etsuran", "etsuran-password-1");
+    let before = audit_actions(c.dir.path()).len();
+    let threads: Vec<_> = (0..24)
+        .map(|i| {
+            let (addr, dir) = (c.addr, c.dir.path().to_path_buf());
+            let cookie = if i % 2 == 0 {
+                admin.clone()
+            } else {
+                viewer.clone()
+            };
+            std::thread::spawn(move || {
+                let query = format!("concurrent{i}");
+                let path = if i % 3 == 0 {
+                    format!("/api/v1/search?q={query}")
+                } else {
+                    format!("/search?q={query}")
+                };
+                let answer = request(addr, "GET", &path, &[("Cookie", cookie.as_str())], "");
+                assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+                // Answered only once its entry was committed.
+                assert!(
+                    audit_actions(&dir)
+                        .iter()
+                        .any(|(_, a, d)| a == "search" && d.as_deref() == Some(query.as_str())),
+                    "{query} answered before it was recorded"
+                );
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let after = audit_actions(c.dir.path());
+    assert_eq!(after.len(), before + 24);
+    for i in 0..24 {
+        let user = if i % 2 == 0 { "kanri" } else { "etsuran" };
+        let query = format!("concurrent{i}");
+        let found: Vec<_> = after
+            .iter()
+            .filter(|(_, a, d)| a == "search" && d.as_deref() == Some(query.as_str()))
+            .collect();
+        assert_eq!(found.len(), 1, "{query}: {found:?}");
+        assert_eq!(found[0].0, user, "{query}");
+    }
+    let store = SqliteStore::open(c.dir.path(), SqliteOptions::default()).unwrap();
+    assert_eq!(store.verify_audit_chain().unwrap(), None);
+}
+
 #[test]
 fn a_viewer_sees_metadata_only() {
     let c = start();
