@@ -1269,14 +1269,16 @@ pub(crate) enum AddressRole {
 /// Only ASCII letters and digits, so FTS5's `ascii` tokenizer keeps it
 /// whole; the letter is never a hex digit, so roles never collide.
 fn push_address_token(out: &mut String, role: AddressRole, value: &str) {
-    use std::fmt::Write;
     out.push(match role {
         AddressRole::Sender => 's',
         AddressRole::Recipient => 'r',
         AddressRole::ClientIp => 'i',
     });
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(value.len() * 2);
     for b in value.bytes() {
-        let _ = write!(out, "{b:02X}");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
 }
 
