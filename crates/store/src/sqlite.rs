@@ -676,7 +676,9 @@ impl SqliteStore {
         let expected_steps = total as f64 * window / matches.len() as f64;
         let budget = matches.len().saturating_mul(WALK_STEPS_PER_MATCH);
         if expected_steps <= budget as f64 {
-            if let Some(ids) = self.walk_for_matches(matches, offset, limit, budget * 2)? {
+            if let Some(ids) =
+                self.walk_for_matches(matches, offset, limit, budget.saturating_mul(2))?
+            {
                 return Ok(ids);
             }
         }
@@ -736,6 +738,16 @@ impl SqliteStore {
             }
         }
         Ok(Some(out))
+    }
+
+    /// End a transaction the connection was left in (rolled back); `true`
+    /// when it is out of any transaction afterwards, as a pooled connection
+    /// must be before it is lent again.
+    pub fn end_transaction(&self) -> bool {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.conn.is_autocommit()
     }
 
     /// A second, read-only connection to the same store, for another
@@ -2888,4 +2900,36 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         disabled: r.get::<_, i64>(3)? != 0,
         created: from_micros(r.get(4)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection left inside a transaction is brought out of it (so a
+    /// pool can lend it again); one outside stays as it is.
+    #[test]
+    fn end_transaction_rolls_back_what_was_left_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+        assert!(store.end_transaction());
+        store.conn.execute_batch("BEGIN").unwrap();
+        store
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        assert!(!store.conn.is_autocommit());
+        assert!(store.end_transaction());
+        assert!(store.conn.is_autocommit());
+        // A read snapshot can be taken again.
+        let q = crate::query::parse(
+            "x",
+            &crate::query::QueryContext {
+                now: Utc::now(),
+                timezone: chrono_tz::Asia::Tokyo,
+            },
+        )
+        .unwrap();
+        assert_eq!(store.count_and_search(&q, Page::default()).unwrap().0, 0);
+    }
 }

@@ -167,6 +167,11 @@ struct Shared {
     options: WebOptions,
     catalog: Catalog,
     console: Mutex<SqliteStore>,
+    /// A read-only connection for the session lookup every request starts
+    /// with: neither behind the console connection's writes (audit
+    /// entries) nor behind the readers' long work (retro-hunt dry runs,
+    /// risk reports hold a pooled reader for their whole run).
+    sessions: Mutex<SqliteStore>,
     readers: Arc<ReaderPool>,
     brake: Brake,
     /// The systems seen, for the filter form, and when they were read.
@@ -554,6 +559,16 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
             journal_addresses: Vec::new(),
         },
     )?;
+    // Opened after the console's connection, which migrates the schema.
+    let sessions = SqliteStore::open(
+        &options.data_dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(&options.org_domains),
+            durable: true,
+            read_only: true,
+            journal_addresses: Vec::new(),
+        },
+    )?;
     let readers = Arc::new(ReaderPool::new(
         options.data_dir.clone(),
         options.org_domains.clone(),
@@ -562,6 +577,7 @@ pub fn router(options: WebOptions) -> Result<Router, WebError> {
         options,
         catalog,
         console: Mutex::new(console),
+        sessions: Mutex::new(sessions),
         readers,
         brake: Brake::default(),
         systems: Mutex::new(None),
@@ -775,12 +791,15 @@ impl std::ops::Deref for PooledReader {
 impl Drop for PooledReader {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            self.pool
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .idle
-                .push(store);
+            let mut state = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
+            // A connection left inside a transaction (a commit that failed)
+            // would serve an old snapshot and refuse the next one: it goes
+            // back only once out of it, else it is closed.
+            if store.end_transaction() {
+                state.idle.push(store);
+            } else {
+                state.open -= 1;
+            }
         }
         self.pool.returned.notify_all();
     }
@@ -815,11 +834,11 @@ async fn visitor(shared: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<
             session: None,
         });
     };
-    // A read: on a pooled reader, not behind the console connection's
-    // lock, where it would queue after other requests' audit writes.
-    let readers = shared.readers.clone();
+    // A read, on its own connection (see `Shared::sessions`).
+    let app = shared.clone();
     let signed_in = blocking(move || {
-        let store = readers.get()?;
+        // Taken over if poisoned: the connection only reads.
+        let store = app.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let Some(session) = store.session(&auth::token_hash(&token), Utc::now())? else {
             return Ok(None);
         };
