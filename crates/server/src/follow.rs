@@ -564,7 +564,8 @@ pub fn follow(
         follower.horizon = Some(opened_at);
         let mut last_flush = Instant::now();
         let mut dirty = false;
-        let mut rotated = false;
+        // The file a rotation put at the path, opened when it was seen.
+        let mut next: Option<Open> = None;
         // When the followed path was last seen to be the file being read.
         let mut last_look = opened_at;
         // A file rotated away by rename, read until it has been quiet a while.
@@ -598,45 +599,69 @@ pub fn follow(
                         last_flush = Instant::now();
                     }
                     let looked_at = Utc::now().timestamp() - 1;
-                    match std::fs::metadata(&path) {
-                        Ok(meta) if meta.dev() != current.device || meta.ino() != current.inode => {
-                            // Renamed away: commit what the old file had, then
-                            // start on the new one — and keep reading the old
-                            // one for a while, since the writer may not have
-                            // reopened its log yet.
-                            while follower.drain(current).unwrap_or(false) {
-                                follower.flush(&reading(Some(current), &retiring), &stop);
-                            }
+                    // The file at the path now, held open at once when it is a
+                    // new one: committing the old file below waits for the
+                    // store, and a second rotation meanwhile must not make us
+                    // open the file after it and skip this one.
+                    let renamed = std::fs::metadata(&path).is_ok_and(|meta| {
+                        meta.dev() != current.device || meta.ino() != current.inode
+                    });
+                    let newer = if renamed {
+                        Open::at(&path, 0)
+                            .ok()
+                            .filter(|f| (f.device, f.inode) != (current.device, current.inode))
+                    } else {
+                        None
+                    };
+                    if let Some(newer) = newer {
+                        // Renamed away: commit what the old file had, then
+                        // start on the new one — and keep reading the old
+                        // one for a while, since the writer may not have
+                        // reopened its log yet.
+                        while follower.drain(current).unwrap_or(false) {
                             follower.flush(&reading(Some(current), &retiring), &stop);
-                            // Rotated more than once since the last look: the
-                            // files in between were never current for us.
-                            let known = FollowState {
-                                files: reading(Some(current), &retiring)
-                                    .iter()
-                                    .map(|f| f.checkpoint())
-                                    .collect(),
-                                saved_at: Some(last_look),
-                            };
-                            for (between, from) in unread_siblings(&path, &known) {
-                                if let Ok(mut file) = Open::at(&between, from.offset) {
-                                    while follower.drain(&mut file).unwrap_or(false) {
-                                        follower.flush(&[current, &file], &stop);
-                                    }
+                        }
+                        follower.flush(&reading(Some(current), &retiring), &stop);
+                        // Rotated more than once since the last look: the
+                        // files in between were never current for us (the
+                        // one held for next is not among them).
+                        let known = FollowState {
+                            files: reading(Some(current), &retiring)
+                                .iter()
+                                .map(|f| f.checkpoint())
+                                .collect(),
+                            saved_at: Some(last_look),
+                        };
+                        for (between, from) in unread_siblings(&path, &known) {
+                            if (from.device, from.inode) == (newer.device, newer.inode) {
+                                continue;
+                            }
+                            if let Ok(mut file) = Open::at(&between, from.offset) {
+                                while follower.drain(&mut file).unwrap_or(false) {
                                     follower.flush(&[current, &file], &stop);
                                 }
+                                follower.flush(&[current, &file], &stop);
                             }
-                            rotated = true;
                         }
-                        _ => {}
+                        next = Some(newer);
                     }
                     last_look = looked_at;
                     follower.horizon = Some(last_look);
                 }
             }
-            if rotated {
-                rotated = false;
+            if let Some(newer) = next.take() {
+                // A file still retiring from an earlier rotation gives what
+                // it has before it is let go for the one just rotated.
+                if let Some((mut older, _)) = retiring.take() {
+                    while follower.drain(&mut older).unwrap_or(false) {
+                        let files: Vec<&Open> = open.iter().chain([&older]).collect();
+                        follower.flush(&files, &stop);
+                    }
+                    let files: Vec<&Open> = open.iter().chain([&older]).collect();
+                    follower.flush(&files, &stop);
+                }
                 retiring = open.take().map(|old| (old, Instant::now()));
-                open = Open::at(&path, 0).ok();
+                open = Some(newer);
                 dirty = false;
                 last_flush = Instant::now();
             }
