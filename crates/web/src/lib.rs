@@ -747,7 +747,18 @@ impl ReaderPool {
         if let Some(store) = idle {
             return Ok(self.lend(store));
         }
-        let opened = SqliteStore::open(
+        // The place counted above is given back if the open fails or panics.
+        struct Place<'a>(Option<&'a ReaderPool>);
+        impl Drop for Place<'_> {
+            fn drop(&mut self) {
+                if let Some(pool) = self.0 {
+                    pool.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                    pool.returned.notify_all();
+                }
+            }
+        }
+        let mut place = Place(Some(self));
+        let store = SqliteStore::open(
             &self.data_dir,
             SqliteOptions {
                 org_domains: OrgDomains::new(&self.org_domains),
@@ -755,15 +766,9 @@ impl ReaderPool {
                 read_only: true,
                 journal_addresses: Vec::new(),
             },
-        );
-        match opened {
-            Ok(store) => Ok(self.lend(store)),
-            Err(e) => {
-                self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
-                self.returned.notify_all();
-                Err(e.into())
-            }
-        }
+        )?;
+        place.0 = None;
+        Ok(self.lend(store))
     }
 
     fn lend(self: &Arc<Self>, store: SqliteStore) -> PooledReader {
@@ -3050,5 +3055,17 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec![1, 2, 0]);
+    }
+
+    /// A connection that cannot be opened gives its place back: more
+    /// failures than places still answer (with the error), none waits.
+    #[test]
+    fn the_reader_pool_gives_back_the_place_of_a_failed_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Arc::new(ReaderPool::new(dir.path().join("no-store"), Vec::new()));
+        for _ in 0..ReaderPool::MAX * 2 {
+            assert!(pool.get().is_err());
+        }
+        assert_eq!(pool.state.lock().unwrap().open, 0);
     }
 }
