@@ -90,10 +90,15 @@ impl FollowState {
             Some((files, time)) => (files, Some(time.parse().ok()?)),
             None => (s, None),
         };
-        let files = files
-            .split(',')
-            .map(Checkpoint::parse)
-            .collect::<Option<Vec<_>>>()?;
+        // No file yet (a first start before the log existed): an empty list.
+        let files = if files.is_empty() && saved_at.is_some() {
+            Vec::new()
+        } else {
+            files
+                .split(',')
+                .map(Checkpoint::parse)
+                .collect::<Option<Vec<_>>>()?
+        };
         Some(FollowState { files, saved_at })
     }
 
@@ -531,6 +536,7 @@ pub fn follow(
             waiting: Vec::new(),
         };
         let path = follower.config.path.clone();
+        let first_start = checkpoint.is_none();
         let state = checkpoint.unwrap_or_default();
         // The followed file is opened first, so that a rotation while the
         // siblings are read is seen by the loop below (it holds the file).
@@ -541,6 +547,15 @@ pub fn follow(
             .and_then(|m| state.offset_of(m.dev(), m.ino()))
             .unwrap_or(0);
         let mut open: Option<Open> = Open::at(&path, start).ok();
+        // A first start says at once where reading began. Without any
+        // checkpoint a restart begins afresh at the current file (history
+        // before the first start is `mailtrail import`'s), so a crash before
+        // the first commit would skip every file rotated since.
+        if first_start {
+            follower.horizon = Some(opened_at);
+            let files: Vec<&Open> = open.iter().collect();
+            follower.flush(&files, &stop);
+        }
         // Finish files rotated away while we were down, oldest first. Until
         // they are read, checkpoints keep listing them and keep the old
         // horizon: a crash meanwhile must find them again.
@@ -818,6 +833,13 @@ mod tests {
         assert_eq!((old.files.len(), old.saved_at), (1, None));
         assert_eq!(FollowState::parse("1:2:3@soon"), None);
         assert_eq!(FollowState::parse("1:2:3,x@5"), None);
+        // A first start before the log existed: no file, a time.
+        let none_yet = FollowState {
+            files: Vec::new(),
+            saved_at: Some(1_790_000_000),
+        };
+        assert_eq!(FollowState::parse(&none_yet.format()), Some(none_yet));
+        assert_eq!(FollowState::parse(""), None);
     }
 
     #[test]
@@ -914,6 +936,85 @@ mod restart_tests {
             ),
             writer_thread,
         )
+    }
+
+    /// A crash before a first start's first commit (regression: a first
+    /// start wrote no checkpoint until it committed mail, and a restart
+    /// without one begins afresh at the current file, so the file it had
+    /// been reading, rotated away meanwhile, was never read).
+    #[test]
+    fn a_crash_before_the_first_commit_still_reads_the_file_rotated_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let log = dir.path().join("mail.log");
+        write(&log, 1..=3);
+        let metrics = Arc::new(Metrics::default());
+        let (writer, writer_thread) = StoreWriter::start(open(&data, false), 16, metrics.clone());
+        let config = FollowConfig {
+            poll: Duration::from_millis(50),
+            // No commit of mail while the test looks.
+            flush_every: Duration::from_secs(3600),
+            ..FollowConfig::new(log.clone())
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let follower = follow(
+            config,
+            None,
+            writer,
+            stop.clone(),
+            metrics,
+            DecodeOptions::default(),
+        );
+        // The checkpoint of the first start is there before any mail.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let key = checkpoint_key(&log);
+        while open(&data, true).setting(&key).unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint from the first start"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(stored(&data), 0, "mail is not committed yet");
+        // What a kill -9 now would leave: a copy of the store as it is.
+        let crashed = dir.path().join("crashed");
+        std::fs::create_dir(&crashed).unwrap();
+        for entry in std::fs::read_dir(&data).unwrap().flatten() {
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), crashed.join(entry.file_name())).unwrap();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        follower.join().unwrap();
+        writer_thread.join().unwrap();
+        // Rotated while down, then restarted from the crashed store.
+        std::fs::rename(&log, dir.path().join("mail.log.1")).unwrap();
+        write(&log, 4..=5);
+        let saved = open(&crashed, true)
+            .setting(&key)
+            .unwrap()
+            .and_then(|s| FollowState::parse(&s));
+        assert!(
+            saved.is_some(),
+            "the crashed store has the first start's checkpoint"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let (follower, writer) = run(
+            &crashed,
+            &log,
+            Duration::from_millis(50),
+            saved,
+            stop.clone(),
+        );
+        let found = wait_for(&crashed, 5);
+        stop.store(true, Ordering::Relaxed);
+        follower.join().unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            found, 5,
+            "the file being read at the crash is read after the restart"
+        );
     }
 
     #[test]
