@@ -6,7 +6,10 @@
 //!   are committed, kept in the store's settings and written by the store
 //!   writer *after* the records they cover. A crash between the two replays a
 //!   few lines, and replaying stores nothing twice (every store write is
-//!   idempotent), so a restart neither loses nor repeats a message.
+//!   idempotent), so a restart neither loses nor repeats a message. A first
+//!   start saves one before it reads anything: a restart without any
+//!   checkpoint begins afresh at the current file, which after a rotation
+//!   is no longer the file the crashed follower was reading.
 //! - **Open messages are flushed with the checkpoint.** A message whose
 //!   lines span a checkpoint would otherwise lose the lines before it on a
 //!   crash (they lived only in the correlator); instead, each flush emits the
