@@ -166,11 +166,14 @@ fn missing_flows(data: &Path, range: std::ops::Range<u32>) -> String {
         ])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let stored: std::collections::BTreeSet<u32> = text
-        .split("follow-")
-        .skip(1)
-        .filter_map(|rest| rest.split('@').next()?.parse().ok())
+    // One JSON object a line; the flow's number is in its Message-ID.
+    let stored: std::collections::BTreeSet<u32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|m| {
+            let id = m["message_id"].as_str()?;
+            id.strip_prefix("follow-")?.split('@').next()?.parse().ok()
+        })
         .collect();
     let missing: Vec<u32> = range.filter(|n| !stored.contains(n)).collect();
     let mut ranges: Vec<String> = Vec::new();

@@ -458,6 +458,19 @@ impl Follower {
         self.writer
             .submit_until_stored(records, rejects, settings, &|| stop.load(Ordering::Relaxed));
     }
+
+    /// Read `file` to its end, committing as it goes and once more at the
+    /// end; the checkpoints list it beside the files `beside`.
+    fn read_out(&mut self, file: &mut Open, beside: &[&Open], stop: &AtomicBool) {
+        loop {
+            let more = self.drain(file).unwrap_or(false);
+            let files: Vec<&Open> = beside.iter().copied().chain([&*file]).collect();
+            self.flush(&files, stop);
+            if !more {
+                return;
+            }
+        }
+    }
 }
 
 /// Rotated siblings of a followed file that still hold unread lines, oldest
@@ -570,26 +583,22 @@ pub fn follow(
                 .waiting
                 .retain(|w| (w.device, w.inode) != (from.device, from.inode));
             if let Ok(mut old) = Open::at(&rotated, from.offset) {
-                while follower.drain(&mut old).unwrap_or(false) {
-                    let files: Vec<&Open> = open.iter().chain([&old]).collect();
-                    follower.flush(&files, &stop);
-                }
-                let files: Vec<&Open> = open.iter().chain([&old]).collect();
-                follower.flush(&files, &stop);
+                let beside: Vec<&Open> = open.iter().collect();
+                follower.read_out(&mut old, &beside, &stop);
             }
         }
         follower.waiting.clear();
         follower.horizon = Some(opened_at);
         let mut last_flush = Instant::now();
         let mut dirty = false;
-        // The file a rotation put at the path, opened when it was seen.
-        let mut next: Option<Open> = None;
         // When the followed path was last seen to be the file being read.
         let mut last_look = opened_at;
         // A file rotated away by rename, read until it has been quiet a while.
         let mut retiring: Option<(Open, Instant)> = None;
         let mut last_growth = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            // The file a rotation put at the path, opened when it was seen.
+            let mut next: Option<Open> = None;
             match open.as_mut() {
                 None => open = Open::at(&path, 0).ok(),
                 Some(current) => {
@@ -636,10 +645,8 @@ pub fn follow(
                         // start on the new one — and keep reading the old
                         // one for a while, since the writer may not have
                         // reopened its log yet.
-                        while follower.drain(current).unwrap_or(false) {
-                            follower.flush(&reading(Some(current), &retiring), &stop);
-                        }
-                        follower.flush(&reading(Some(current), &retiring), &stop);
+                        let beside: Vec<&Open> = retiring.iter().map(|(old, _)| old).collect();
+                        follower.read_out(current, &beside, &stop);
                         // Rotated more than once since the last look: the
                         // files in between were never current for us (the
                         // one held for next is not among them).
@@ -655,10 +662,7 @@ pub fn follow(
                                 continue;
                             }
                             if let Ok(mut file) = Open::at(&between, from.offset) {
-                                while follower.drain(&mut file).unwrap_or(false) {
-                                    follower.flush(&[current, &file], &stop);
-                                }
-                                follower.flush(&[current, &file], &stop);
+                                follower.read_out(&mut file, &[&*current], &stop);
                             }
                         }
                         next = Some(newer);
@@ -671,12 +675,8 @@ pub fn follow(
                 // A file still retiring from an earlier rotation gives what
                 // it has before it is let go for the one just rotated.
                 if let Some((mut older, _)) = retiring.take() {
-                    while follower.drain(&mut older).unwrap_or(false) {
-                        let files: Vec<&Open> = open.iter().chain([&older]).collect();
-                        follower.flush(&files, &stop);
-                    }
-                    let files: Vec<&Open> = open.iter().chain([&older]).collect();
-                    follower.flush(&files, &stop);
+                    let beside: Vec<&Open> = open.iter().collect();
+                    follower.read_out(&mut older, &beside, &stop);
                 }
                 retiring = open.take().map(|old| (old, Instant::now()));
                 open = Some(newer);
@@ -912,12 +912,13 @@ mod restart_tests {
         stored(data)
     }
 
-    /// Follow `log` from `checkpoint` until `stop`; returns the thread and
-    /// the writer's thread.
+    /// Follow `log` from `checkpoint` until `stop`, looking every `poll` and
+    /// committing at most every `flush_every`; returns the thread and the
+    /// writer's thread.
     fn run(
         data: &Path,
         log: &Path,
-        poll: Duration,
+        (poll, flush_every): (Duration, Duration),
         checkpoint: Option<FollowState>,
         stop: Arc<AtomicBool>,
     ) -> (thread::JoinHandle<()>, thread::JoinHandle<()>) {
@@ -925,7 +926,7 @@ mod restart_tests {
         let (writer, writer_thread) = StoreWriter::start(open(data, false), 16, metrics.clone());
         let config = FollowConfig {
             poll,
-            flush_every: Duration::ZERO,
+            flush_every,
             ..FollowConfig::new(log.to_path_buf())
         };
         (
@@ -941,6 +942,27 @@ mod restart_tests {
         )
     }
 
+    /// The checkpoint of `log` saved in the store at `data`.
+    fn saved(data: &Path, log: &Path) -> Option<FollowState> {
+        open(data, true)
+            .setting(&checkpoint_key(log))
+            .unwrap()
+            .and_then(|s| FollowState::parse(&s))
+    }
+
+    /// Restart a follower from `checkpoint`, wait until `n` messages are
+    /// stored, stop it; how many are stored.
+    fn restart(data: &Path, log: &Path, checkpoint: Option<FollowState>, n: u64) -> u64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let often = (Duration::from_millis(50), Duration::ZERO);
+        let (follower, writer) = run(data, log, often, checkpoint, stop.clone());
+        let found = wait_for(data, n);
+        stop.store(true, Ordering::Relaxed);
+        follower.join().unwrap();
+        writer.join().unwrap();
+        found
+    }
+
     /// A crash before a first start's first commit (regression: a first
     /// start wrote no checkpoint until it committed mail, and a restart
     /// without one begins afresh at the current file, so the file it had
@@ -951,27 +973,13 @@ mod restart_tests {
         let data = dir.path().join("data");
         let log = dir.path().join("mail.log");
         write(&log, 1..=3);
-        let metrics = Arc::new(Metrics::default());
-        let (writer, writer_thread) = StoreWriter::start(open(&data, false), 16, metrics.clone());
-        let config = FollowConfig {
-            poll: Duration::from_millis(50),
-            // No commit of mail while the test looks.
-            flush_every: Duration::from_secs(3600),
-            ..FollowConfig::new(log.clone())
-        };
         let stop = Arc::new(AtomicBool::new(false));
-        let follower = follow(
-            config,
-            None,
-            writer,
-            stop.clone(),
-            metrics,
-            DecodeOptions::default(),
-        );
+        // No commit of mail while the test looks.
+        let seldom = (Duration::from_millis(50), Duration::from_secs(3600));
+        let (follower, writer) = run(&data, &log, seldom, None, stop.clone());
         // The checkpoint of the first start is there before any mail.
         let deadline = Instant::now() + Duration::from_secs(20);
-        let key = checkpoint_key(&log);
-        while open(&data, true).setting(&key).unwrap().is_none() {
+        while saved(&data, &log).is_none() {
             assert!(
                 Instant::now() < deadline,
                 "no checkpoint from the first start"
@@ -990,30 +998,16 @@ mod restart_tests {
         }
         stop.store(true, Ordering::Relaxed);
         follower.join().unwrap();
-        writer_thread.join().unwrap();
+        writer.join().unwrap();
         // Rotated while down, then restarted from the crashed store.
         std::fs::rename(&log, dir.path().join("mail.log.1")).unwrap();
         write(&log, 4..=5);
-        let saved = open(&crashed, true)
-            .setting(&key)
-            .unwrap()
-            .and_then(|s| FollowState::parse(&s));
+        let checkpoint = saved(&crashed, &log);
         assert!(
-            saved.is_some(),
+            checkpoint.is_some(),
             "the crashed store has the first start's checkpoint"
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let (follower, writer) = run(
-            &crashed,
-            &log,
-            Duration::from_millis(50),
-            saved,
-            stop.clone(),
-        );
-        let found = wait_for(&crashed, 5);
-        stop.store(true, Ordering::Relaxed);
-        follower.join().unwrap();
-        writer.join().unwrap();
+        let found = restart(&crashed, &log, checkpoint, 5);
         assert_eq!(
             found, 5,
             "the file being read at the crash is read after the restart"
@@ -1031,7 +1025,8 @@ mod restart_tests {
         // A follower that looks at the log every 6 s: it reads the first
         // file, then sleeps while the log is rotated twice.
         let stop = Arc::new(AtomicBool::new(false));
-        let (follower, writer) = run(&data, &log, Duration::from_secs(6), None, stop.clone());
+        let sleepy = (Duration::from_secs(6), Duration::ZERO);
+        let (follower, writer) = run(&data, &log, sleepy, None, stop.clone());
         assert_eq!(wait_for(&data, 3), 3);
         std::fs::rename(&log, rotated(1)).unwrap();
         write(&log, 4..=6);
@@ -1047,23 +1042,8 @@ mod restart_tests {
         writer.join().unwrap();
         assert_eq!(stored(&data), 3, "the stopped follower never looked again");
 
-        let saved = open(&data, true)
-            .setting(&checkpoint_key(&log))
-            .unwrap()
-            .and_then(|s| FollowState::parse(&s))
-            .expect("a checkpoint");
-        let stop = Arc::new(AtomicBool::new(false));
-        let (follower, writer) = run(
-            &data,
-            &log,
-            Duration::from_millis(50),
-            Some(saved),
-            stop.clone(),
-        );
-        let found = wait_for(&data, 7);
-        stop.store(true, Ordering::Relaxed);
-        follower.join().unwrap();
-        writer.join().unwrap();
+        let checkpoint = saved(&data, &log).expect("a checkpoint");
+        let found = restart(&data, &log, Some(checkpoint), 7);
         assert_eq!(
             found, 7,
             "after the restart, the file that came and went while the follower slept is read"

@@ -437,10 +437,7 @@ impl SqliteStore {
             let ids = self.page_of_matches(&matches, page)?;
             return load_messages(&self.conn, &ids, Deliveries::All);
         }
-        let total: i64 = self
-            .conn
-            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
-            .query_row([], |r| r.get(0))?;
+        let total = self.highest_id()?;
         let window =
             i64::from(page.limit).saturating_add(i64::try_from(page.offset).unwrap_or(i64::MAX));
         let cap = ((total as f64) * (window as f64))
@@ -668,10 +665,7 @@ impl SqliteStore {
         if limit == 0 || matches.is_empty() {
             return Ok(Vec::new());
         }
-        let total: i64 = self
-            .conn
-            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
-            .query_row([], |r| r.get(0))?;
+        let total = self.highest_id()?;
         let window = offset.saturating_add(limit) as f64;
         let expected_steps = total as f64 * window / matches.len() as f64;
         let budget = matches.len().saturating_mul(WALK_STEPS_PER_MATCH);
@@ -700,6 +694,15 @@ impl SqliteStore {
             )?
             .collect::<Result<Vec<i64>, _>>()?;
         Ok(ids)
+    }
+
+    /// The highest message id: the number of messages the plans weigh
+    /// (ids are dense; deleted ones are few).
+    fn highest_id(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT ifnull(max(id), 0) FROM messages")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// The walk of [`SqliteStore::page_of_matches`]: messages newest first,

@@ -794,22 +794,42 @@ fn a_lone_word_counts_and_pages_like_the_general_plan() {
         batch.push(content_record(&format!("w{i}@x"), &subject, &body, time));
     }
     store.write_batch(batch, vec![]).unwrap();
+    let pages = [(10, 0), (10, 10), (50, 0), (7, 95), (10, 295)];
+    for (word, expected) in [("見積書", 100 + 60 - 20), ("scarce", 6), ("report", 300)] {
+        assert_lone_word_like_general_plan(&store, word, expected, &pages);
+    }
+}
+
+/// `word` alone (the full-text lists' plan) and `word` with a filter that
+/// keeps everything (the SQL plan) both count `expected`, and give the same
+/// pages, each as long as the count allows.
+fn assert_lone_word_like_general_plan(
+    store: &SqliteStore,
+    word: &str,
+    expected: u64,
+    pages: &[(u32, u64)],
+) {
     let ids = |found: Vec<mailtrail_store::StoredMessage>| -> Vec<i64> {
         found.into_iter().map(|m| m.id).collect()
     };
-    for (word, expected) in [("見積書", 100 + 60 - 20), ("scarce", 6), ("report", 300)] {
-        let lone = parse(word, &ctx()).unwrap();
-        let general = parse(&format!("{word} after:2000-01-01"), &ctx()).unwrap();
-        assert_eq!(store.count(&lone).unwrap(), expected, "{word}");
-        assert_eq!(store.count(&general).unwrap(), expected, "{word}");
-        for (limit, offset) in [(10, 0), (10, 10), (50, 0), (7, 95), (10, 295)] {
-            let page = Page { limit, offset };
-            assert_eq!(
-                ids(store.search(&lone, page).unwrap()),
-                ids(store.search(&general, page).unwrap()),
-                "{word} limit {limit} offset {offset}"
-            );
-        }
+    let lone = parse(word, &ctx()).unwrap();
+    let general = parse(&format!("{word} after:2000-01-01"), &ctx()).unwrap();
+    assert_eq!(store.count(&lone).unwrap(), expected, "{word}");
+    assert_eq!(store.count(&general).unwrap(), expected, "{word}");
+    for &(limit, offset) in pages {
+        let page = Page { limit, offset };
+        let got = ids(store.search(&lone, page).unwrap());
+        assert_eq!(
+            got,
+            ids(store.search(&general, page).unwrap()),
+            "{word} limit {limit} offset {offset}"
+        );
+        let want = expected.saturating_sub(offset).min(u64::from(limit));
+        assert_eq!(
+            got.len() as u64,
+            want,
+            "{word} limit {limit} offset {offset}"
+        );
     }
 }
 
@@ -839,26 +859,9 @@ fn a_word_only_in_old_mail_pages_like_the_general_plan() {
         });
     }
     store.write_batch(batch, vec![]).unwrap();
-    let ids = |found: Vec<mailtrail_store::StoredMessage>| -> Vec<i64> {
-        found.into_iter().map(|m| m.id).collect()
-    };
+    let pages = [(10, 0), (10, 30), (5, 38), (50, 0), (10, 1990)];
     for (word, expected) in [("archaic", 40), ("note", 2000)] {
-        let lone = parse(word, &ctx()).unwrap();
-        let general = parse(&format!("{word} after:2000-01-01"), &ctx()).unwrap();
-        assert_eq!(store.count(&lone).unwrap(), expected, "{word}");
-        for (limit, offset) in [(10, 0), (10, 30), (5, 38), (50, 0), (10, 1990)] {
-            let page = Page { limit, offset };
-            let got = ids(store.search(&lone, page).unwrap());
-            assert_eq!(
-                got,
-                ids(store.search(&general, page).unwrap()),
-                "{word} limit {limit} offset {offset}"
-            );
-            let want = (expected as usize)
-                .saturating_sub(offset as usize)
-                .min(limit as usize);
-            assert_eq!(got.len(), want, "{word} limit {limit} offset {offset}");
-        }
+        assert_lone_word_like_general_plan(&store, word, expected, &pages);
     }
 }
 

@@ -550,25 +550,9 @@ type App = Arc<Shared>;
 /// them in beside these.
 pub fn router(options: WebOptions) -> Result<Router, WebError> {
     let catalog = Catalog::new().map_err(|e| WebError::Internal(e.to_string()))?;
-    let console = SqliteStore::open(
-        &options.data_dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(&options.org_domains),
-            durable: true,
-            read_only: false,
-            journal_addresses: Vec::new(),
-        },
-    )?;
+    let console = open_store(&options.data_dir, &options.org_domains, false)?;
     // Opened after the console's connection, which migrates the schema.
-    let sessions = SqliteStore::open(
-        &options.data_dir,
-        SqliteOptions {
-            org_domains: OrgDomains::new(&options.org_domains),
-            durable: true,
-            read_only: true,
-            journal_addresses: Vec::new(),
-        },
-    )?;
+    let sessions = open_store(&options.data_dir, &options.org_domains, true)?;
     let readers = Arc::new(ReaderPool::new(
         options.data_dir.clone(),
         options.org_domains.clone(),
@@ -677,6 +661,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| WebError::Internal(e.to_string()))?
 }
 
+/// A connection of the console to the store: every write durable before it
+/// is answered; `read_only` for readers (no migration, memory-mapped reads).
+fn open_store(
+    data_dir: &std::path::Path,
+    org_domains: &[String],
+    read_only: bool,
+) -> Result<SqliteStore, mailtrail_store::StoreError> {
+    SqliteStore::open(
+        data_dir,
+        SqliteOptions {
+            org_domains: OrgDomains::new(org_domains),
+            durable: true,
+            read_only,
+            journal_addresses: Vec::new(),
+        },
+    )
+}
+
 /// Read-only connections to the mail store, kept between requests, at
 /// most [`ReaderPool::MAX`] at once, lent in the order they were asked for.
 ///
@@ -758,15 +760,7 @@ impl ReaderPool {
             }
         }
         let mut place = Place(Some(self));
-        let store = SqliteStore::open(
-            &self.data_dir,
-            SqliteOptions {
-                org_domains: OrgDomains::new(&self.org_domains),
-                durable: true,
-                read_only: true,
-                journal_addresses: Vec::new(),
-            },
-        )?;
+        let store = open_store(&self.data_dir, &self.org_domains, true)?;
         place.0 = None;
         Ok(self.lend(store))
     }
